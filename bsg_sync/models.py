@@ -1,0 +1,255 @@
+"""Plain, frozen data shared by the stages: sheet rows, mapping, contacts, plan, results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Action(str, Enum):
+    """What the plan does with a row (report column `action`)."""
+
+    UPDATE = "update"
+    CREATE = "create"
+    NONE = "none"
+    SKIP = "skip"
+
+
+class Status(str, Enum):
+    """A row's outcome (report column `status`)."""
+
+    OK = "ok"
+    UNCHANGED = "unchanged"
+    PLANNED = "planned"
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    NOT_SENT = "not_sent"
+
+
+class Blank(str, Enum):
+    """What an empty cell means for a mapped column."""
+
+    KEEP = "keep"
+    CLEAR = "clear"
+
+
+class GroupsMode(str, Enum):
+    """`add` only adds lists; `exact` also removes the contact from lists not named."""
+
+    ADD = "add"
+    EXACT = "exact"
+
+
+class TargetKind(str, Enum):
+    ID = "id"
+    PHONE = "phone"
+    GROUPS = "groups"
+    FIELD = "field"
+
+
+# --------------------------------------------------------------------------- sheet
+
+
+@dataclass(frozen=True, slots=True)
+class SheetRow:
+    """One non-blank data row: its spreadsheet row number and the text of each cell."""
+
+    row: int
+    values: tuple[str, ...]  # aligned with Sheet.headers; "" for an empty cell
+
+
+@dataclass(frozen=True, slots=True)
+class Sheet:
+    """A spreadsheet read as a person sees it."""
+
+    path: Path
+    headers: tuple[str, ...]
+    rows: list[SheetRow]
+    sha256: str
+    sheet_name: str | None = None  # workbook tab, None for CSV
+    encoding: str | None = None  # CSV only
+    delimiter: str | None = None  # CSV only
+    header_row: int = 1  # spreadsheet row number of the header
+
+
+# --------------------------------------------------------------------------- account
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A custom contact field of the account."""
+
+    id: int
+    name: str
+    type: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A contact list ("group") of the account."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The account's custom fields and lists, used to resolve names and render changes."""
+
+    fields: tuple[Field, ...] = ()
+    groups: tuple[Group, ...] = ()
+
+    def field_name(self, field_id: int) -> str:
+        for f in self.fields:
+            if f.id == field_id:
+                return f.name
+        return f"field {field_id}"
+
+    def group_name(self, group_id: int) -> str:
+        for g in self.groups:
+            if g.id == group_id:
+                return g.name
+        return f"list {group_id}"
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnTarget:
+    """One mapped spreadsheet column."""
+
+    header: str
+    kind: TargetKind
+    field_id: int | None = None  # kind == FIELD, after resolution
+    blank: Blank = Blank.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class MappingOptions:
+    default_country: str | None = None
+    blank: Blank = Blank.KEEP
+    groups: GroupsMode = GroupsMode.ADD
+    header_row: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMapping:
+    """A validated mapping file with every field name resolved to an id."""
+
+    columns: tuple[ColumnTarget, ...]
+    options: MappingOptions = field(default_factory=MappingOptions)
+    source: Path | None = None
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """What one spreadsheet row wants the contact to be (only mapped targets)."""
+
+    row: int
+    contact_id: int | None
+    phone: str | None  # normalised digits, None when the phone column is unmapped/blank
+    fields: AbcMapping[int, str]  # field id -> value; "" means clear the value
+    groups: frozenset[int] | None  # None: groups unmapped, or blank cell kept
+    groups_mode: GroupsMode = GroupsMode.ADD
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact as BSG holds it, normalised (fields by int id, groups as ids, phone digits)."""
+
+    id: int
+    phone: str
+    fields: AbcMapping[int, str]
+    groups: frozenset[int]
+    hlr_status: str | None = None
+    hlr_last_check: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the state store knows of a contact: last seen in BSG, and last written by us."""
+
+    seen: Contact
+    written: Contact | None = None
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRow:
+    """The plan for one spreadsheet row."""
+
+    row: int
+    action: Action
+    status: Status  # PLANNED for update/create; UNCHANGED, INVALID, NOT_FOUND otherwise
+    contact_id: int | None = None
+    phone: str | None = None
+    changes: str = ""
+    error_code: str = ""
+    error: str = ""
+    # wire body for PUT /api/contacts/{id} or POST /api/contacts:
+    # {"phone": int, "fields": [{"id": int, "value": str}], "groups": [int]}
+    body: dict[str, Any] | None = None
+    detach: frozenset[int] = frozenset()  # list ids to leave (groups = exact)
+    expected: Contact | None = None  # the contact as it should read after the write
+    hlr_status: str | None = None
+    hlr_last_check: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One report row; field order is the report's column order."""
+
+    row: int
+    contact_id: int | None = None
+    phone: str | None = None
+    action: Action = Action.NONE
+    status: Status = Status.UNCHANGED
+    error_code: str = ""
+    error: str = ""
+    changes: str = ""
+    attempts: int = 0
+    http_status: int | None = None
+    hlr_status: str | None = None
+    hlr_last_check: str | None = None
+
+
+REPORT_COLUMNS: tuple[str, ...] = (
+    "row",
+    "contact_id",
+    "phone",
+    "action",
+    "status",
+    "error_code",
+    "error",
+    "changes",
+    "attempts",
+    "http_status",
+    "hlr_status",
+    "hlr_last_check",
+)
+
+
+def result_from_plan(p: PlannedRow) -> RowResult:
+    """The report row of a plan entry that is not (or not yet) sent."""
+    return RowResult(
+        row=p.row,
+        contact_id=p.contact_id,
+        phone=p.phone,
+        action=p.action,
+        status=p.status,
+        error_code=p.error_code,
+        error=p.error,
+        changes=p.changes,
+        hlr_status=p.hlr_status,
+        hlr_last_check=p.hlr_last_check,
+    )
