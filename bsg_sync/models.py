@@ -253,3 +253,29 @@ def result_from_plan(p: PlannedRow) -> RowResult:
         hlr_status=p.hlr_status,
         hlr_last_check=p.hlr_last_check,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A limit given as a count (`50`) or a share of the rows (`10%`)."""
+
+    value: float
+    percent: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Threshold:
+        raw = text.strip()
+        percent = raw.endswith("%")
+        number = float(raw[:-1] if percent else raw)
+        if number < 0 or (percent and number > 100):
+            raise ValueError(f"{text!r} is not a count or a percentage between 0% and 100%")
+        return cls(number, percent)
+
+    def limit(self, total: int) -> float:
+        return total * self.value / 100 if self.percent else self.value
+
+    def exceeded(self, count: int, total: int) -> bool:
+        return count > self.limit(total)
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.percent else f"{self.value:g}"
