@@ -1,0 +1,316 @@
+"""The sync pipeline: read, map, refresh known state, plan, send, journal and report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bsg_sync import mapping as mapping_mod
+from bsg_sync import refresh, report
+from bsg_sync.client import BsgClient, RetryPolicy
+from bsg_sync.differ import plan_changes
+from bsg_sync.errors import (
+    BsgSyncError,
+    ConfigError,
+    ExitCode,
+    TooManyChanges,
+    UsageError,
+)
+from bsg_sync.executor import execute_plan
+from bsg_sync.models import (
+    Account,
+    Action,
+    Contact,
+    PlannedRow,
+    RowResult,
+    Sheet,
+    Status,
+    Threshold,
+    result_from_plan,
+)
+from bsg_sync.reader import read_sheet
+from bsg_sync.state import StateStore
+
+log = logging.getLogger(__name__)
+
+FAILING_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED})
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_MAX_RPS = 10.0
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Everything `bsg-sync sync` was asked to do (no secrets)."""
+
+    sheet: Path
+    state: Path
+    api_url: str
+    mapping: Path | None = None
+    sheet_name: str | None = None
+    encoding: str | None = None
+    report: Path | None = None
+    errors: Path | None = None
+    dry_run: bool = False
+    create_missing: bool = False
+    offline: bool = False
+    keep_drift: bool = False
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_rps: float | None = DEFAULT_MAX_RPS
+    max_failures: Threshold | None = None
+    max_changes: Threshold | None = None
+    allow_insecure_http: bool = False
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def described(self) -> dict[str, str]:
+        """The options as shown in the report's summary sheet."""
+        return {
+            "mapping": str(self.mapping or ""),
+            "sheet tab": self.sheet_name or "",
+            "api url": self.api_url,
+            "dry run": str(self.dry_run),
+            "create missing": str(self.create_missing),
+            "offline": str(self.offline),
+            "keep drift": str(self.keep_drift),
+            "concurrency": str(self.concurrency),
+            "max rps": "none" if self.max_rps is None else f"{self.max_rps:g}",
+            "max failures": str(self.max_failures or "none"),
+            "max changes": str(self.max_changes or "none"),
+        }
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What a finished (or aborted) run produced."""
+
+    summary: report.RunSummary
+    results: list[RowResult]
+    warnings: list[str]
+    aborted: BsgSyncError | None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.aborted is not None:
+            return self.aborted.exit_code
+        if any(r.status in FAILING_STATUSES for r in self.results):
+            return ExitCode.ROWS_FAILED
+        return ExitCode.OK
+
+
+@dataclass
+class Hooks:
+    """Callbacks the CLI (or the web page) passes in; the library never prints."""
+
+    on_warning: Callable[[str], None] = lambda _msg: None
+    on_stage: Callable[[str], None] = lambda _msg: None
+    on_plan: Callable[[int], None] = lambda _n: None  # number of rows to send
+    on_result: Callable[[RowResult], None] = lambda _r: None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def default_report_path(sheet: Path) -> Path:
+    return sheet.with_name(f"{sheet.stem}.report.xlsx")
+
+
+def resolve_mapping_path(opts: SyncOptions) -> Path:
+    if opts.mapping is not None:
+        if not opts.mapping.is_file():
+            raise ConfigError(f"mapping file {opts.mapping} does not exist")
+        return opts.mapping
+    found = mapping_mod.find_mapping_file(opts.sheet, Path.cwd())
+    if found is None:
+        raise ConfigError(
+            f"no mapping file for {opts.sheet.name}: write one with "
+            f"`bsg-sync init {opts.sheet}` or pass --mapping PATH"
+        )
+    return found
+
+
+def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
+    if not api_key:
+        raise UsageError(
+            "no API key: set BSG_API_KEY or pass --api-key-file PATH (or plan from the snapshot with --offline --dry-run)"
+        )
+    return BsgClient(
+        opts.api_url,
+        api_key,
+        policy=opts.policy,
+        pool_size=max(opts.concurrency, 1),
+        allow_insecure_http=opts.allow_insecure_http,
+    )
+
+
+def run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks | None = None) -> SyncOutcome:
+    """Run one sync (or dry run) end to end. Raises BsgSyncError for whole-run failures
+    that happen before anything is sent; failures while sending come back in `aborted`."""
+    hooks = hooks or Hooks()
+    started = _now()
+    t0 = time.monotonic()
+    mapping_path = resolve_mapping_path(opts)
+    raw = mapping_mod.load_mapping(mapping_path)
+    header_row = raw.options.get("header_row")
+    hooks.on_stage(f"reading {opts.sheet.name}")
+    sheet = read_sheet(
+        opts.sheet,
+        sheet=opts.sheet_name,
+        encoding=opts.encoding,
+        header_row=int(header_row) if header_row is not None else None,
+    )
+    report_path = opts.report or default_report_path(opts.sheet)
+    _refuse_overwrite(opts.sheet, report_path, "--report")
+    if opts.errors is not None:
+        _refuse_overwrite(opts.sheet, opts.errors, "--errors")
+
+    # --offline plans from the snapshot without GETs; only a real send needs the API.
+    client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key)
+    try:
+        with StateStore(opts.state) as store:
+            store.acquire_lock()
+            try:
+                return _run_locked(
+                    opts, hooks, client, store, sheet, raw, mapping_path, report_path, started, t0
+                )
+            finally:
+                store.release_lock()
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_locked(
+    opts: SyncOptions,
+    hooks: Hooks,
+    client: BsgClient | None,
+    store: StateStore,
+    sheet: Sheet,
+    raw: mapping_mod.RawMapping,
+    mapping_path: Path,
+    report_path: Path,
+    started: str,
+    t0: float,
+) -> SyncOutcome:
+    account = _load_account(None if opts.offline else client, store)
+    column_mapping = mapping_mod.resolve_mapping(raw, sheet.headers, account)
+    warnings: list[str] = []
+    unmapped = mapping_mod.unmapped_headers(column_mapping, sheet.headers)
+    if unmapped:
+        warnings.append("ignored columns (not in the mapping): " + ", ".join(unmapped))
+    for w in warnings:
+        hooks.on_warning(w)
+    mapped = mapping_mod.map_rows(sheet, column_mapping, account)
+
+    hooks.on_stage("reading the local snapshot" if opts.offline else "refreshing known state")
+    if opts.offline or client is None:
+        desired, known = refresh.resolve_offline(store, mapped.desired)
+    else:
+        desired, known, _stats = refresh.refresh_known(client, store, mapped.desired)
+    plan = plan_changes(
+        desired,
+        known,
+        account=account,
+        create_missing=opts.create_missing,
+        keep_drift=opts.keep_drift,
+    )
+    _check_max_changes(plan, opts.max_changes, total=len(sheet.rows))
+
+    run_id = store.begin_run(
+        sheet=str(opts.sheet),
+        sheet_sha256=sheet.sha256,
+        mapping=str(mapping_path),
+        options=opts.described(),
+    )
+
+    def journal(result: RowResult, confirmed: Contact | None) -> None:
+        store.record_result(run_id, result, confirmed)
+
+    for r in mapped.results:
+        journal(r, None)
+        hooks.on_result(r)
+    aborted: BsgSyncError | None = None
+    sent_rows: list[RowResult]
+    if opts.dry_run or client is None:
+        sent_rows = []
+        for p in plan:
+            r = result_from_plan(p)
+            journal(r, None)
+            hooks.on_result(r)
+            sent_rows.append(r)
+    else:
+        hooks.on_plan(sum(1 for p in plan if p.status is Status.PLANNED))
+        outcome = execute_plan(
+            plan,
+            client,
+            journal=journal,
+            concurrency=opts.concurrency,
+            max_rps=opts.max_rps,
+            max_failures=opts.max_failures,
+            stop=hooks.stop,
+            on_result=hooks.on_result,
+        )
+        sent_rows, aborted = outcome.results, outcome.aborted
+
+    results = sorted([*mapped.results, *sent_rows], key=lambda r: r.row)
+    finished = _now()
+    summary = report.summarise(
+        results,
+        run_id=run_id,
+        sheet=opts.sheet,
+        sheet_sha256=sheet.sha256,
+        report_path=report_path,
+        errors_path=opts.errors,
+        dry_run=opts.dry_run,
+        started_at=started,
+        finished_at=finished,
+        duration_s=round(time.monotonic() - t0, 3),
+        options=opts.described(),
+        requests=client.requests_sent if client else 0,
+        retries=client.retries if client else 0,
+    )
+    report.write_report(report_path, results, summary)
+    if opts.errors is not None:
+        report.write_errors(opts.errors, sheet, results)
+    store.end_run(run_id, summary.counts)
+    return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+
+
+def _load_account(client: BsgClient | None, store: StateStore) -> Account:
+    if client is None:
+        account = store.load_account()
+        if account is None:
+            raise UsageError(
+                "--offline needs a local snapshot: run `bsg-sync pull` (or a sync) first"
+            )
+        return account
+    account = refresh.load_account(client)
+    store.save_account(account)
+    return account
+
+
+def _check_max_changes(plan: Sequence[PlannedRow], limit: Threshold | None, total: int) -> None:
+    if limit is None:
+        return
+    changing = sum(1 for p in plan if p.action in (Action.UPDATE, Action.CREATE))
+    if limit.exceeded(changing, total):
+        raise TooManyChanges(
+            f"the plan changes {changing} of {total} rows, more than --max-changes {limit}; "
+            "check that this is the right sheet, or raise the limit"
+        )
+
+
+def _refuse_overwrite(sheet: Path, target: Path, option: str) -> None:
+    try:
+        same = target.exists() and os.path.samefile(sheet, target)
+    except OSError:
+        same = False
+    if same or target.resolve() == sheet.resolve():
+        raise UsageError(f"{option} would overwrite the input sheet; choose another path")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
