@@ -13,12 +13,23 @@ from pathlib import Path
 
 from bsg_sync import mapping as mapping_mod
 from bsg_sync import refresh, report
-from bsg_sync.client import BsgClient, RetryPolicy
+from bsg_sync.client import (
+    ApiError,
+    AuthFailed,
+    BsgClient,
+    RetryPolicy,
+    ServerError,
+    Throttled,
+    TransportError,
+)
 from bsg_sync.differ import plan_changes
 from bsg_sync.errors import (
+    ApiUnreachable,
+    AuthError,
     BsgSyncError,
     ConfigError,
     ExitCode,
+    RunRefused,
     TooManyChanges,
     UsageError,
 )
@@ -146,10 +157,25 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
     )
 
 
+def api_error_as_run_error(exc: ApiError) -> BsgSyncError:
+    """An API failure outside any one row (login, fields, refresh) is the run's failure."""
+    if isinstance(exc, AuthFailed):
+        return AuthError(f"BSG rejected the API key: {exc.message}")
+    if isinstance(exc, (TransportError, ServerError, Throttled)):
+        return ApiUnreachable(f"cannot reach the BSG API: {exc.message}")
+    return RunRefused(f"BSG refused a request: {exc.message}")
+
+
 def run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks | None = None) -> SyncOutcome:
     """Run one sync (or dry run) end to end. Raises BsgSyncError for whole-run failures
     that happen before anything is sent; failures while sending come back in `aborted`."""
-    hooks = hooks or Hooks()
+    try:
+        return _run_sync(opts, api_key, hooks or Hooks())
+    except ApiError as exc:
+        raise api_error_as_run_error(exc) from exc
+
+
+def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutcome:
     started = _now()
     t0 = time.monotonic()
     mapping_path = resolve_mapping_path(opts)
