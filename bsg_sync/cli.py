@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
 import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from bsg_sync import __version__
+from bsg_sync.errors import BsgSyncError, Interrupted
+from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
+
+if TYPE_CHECKING:
+    from bsg_sync.sync import SyncOutcome, SyncOptions
+
+DEFAULT_API_URL = "https://one-api.bsg.world"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,22 +57,235 @@ def init() -> None:
 
 
 # ---------------------------------------------------------------- sync / pull / demo (owner: lead)
+def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) -> Threshold | None:
+    if value is None:
+        return None
+    try:
+        return Threshold.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+
+
+class _Progress:
+    """A rows/s + ETA bar on stderr, shown only on a terminal and without -q."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._bar: Any = None
+        self._t0 = 0.0
+        self._done = 0
+
+    def stage(self, text: str) -> None:
+        if self.enabled:
+            click.echo(f"{text}…", err=True)
+
+    def start(self, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        self._t0 = time.monotonic()
+        self._bar = click.progressbar(
+            length=total, label="sending", file=sys.stderr, show_eta=True,
+            item_show_func=lambda _x: self._rate(),
+        )
+        self._bar.__enter__()
+
+    def _rate(self) -> str:
+        elapsed = time.monotonic() - self._t0
+        return f"{self._done / elapsed:.0f} rows/s" if elapsed > 0 else ""
+
+    def advance(self, result: RowResult) -> None:
+        if self._bar is not None and result.action in (Action.UPDATE, Action.CREATE):
+            self._done += 1
+            self._bar.update(1, result)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
+    if traceback:
+        raise exc
+    click.echo(f"bsg-sync: {exc}", err=True)
+    sys.exit(int(exc.exit_code))
+
+
 @cli.command()
-def sync() -> None:
+@click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--mapping", type=click.Path(path_type=Path, dir_okay=False),
+              help="Mapping file (default: <sheet>.toml or bsg-sync.toml beside SHEET, then ./bsg-sync.toml).")
+@click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
+@click.option("--encoding", help="CSV encoding, when detection picks the wrong one (e.g. cp1252).")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
+              help="Report path; .xlsx, .csv or .jsonl (default: <sheet>.report.xlsx beside SHEET).")
+@click.option("--errors", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the invalid/failed/not_found rows, in the sheet's own columns, here.")
+@click.option("--state", type=click.Path(path_type=Path, dir_okay=False), envvar="BSG_STATE",
+              help="State store (env BSG_STATE; default: a file in your user data dir).")
+@click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL, show_default=True,
+              help="BSG One-API base URL (env BSG_API_URL).")
+@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read the API key from this file (else env BSG_API_KEY).")
+@click.option("--dry-run", is_flag=True, help="Plan and report; send no write.")
+@click.option("--create-missing", is_flag=True, help="Create contacts whose phone is not in BSG.")
+@click.option("--offline", is_flag=True, help="Diff against the local snapshot only (no GETs).")
+@click.option("--keep-drift", is_flag=True, help="Where a value was changed in BSG since our last write, keep BSG's.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY,
+              show_default=True, envvar="BSG_CONCURRENCY", help="Parallel requests (env BSG_CONCURRENCY).")
+@click.option("--max-rps", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_MAX_RPS,
+              show_default=True, envvar="BSG_MAX_RPS", help="Requests per second cap (env BSG_MAX_RPS).")
+@click.option("--no-rate-limit", is_flag=True, help="Remove the requests-per-second cap.")
+@click.option("--max-failures", callback=_threshold, metavar="N|P%",
+              help="Abort (exit 3) when more rows than this fail.")
+@click.option("--max-changes", callback=_threshold, metavar="N|P%",
+              help="Refuse (exit 3) a plan that changes more rows than this.")
+@click.option("--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
+def sync(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: str | None,
+         report: Path | None, errors: Path | None, state: Path | None, api_url: str,
+         api_key_file: Path | None, dry_run: bool, create_missing: bool, offline: bool,
+         keep_drift: bool, concurrency: int, max_rps: float, no_rate_limit: bool,
+         max_failures: Threshold | None, max_changes: Threshold | None,
+         allow_insecure_http: bool, as_json: bool, verbose: int, quiet: bool,
+         traceback: bool) -> None:
     """Read SHEET, map, refresh known state, diff, send the changes, report per row."""
-    raise click.ClickException("not implemented yet")
+    from bsg_sync.state import default_state_path
+    from bsg_sync.sync import SyncOptions
+
+    _setup_logging(verbose, quiet)
+    opts = SyncOptions(
+        sheet=sheet, mapping=mapping, sheet_name=sheet_name, encoding=encoding, report=report,
+        errors=errors, state=state or default_state_path(), api_url=api_url, dry_run=dry_run,
+        create_missing=create_missing, offline=offline, keep_drift=keep_drift,
+        concurrency=concurrency, max_rps=None if no_rate_limit else max_rps,
+        max_failures=max_failures, max_changes=max_changes,
+        allow_insecure_http=allow_insecure_http,
+    )
+    try:
+        key = None if (offline and dry_run) else _api_key_from_env_or_file(api_key_file)
+        outcome = _run_with_signals(opts, key, quiet)
+    except BsgSyncError as exc:
+        _fail(exc, traceback)
+    _print_outcome(outcome, as_json)
+    sys.exit(int(outcome.exit_code))
+
+
+def _run_with_signals(opts: SyncOptions, key: str | None, quiet: bool) -> SyncOutcome:
+    """Ctrl-C/SIGTERM before sending abort at once; while sending they stop dispatch."""
+    from bsg_sync.sync import Hooks, run_sync
+
+    progress = _Progress(quiet)
+    hooks = Hooks(on_warning=lambda w: click.echo(f"warning: {w}", err=True),
+                  on_stage=progress.stage, on_result=progress.advance)
+    sending = threading.Event()
+
+    def on_plan(n: int) -> None:
+        sending.set()
+        progress.start(n)
+
+    hooks.on_plan = on_plan
+
+    def handler(signum: int, frame: object) -> None:
+        if sending.is_set():
+            hooks.stop.set()
+        else:
+            raise KeyboardInterrupt
+
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        return run_sync(opts, key, hooks)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before anything was sent") from None
+    finally:
+        progress.finish()
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
+    from bsg_sync import report
+
+    s = outcome.summary
+    if as_json:
+        click.echo(json.dumps(report.summary_json(s), ensure_ascii=False))
+    if outcome.aborted is not None:
+        click.echo(f"bsg-sync: {outcome.aborted}", err=True)
+    hlr = report.hlr_sentence(s)
+    if hlr:
+        click.echo(hlr, err=True)
+    click.echo(report.summary_sentence(s), err=True)
 
 
 @cli.command()
-def pull() -> None:
+@click.option("--state", type=click.Path(path_type=Path, dir_okay=False), envvar="BSG_STATE",
+              help="State store (env BSG_STATE; default: a file in your user data dir).")
+@click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL, show_default=True,
+              help="BSG One-API base URL (env BSG_API_URL).")
+@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read the API key from this file (else env BSG_API_KEY).")
+@click.option("--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr.")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
+def pull(state: Path | None, api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
+         as_json: bool, verbose: int, traceback: bool) -> None:
     """Refresh the local snapshot of the whole contact book, fields and lists."""
-    raise click.ClickException("not implemented yet")
+    from bsg_sync import refresh
+    from bsg_sync.client import ApiError, BsgClient
+    from bsg_sync.state import StateStore, default_state_path
+    from bsg_sync.sync import api_error_as_run_error
+
+    _setup_logging(verbose, False)
+    path = state or default_state_path()
+    try:
+        key = _api_key_from_env_or_file(api_key_file)
+        client = BsgClient(api_url, key, allow_insecure_http=allow_insecure_http)
+        try:
+            with StateStore(path) as store:
+                count, account = refresh.pull_all(client, store)
+        finally:
+            client.close()
+    except BsgSyncError as exc:
+        _fail(exc, traceback)
+    except ApiError as exc:
+        _fail(api_error_as_run_error(exc), traceback)
+    if as_json:
+        click.echo(json.dumps({"contacts": count, "fields": len(account.fields),
+                               "lists": len(account.groups), "state": str(path)}))
+    click.echo(f"pulled {count} contacts, {len(account.fields)} fields and "
+               f"{len(account.groups)} lists into {path}", err=True)
 
 
 @cli.command()
-def demo() -> None:
-    """Run a dry run, a real sync and a second sync against a bundled emulator."""
-    raise click.ClickException("not implemented yet")
+@click.option("--dir", "workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where to put the demo's sheets, reports and state (default: a new temp dir).")
+def demo(workdir: Path | None) -> None:
+    """Run a dry run, a real sync and a second sync against a bundled emulator (no account needed)."""
+    from bsg_sync.demo import run_demo
+
+    try:
+        run_demo(workdir, echo=lambda line: click.echo(line, err=True))
+    except BsgSyncError as exc:
+        _fail(exc, False)
 
 
 def main() -> None:

@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 
+# Sending defaults: BSG publishes no rate limit, so start gently (README: "Tuning").
+DEFAULT_CONCURRENCY = 4
+DEFAULT_MAX_RPS = 10.0
+
+
 class Action(str, Enum):
     """What the plan does with a row (report column `action`)."""
 

@@ -35,6 +35,8 @@ from bsg_sync.errors import (
 )
 from bsg_sync.executor import execute_plan
 from bsg_sync.models import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RPS,
     Account,
     Action,
     Contact,
@@ -51,9 +53,6 @@ from bsg_sync.state import StateStore
 log = logging.getLogger(__name__)
 
 FAILING_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED})
-
-DEFAULT_CONCURRENCY = 4
-DEFAULT_MAX_RPS = 10.0
 
 
 @dataclass(frozen=True)
