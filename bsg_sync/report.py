@@ -1,0 +1,465 @@
+"""Report, errors-file and run-summary writers (XLSX / CSV / JSONL), formula-safe and 0600."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from bsg_sync.errors import UsageError
+from bsg_sync.models import REPORT_COLUMNS, Action, RowResult, Sheet, Status
+
+log = logging.getLogger(__name__)
+
+REPORT_FORMATS = (".xlsx", ".csv", ".jsonl")
+ERRORS_FORMATS = (".csv", ".xlsx")
+ERROR_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED})
+QUIET_HLR = frozenset({"", "active", "unknown"})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A value made only of digits and phone punctuation cannot call a function or DDE.
+_PLAIN_NUMBER = re.compile(r"[+-]?[\d\s().-]*\d[\d\s().-]*")
+_ERROR_COLUMNS = ("error_code", "error")
+STATUS_COLOURS: Mapping[str, str] = {
+    Status.OK.value: "C6EFCE",  # green
+    Status.UNCHANGED.value: "E7E6E6",  # grey
+    Status.PLANNED.value: "DDEBF7",  # blue
+    Status.INVALID.value: "FFEB9C",  # amber
+    Status.NOT_FOUND.value: "FFD966",  # darker amber
+    Status.FAILED.value: "FF7C80",  # red
+    Status.NOT_SENT.value: "FCE4D6",  # light red
+}
+_LETTERS = [get_column_letter(i) for i in range(1, len(REPORT_COLUMNS) + 1)]
+_REPORT_WIDTHS = (7, 12, 16, 9, 11, 22, 50, 50, 9, 11, 12, 20)
+_PHONE_COL = REPORT_COLUMNS.index("phone")
+_STATUS_COL = REPORT_COLUMNS.index("status")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything a run's summary shows: counts, timings, paths and options."""
+
+    run_id: int | None
+    sheet: Path
+    sheet_sha256: str
+    report_path: Path | None
+    errors_path: Path | None
+    dry_run: bool
+    started_at: str
+    finished_at: str
+    duration_s: float
+    options: Mapping[str, str]
+    counts: Mapping[str, int]
+    error_codes: Mapping[str, int]
+    hlr: Mapping[str, int]
+    requests: int
+    retries: int
+    rows: int
+    ok_actions: Mapping[str, int] = field(default_factory=dict)  # ok rows per action
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarise(
+    results: Sequence[RowResult],
+    *,
+    run_id: int | None,
+    sheet: Path,
+    sheet_sha256: str,
+    report_path: Path | None,
+    errors_path: Path | None,
+    dry_run: bool,
+    started_at: str,
+    finished_at: str,
+    duration_s: float,
+    options: Mapping[str, str],
+    requests: int,
+    retries: int,
+) -> RunSummary:
+    """Count the results per status (all present), per error code and per HLR status."""
+    statuses = Counter(_status_text(r.status) for r in results)
+    codes = Counter(r.error_code for r in results if r.error_code)
+    hlr = Counter(r.hlr_status for r in results if r.hlr_status)
+    return RunSummary(
+        run_id=run_id,
+        sheet=sheet,
+        sheet_sha256=sheet_sha256,
+        report_path=report_path,
+        errors_path=errors_path,
+        dry_run=dry_run,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_s=duration_s,
+        options=dict(options),
+        counts={s.value: statuses.get(s.value, 0) for s in Status},
+        error_codes=dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        hlr=dict(sorted(hlr.items(), key=lambda kv: (-kv[1], kv[0]))),
+        requests=requests,
+        retries=retries,
+        rows=len(results),
+        ok_actions=ok_actions(results),
+    )
+
+
+def summary_json(summary: RunSummary) -> dict[str, Any]:
+    """The `--json` object: run id, counts, error codes, HLR counts, requests, paths."""
+    return {
+        "run_id": summary.run_id,
+        "rows": summary.rows,
+        "dry_run": summary.dry_run,
+        "counts": dict(summary.counts),
+        "error_codes": dict(summary.error_codes),
+        "hlr": dict(summary.hlr),
+        "requests": summary.requests,
+        "retries": summary.retries,
+        "ok_actions": dict(summary.ok_actions),
+        "duration_s": round(summary.duration_s, 3),
+        "started_at": summary.started_at,
+        "finished_at": summary.finished_at,
+        "sheet": str(summary.sheet),
+        "sheet_sha256": summary.sheet_sha256,
+        "report_path": _path_text(summary.report_path),
+        "errors_path": _path_text(summary.errors_path),
+    }
+
+
+def summary_sentence(summary: RunSummary) -> str:
+    """One line: "412 rows: 380 unchanged, 29 updated, 3 invalid — report: x.report.xlsx"."""
+    parts = _count_phrases(summary.counts, summary.ok_actions)
+    rows = f"{summary.rows} row" + ("" if summary.rows == 1 else "s")
+    text = f"{rows}: {', '.join(parts)}" if parts else rows
+    if summary.dry_run:
+        text += " (dry run, nothing sent)"
+    tails = []
+    if summary.report_path is not None:
+        tails.append(f"report: {summary.report_path}")
+    if summary.errors_path is not None:
+        tails.append(f"errors: {summary.errors_path}")
+    return f"{text} — {', '.join(tails)}" if tails else text
+
+
+def hlr_sentence(summary: RunSummary) -> str | None:
+    """E.g. "7 numbers absent, 2 failed HLR"; None when every number is active/unknown."""
+    parts = [
+        _hlr_phrase(status, n)
+        for status, n in summary.hlr.items()
+        if n and status.strip().lower() not in QUIET_HLR
+    ]
+    return ", ".join(parts) if parts else None
+
+
+def ok_actions(results: Iterable[RowResult]) -> dict[str, int]:
+    """Counts of `ok` rows per action, for `summary_sentence`."""
+    return dict(Counter(_action_text(r.action) for r in results if r.status is Status.OK))
+
+
+def _count_phrases(counts: Mapping[str, int], ok_split: Mapping[str, int]) -> list[str]:
+    phrases: list[str] = []
+    for status in Status:
+        n = counts.get(status.value, 0)
+        if status is Status.OK:
+            phrases.extend(_ok_phrases(n, ok_split))
+        elif n:
+            phrases.append(f"{n} {status.value.replace('_', ' ')}")
+    return phrases
+
+
+def _ok_phrases(n: int, ok_split: Mapping[str, int]) -> list[str]:
+    updated = ok_split.get(Action.UPDATE.value, 0)
+    created = ok_split.get(Action.CREATE.value, 0)
+    other = n - updated - created
+    named = [(updated, "updated"), (created, "created"), (other, "ok")]
+    return [f"{count} {word}" for count, word in named if count > 0]
+
+
+def _hlr_phrase(status: str, n: int) -> str:
+    numbers = "number" if n == 1 else "numbers"
+    if status == "failed":
+        return f"{n} failed HLR"
+    if status == "sent":
+        return f"{n} HLR {'check' if n == 1 else 'checks'} pending"
+    return f"{n} {numbers} {status}"
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def neutralise(value: object) -> str:
+    """Cell text a spreadsheet will not run as a formula: "'=1+2" for "=1+2"; None -> ""."""
+    if value is None:
+        return ""
+    if isinstance(value, Status | Action):
+        return str(value.value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _neutralise_input(value: str) -> str:
+    """Like `neutralise`, but keeps plain numbers ("+44 7700 900123") so a re-run reads them."""
+    return value if _PLAIN_NUMBER.fullmatch(value) else neutralise(value)
+
+
+def _status_text(status: Status | str) -> str:
+    return status.value if isinstance(status, Status) else str(status)
+
+
+def _action_text(action: Action | str) -> str:
+    return action.value if isinstance(action, Action) else str(action)
+
+
+def _path_text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def report_record(result: RowResult) -> dict[str, Any]:
+    """A result as a report row: ints stay ints, None stays None, text is neutralised."""
+    record: dict[str, Any] = {}
+    for column in REPORT_COLUMNS:
+        value = getattr(result, column)
+        if isinstance(value, Status | Action):
+            record[column] = value.value
+        elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            record[column] = value
+        else:
+            record[column] = neutralise(value)
+    return record
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def check_output_path(path: Path, sheet: Path, option: str, formats: Sequence[str]) -> None:
+    """Refuse an unknown extension, the input sheet itself, or a missing directory."""
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        names = ", ".join(formats[:-1]) + f" or {formats[-1]}"
+        raise UsageError(f"{option} must end in {names} (got {path.name!r})")
+    if _same_file(path, sheet):
+        raise UsageError(f"{option} would overwrite the input sheet; choose another path")
+    if not path.resolve().parent.is_dir():
+        raise UsageError(f"{option}: directory {path.parent} does not exist")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists() and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+@contextmanager
+def _private_file(path: Path, mode: str) -> Iterator[tuple[IO[Any], Path]]:
+    """A 0600 temp file beside `path`, moved over it only when writing succeeded."""
+    fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp_path = Path(tmp)
+    try:
+        os.fchmod(fd, 0o600)
+        kwargs: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8-sig", "newline": ""}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle, tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_report(path: Path, results: Iterable[RowResult], summary: RunSummary) -> None:
+    """Write one row per result, sorted by row, as .xlsx, .csv or .jsonl (by extension)."""
+    check_output_path(path, summary.sheet, "--report", REPORT_FORMATS)
+    ordered = sorted(results, key=lambda r: r.row)
+    writers: dict[str, Callable[[Path, list[RowResult], RunSummary], None]] = {
+        ".xlsx": _write_report_xlsx,
+        ".csv": _write_report_csv,
+        ".jsonl": _write_report_jsonl,
+    }
+    writers[path.suffix.lower()](path, ordered, summary)
+    log.info("report: %d rows written to %s", len(ordered), path)
+
+
+def _write_report_csv(path: Path, results: list[RowResult], summary: RunSummary) -> None:
+    with _private_file(path, "w") as (handle, _tmp):
+        writer = csv.writer(handle)
+        writer.writerow(REPORT_COLUMNS)
+        for r in results:
+            record = report_record(r)
+            writer.writerow(["" if v is None else v for v in record.values()])
+
+
+def _write_report_jsonl(path: Path, results: list[RowResult], summary: RunSummary) -> None:
+    with _private_file(path, "wb") as (handle, _tmp):
+        for r in results:
+            line = json.dumps(report_record(r), ensure_ascii=False) + "\n"
+            handle.write(line.encode("utf-8"))
+
+
+def _write_report_xlsx(path: Path, results: list[RowResult], summary: RunSummary) -> None:
+    wb = Workbook(write_only=True)
+    _write_report_sheet(wb.create_sheet("Report"), results)
+    _write_summary_sheet(wb.create_sheet("Summary"), summary)
+    _save_workbook(wb, path)
+
+
+def _save_workbook(wb: Any, path: Path) -> None:
+    with _private_file(path, "wb") as (handle, _tmp):
+        wb.save(handle)
+
+
+def _write_report_sheet(ws: Any, results: list[RowResult]) -> None:
+    for letter, width in zip(_LETTERS, _REPORT_WIDTHS, strict=True):
+        ws.column_dimensions[letter].width = width
+    ws.freeze_panes = "A2"
+    ws.append([_header_cell(ws, name) for name in REPORT_COLUMNS])
+    styles = _StatusStyles()
+    for r in results:
+        ws.append(_report_row(ws, r, styles))
+    last = _LETTERS[len(REPORT_COLUMNS) - 1]
+    ws.auto_filter.ref = f"A1:{last}{len(results) + 1}"
+
+
+def _report_row(ws: Any, result: RowResult, styles: _StatusStyles) -> list[Any]:
+    record = report_record(result)
+    row: list[Any] = [None if v == "" else v for v in record.values()]
+    phone = WriteOnlyCell(ws, value=_text(record["phone"]))
+    phone.data_type = "s"
+    phone.number_format = "@"
+    row[_PHONE_COL] = phone
+    status = WriteOnlyCell(ws, value=record["status"])
+    status.fill = styles.fill(record["status"])
+    row[_STATUS_COL] = status
+    return row
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _header_cell(ws: Any, name: str) -> Any:
+    cell = WriteOnlyCell(ws, value=name)
+    cell.font = Font(bold=True)
+    return cell
+
+
+class _StatusStyles:
+    """One PatternFill per status, shared by every row."""
+
+    def __init__(self) -> None:
+        self._fills = {
+            status: PatternFill(fill_type="solid", start_color=colour, end_color=colour)
+            for status, colour in STATUS_COLOURS.items()
+        }
+        self._none = PatternFill(fill_type=None)
+
+    def fill(self, status: str) -> PatternFill:
+        return self._fills.get(status, self._none)
+
+
+def _write_summary_sheet(ws: Any, summary: RunSummary) -> None:
+    ws.column_dimensions["A"].width = 28
+    ws.column_dimensions["B"].width = 60
+    for row in _summary_rows(summary):
+        if not row:
+            ws.append([])
+        elif len(row) == 1:
+            ws.append([_header_cell(ws, row[0])])
+        else:
+            ws.append([row[0], _plain_text(ws, row[1])])
+
+
+def _plain_text(ws: Any, value: object) -> Any:
+    """A text cell that never becomes a formula (kept exact, e.g. a path or option value)."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(ws, value=value)
+    cell.data_type = "s"
+    return cell
+
+
+def _summary_rows(summary: RunSummary) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = [("Run",)]
+    rows += [
+        ("run id", summary.run_id),
+        ("dry run", "yes" if summary.dry_run else "no"),
+        ("sheet", str(summary.sheet)),
+        ("sheet sha256", summary.sheet_sha256),
+        ("started", summary.started_at),
+        ("finished", summary.finished_at),
+        ("duration (s)", round(summary.duration_s, 3)),
+        ("rows", summary.rows),
+        ("requests", summary.requests),
+        ("retries", summary.retries),
+    ]
+    rows += [(), ("Rows per status",), *summary.counts.items()]
+    rows += [(), ("Rows per error code",), *summary.error_codes.items()]
+    rows += [(), ("Rows per HLR status",), *summary.hlr.items()]
+    rows += [(), ("Options",), *summary.options.items()]
+    return rows
+
+
+# --------------------------------------------------------------------------- errors file
+
+
+def write_errors(path: Path, sheet: Sheet, results: Sequence[RowResult]) -> int:
+    """Write the invalid/not_found/failed rows in the input's own columns plus error_code/error.
+
+    A re-run of an errors file keeps one `error_code`/`error` pair (replaced, not duplicated).
+    Returns the number of rows written.
+    """
+    check_output_path(path, sheet.path, "--errors", ERRORS_FORMATS)
+    headers, rows = errors_table(sheet, results)
+    if path.suffix.lower() == ".csv":
+        with _private_file(path, "w") as (handle, _tmp):
+            writer = csv.writer(handle)
+            writer.writerow(headers)
+            writer.writerows([_neutralise_input(v) for v in row] for row in rows)
+    else:
+        _write_text_workbook(path, headers, rows)
+    log.info("errors file: %d rows written to %s", len(rows), path)
+    return len(rows)
+
+
+def errors_table(sheet: Sheet, results: Sequence[RowResult]) -> tuple[list[str], list[list[str]]]:
+    """The errors file as plain text: header and rows (input columns + error_code, error)."""
+    keep = [i for i, h in enumerate(sheet.headers) if h.strip().lower() not in _ERROR_COLUMNS]
+    headers = [sheet.headers[i] for i in keep] + list(_ERROR_COLUMNS)
+    by_row = {r.row: r.values for r in sheet.rows}
+    failing = {r.row: r for r in results if r.status in ERROR_STATUSES}
+    rows = []
+    for number in sorted(failing):
+        values = by_row.get(number)
+        if values is None:
+            log.warning("errors file: row %d is not in the sheet; its cells are left blank", number)
+            values = ()
+        cells = [values[i] if i < len(values) else "" for i in keep]
+        result = failing[number]
+        rows.append([*cells, result.error_code, result.error])
+    return headers, rows
+
+
+def _write_text_workbook(path: Path, headers: list[str], rows: list[list[str]]) -> None:
+    """Every cell a text cell, values exact (a text cell can never run as a formula)."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("Errors")
+    ws.freeze_panes = "A2"
+    ws.append([_header_cell(ws, h) for h in headers])
+    for row in rows:
+        ws.append([_plain_text(ws, v) if v else None for v in row])
+    _save_workbook(wb, path)
