@@ -1,17 +1,48 @@
-"""The BSG One-API client: session, auth, timeouts, retries (the only module importing requests).
-
-INTERFACE STUB — the signatures below are the contract other modules code against.
-"""
+"""The BSG One-API client: session, auth, timeouts, retries (the only module importing requests)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
+from bsg_sync import __version__
+from bsg_sync.errors import AuthError
 from bsg_sync.models import Contact, Field, Group
 
+log = logging.getLogger(__name__)
+
 DEFAULT_API_URL = "https://one-api.bsg.world"
+USER_AGENT = f"bsg-sync/{__version__}"
+MAX_BODY_BYTES = 5 * 1024 * 1024  # a 2xx body larger than this is refused as a transport error
+PAGE_LIMIT_MAX = 500
+ATTACH_MAX_CONTACTS = 200  # per POST /api/groups/attach|detach
+ATTACH_MAX_GROUPS = 20  # the docs' limit (the spec allows 100): the safe minimum
+DUPLICATE_LIMIT = 3  # BSG's duplicate throttle: identical writes per duplicate_window
+
+_NOT_FOUND = re.compile(r"not found|invalid contact id", re.IGNORECASE)
+_VAGUE_MESSAGES = {"unknown error", "an internal error occurred", ""}
+_ANONYMOUS_KEYS = {"any_field", "text", "message"}  # keys that mean nothing to a person
 
 
 @dataclass(frozen=True)
@@ -30,6 +61,11 @@ class RetryPolicy:
         return cls(backoff_initial=0.0, backoff_max=0.0, retry_after_cap=0.0,
                    duplicate_window=0.0, timeout=5.0)
 
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter before retry number `attempt` (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
 
 class ApiError(Exception):
     """A failed API call. `message` is BSG's flattened text; attempts/status for the report."""
@@ -41,9 +77,10 @@ class ApiError(Exception):
         self.message = message
         self.status = status
         self.attempts = attempts
+        self.retry_after: float | None = None  # seconds, from a 429's Retry-After
 
 
-class AuthFailed(ApiError):  # 401 after one re-login, or 422 "API Key not found" at login
+class AuthFailed(ApiError, AuthError):  # 401 after one re-login, or 422 "API Key not found"
     code = "auth"
 
 
@@ -53,6 +90,11 @@ class NotFound(ApiError):  # 404, or 422 with "Invalid contact id" / "... not fo
 
 class ValidationFailed(ApiError):  # other 422 / 400 (code becomes f"http-{status}")
     code = "http-422"
+
+    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message, status=status, attempts=attempts)
+        if status is not None:
+            self.code = f"http-{status}"
 
 
 class ModeForbidden(ApiError):  # 403 "This action is unauthorized for your mode"
@@ -71,6 +113,9 @@ class TransportError(ApiError):  # connection refused/dropped, timeout, bad body
     code = "retries-exhausted"
 
 
+_RETRYABLE = (Throttled, ServerError, TransportError)
+
+
 @dataclass(frozen=True)
 class CallResult:
     """A successful call: the parsed value plus what the report needs."""
@@ -80,35 +125,624 @@ class CallResult:
     http_status: int
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """A non-retryable HTTP answer: its status and its JSON object (or {})."""
+
+    status: int
+    payload: dict[str, Any]
+    attempts: int
+    token: str | None
+
+
+# ---------------------------------------------------------------- wire shapes
+
+
 def parse_contact(obj: dict[str, Any]) -> Contact:
-    """Normalise a contact object from the wire (fields object / [] / list of {id,value})."""
-    raise NotImplementedError
+    """Normalise a contact object from the wire (fields object / [] / list of {id,value}).
+
+    Raises ValueError when the object is not a contact.
+    """
+    if not isinstance(obj, dict) or "id" not in obj or "phone" not in obj:
+        raise ValueError("a contact needs an id and a phone")
+    hlr_last_check = obj.get("hlr_last_check")
+    return Contact(
+        id=int(obj["id"]),
+        phone=_phone_digits(obj["phone"]),
+        fields=_parse_fields(obj.get("fields")),
+        groups=_parse_groups(obj.get("groups")),
+        hlr_status=_opt_str(obj.get("hlr_status")),
+        hlr_last_check=_opt_str(hlr_last_check),
+    )
+
+
+def _phone_digits(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return re.sub(r"\D", "", str(value))
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _parse_fields(raw: Any) -> dict[int, str]:
+    if not raw:
+        return {}
+    if isinstance(raw, dict):
+        pairs = list(raw.items())
+    elif isinstance(raw, list):
+        pairs = [(item["id"], item.get("value")) for item in raw if isinstance(item, dict)]
+    else:
+        raise ValueError(f"contact fields of type {type(raw).__name__}")
+    return {int(k): "" if v is None else str(v) for k, v in pairs}
+
+
+def _parse_groups(raw: Any) -> frozenset[int]:
+    if not raw:
+        return frozenset()
+    if not isinstance(raw, list):
+        raise ValueError(f"contact groups of type {type(raw).__name__}")
+    return frozenset(int(g["id"]) if isinstance(g, dict) else int(g) for g in raw)
 
 
 def contact_body(contact: Contact) -> dict[str, Any]:
     """Wire body for PUT/POST: {"phone": int, "fields": [{"id", "value"}], "groups": [ids]}."""
-    raise NotImplementedError
+    return {
+        "phone": int(contact.phone),
+        "fields": [{"id": k, "value": contact.fields[k]} for k in sorted(contact.fields)],
+        "groups": sorted(contact.groups),
+    }
+
+
+# ---------------------------------------------------------------- error bodies
+
+
+def flatten_error(payload: Any, status: int | None = None) -> str:
+    """One readable sentence from any BSG error body: message + errors + stray keys."""
+    if not isinstance(payload, dict):
+        text = str(payload).strip() if payload else ""
+        return text or _status_text(status)
+    message = payload.get("message")
+    message = message.strip() if isinstance(message, str) else ""
+    details: list[str] = []
+    _collect(payload.get("errors"), "", details)
+    for key, value in payload.items():
+        if key not in ("message", "errors", "code"):
+            _collect(value, key, details)
+    details = list(dict.fromkeys(details))  # same text twice reads badly
+    if message.lower() in _VAGUE_MESSAGES and details:
+        return "; ".join(details)
+    if not details:
+        return message or _status_text(status)
+    return f"{message.rstrip('.:')}: {'; '.join(details)}"
+
+
+def _collect(value: Any, key: str, out: list[str]) -> None:
+    """Append "key: text" for every string under value (dicts, lists, {"text": ...})."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text:
+            out.append(text if key in _ANONYMOUS_KEYS or not key else f"{key}: {text}")
+    elif isinstance(value, dict):
+        for sub, item in value.items():
+            _collect(item, str(sub) if key in _ANONYMOUS_KEYS or not key else key, out)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, key, out)
+
+
+def _status_text(status: int | None) -> str:
+    if status is None:
+        return "BSG gave no reason"
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def error_for(status: int, payload: Any, attempts: int) -> ApiError:
+    """Map a non-2xx answer (after retries) to the ApiError subclass the callers handle."""
+    message = flatten_error(payload, status)
+    kind: type[ApiError]
+    if status == 401:
+        kind = AuthFailed
+    elif status == 403:
+        kind = ModeForbidden
+    elif status == 404 or (status == 422 and _NOT_FOUND.search(message)):
+        kind = NotFound
+    elif status == 429:
+        kind = Throttled
+    elif status >= 500:
+        kind = ServerError
+    else:
+        kind = ValidationFailed
+    return kind(message, status=status, attempts=attempts)
+
+
+def _retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped; None if absent."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value.strip() else None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(seconds, cap))
+
+
+# ---------------------------------------------------------------- safety checks
+
+
+def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
+    """The base URL without a trailing slash; refuse plain http to a non-loopback host."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the API URL {base_url!r} must start with https:// and name a host")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"refusing plain http to {parts.hostname}: the API key would travel unencrypted; "
+            "use https:// (plain http is only allowed to 127.0.0.1/localhost)"
+        )
+    return base_url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Secret:
+    """Holds the API key so that no repr, traceback local or log line can show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<api key hidden>"
+
+    __str__ = __repr__
+
+
+class _DuplicateGuard:
+    """Spaces identical writes so that at most 3 go out per window (BSG's duplicate throttle)."""
+
+    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+        self._window = window
+        self._clock = clock
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str) -> float:
+        """Book a send slot for `key`; return how long to wait before sending."""
+        if self._window <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            times = self._sent.setdefault(key, deque())
+            while times and times[0] <= now - self._window:
+                times.popleft()
+            slot = now
+            if len(times) >= DUPLICATE_LIMIT:
+                slot = max(now, times[-DUPLICATE_LIMIT] + self._window)
+            times.append(slot)
+            self._prune(now)
+            return slot - now
+
+    def _prune(self, now: float) -> None:
+        if len(self._sent) > 10_000:
+            stale = [k for k, t in self._sent.items() if not t or t[-1] <= now - self._window]
+            for k in stale:
+                del self._sent[k]
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+
+def _read_body(resp: requests.Response) -> bytes:
+    """The whole body, refusing anything over MAX_BODY_BYTES."""
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise TransportError(_oversized(int(declared)), status=resp.status_code)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_content(65536):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TransportError(_oversized(size), status=resp.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _oversized(size: int) -> str:
+    return (f"BSG sent an answer of more than {MAX_BODY_BYTES // (1024 * 1024)} MB "
+            f"({size:,} bytes so far); refusing to read it")
+
+
+def _snippet(raw: bytes) -> str:
+    text = " ".join(raw[:200].decode("utf-8", "replace").split())
+    return text[:60] + ("…" if len(text) > 60 else "")
+
+
+def _decode_success(status: int, raw: bytes) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else is a TransportError (retried)."""
+    if status == 204:
+        return {}
+    if not raw.strip():
+        raise TransportError(f"BSG answered HTTP {status} with an empty body", status=status)
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise TransportError(
+            f"BSG answered HTTP {status} with a body that is not valid JSON "
+            f"(cut off, or not the API?): {_snippet(raw)!r}", status=status) from None
+    if not isinstance(payload, dict):
+        raise TransportError(f"BSG answered HTTP {status} with JSON that is not an object",
+                             status=status)
+    return payload
+
+
+def _decode_lenient(raw: bytes) -> dict[str, Any]:
+    """The JSON object of an error answer, or {} when there is none (an HTML error page)."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {"errors": payload}
+
+
+def _transport_text(exc: requests.RequestException, timeout: float, host: str) -> str:
+    if isinstance(exc, requests.Timeout):
+        return f"no answer from {host} within {timeout:g} s (timeout)"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
+                        requests.exceptions.ContentDecodingError)):
+        return f"the answer from {host} was cut off"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"the TLS certificate of {host} could not be verified"
+    text = str(exc)
+    if "aborted" in text or "RemoteDisconnected" in text or "reset" in text:
+        return f"{host} closed the connection without an answer"
+    return f"could not connect to {host}"
+
+
+def _data(payload: dict[str, Any]) -> Any:
+    if "data" not in payload:
+        raise TransportError("BSG answered without the expected `data` member")
+    return payload["data"]
+
+
+def _data_list(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    data = _data(payload)
+    if not isinstance(data, list):
+        raise TransportError("BSG answered with `data` that is not a list")
+    return [item for item in data if isinstance(item, dict)]
+
+
+def _total(payload: dict[str, Any]) -> int | None:
+    total = payload.get("total")
+    if total is None:
+        meta = payload.get("meta")
+        page = meta.get("page") if isinstance(meta, dict) else None
+        total = page.get("total") if isinstance(page, dict) else None
+    try:
+        return None if total is None else int(total)
+    except (TypeError, ValueError):
+        return None
+
+
+def _contact_from(payload: Any) -> Contact:
+    try:
+        return parse_contact(payload)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TransportError(f"BSG sent a contact this client cannot read ({exc})") from None
+
+
+def _chunks(ids: Sequence[int], size: int) -> list[list[int]]:
+    unique = sorted(set(ids))
+    return [unique[i:i + size] for i in range(0, len(unique), size)]
+
+
+# ---------------------------------------------------------------- the client
 
 
 class BsgClient:
     """One session shared by all worker threads (thread-safe)."""
 
     def __init__(self, base_url: str, api_key: str, *, policy: RetryPolicy | None = None,
-                 pool_size: int = 8, allow_insecure_http: bool = False) -> None:
-        raise NotImplementedError
+                 pool_size: int = 8, allow_insecure_http: bool = False,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
+        if not api_key or not api_key.strip():
+            raise ValueError("the API key is empty")
+        self._key = _Secret(api_key.strip())
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._host = urlsplit(self.base_url).netloc
+        self._session = self._make_session(max(1, pool_size))
+        self._dupes = _DuplicateGuard(self.policy.duplicate_window, clock)
+        self._token: str | None = None
+        self._auth_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._requests_sent = 0
+        self._retries = 0
+        self.logins = 0
+
+    def __repr__(self) -> str:
+        return f"BsgClient({self.base_url!r})"
+
+    def __enter__(self) -> BsgClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _make_session(pool_size: int) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        return session
 
     # counters for the run summary
-    requests_sent: int
-    retries: int
+    @property
+    def requests_sent(self) -> int:
+        return self._requests_sent
 
-    def login(self) -> None: ...
-    def close(self) -> None: ...
-    def list_fields(self) -> list[Field]: ...
-    def list_groups(self) -> list[Group]: ...
-    def get_contact(self, contact_id: int) -> Contact | None: ...  # None when not found
-    def iter_contacts(self, *, page_limit: int = 500) -> Iterator[Contact]: ...
-    def count_contacts(self) -> int: ...  # `total` of GET /api/contacts?page[limit]=15
-    def find_by_phone(self, phone: str) -> Contact | None: ...
-    def update_contact(self, contact_id: int, body: dict[str, Any]) -> CallResult: ...
-    def create_contact(self, body: dict[str, Any]) -> CallResult: ...
-    def detach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int: ...
+    @property
+    def retries(self) -> int:
+        return self._retries
+
+    def _count(self, *, retry: bool) -> None:
+        with self._count_lock:
+            self._requests_sent += 1
+            self._retries += int(retry)
+
+    def close(self) -> None:
+        self._session.close()
+
+    # ------------------------------------------------------------ auth
+
+    def login(self) -> None:
+        """Exchange the API key for a bearer token (done lazily by the first call)."""
+        with self._auth_lock:
+            self._token = self._fetch_token()
+
+    def _fetch_token(self) -> str:
+        key = self._key.reveal()
+        try:
+            reply = self._send("POST", "/api/auth/login", body={"api_key": key}, auth=False)
+        except ApiError as exc:
+            exc.message = exc.message.replace(key, "***")
+            exc.args = (exc.message,)
+            raise
+        self.logins += 1
+        if reply.status >= 400:
+            text = flatten_error(reply.payload, reply.status).replace(key, "***")
+            raise AuthFailed(f"BSG did not accept the API key ({text}); check BSG_API_KEY "
+                             "or the key file", status=reply.status, attempts=reply.attempts)
+        bearer = reply.payload.get("bearer")
+        if not isinstance(bearer, str) or not bearer:
+            raise TransportError("BSG answered the login without a bearer token",
+                                 status=reply.status, attempts=reply.attempts)
+        return bearer
+
+    def _current_token(self) -> str:
+        token = self._token
+        if token is None:
+            with self._auth_lock:
+                if self._token is None:
+                    self._token = self._fetch_token()
+                token = self._token
+        return token
+
+    def _relogin(self, stale: str | None) -> None:
+        """Log in again unless another thread already replaced the stale token."""
+        with self._auth_lock:
+            if self._token is None or self._token == stale:
+                log.info("session token rejected; logging in again")
+                self._token = self._fetch_token()
+
+    # ------------------------------------------------------------ calls
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: Any = None) -> _Reply:
+        """One API call with retries and one re-login on 401; raises ApiError on failure."""
+        reply = self._send(method, path, params=params, body=body)
+        if reply.status == 401:
+            self._relogin(reply.token)
+            try:
+                again = self._send(method, path, params=params, body=body)
+            except ApiError as exc:
+                exc.attempts += reply.attempts
+                raise
+            reply = replace(again, attempts=again.attempts + reply.attempts)
+            if reply.status == 401:
+                text = flatten_error(reply.payload, 401)
+                raise AuthFailed(f"BSG rejected the session again right after a fresh login "
+                                 f"({text})", status=401, attempts=reply.attempts)
+        if reply.status >= 400:
+            raise error_for(reply.status, reply.payload, reply.attempts)
+        return reply
+
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: Any = None, auth: bool = True) -> _Reply:
+        """Send with retries for transport errors, 429 and 5xx; other answers are returned."""
+        guard_key = (f"{method} {path} {json.dumps(params, sort_keys=True)} "
+                     f"{json.dumps(body, sort_keys=True)}") if auth and method != "GET" else None
+        attempts = 0
+
+        def attempt() -> _Reply:
+            nonlocal attempts
+            attempts += 1
+            if guard_key is not None:
+                self._wait_duplicate(guard_key)
+            token = self._current_token() if auth else None
+            self._count(retry=attempts > 1)
+            status, payload = self._attempt_once(method, path, params, body, token)
+            return _Reply(status, payload, attempts, token)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.policy.max_attempts)),
+            wait=self._retry_wait,
+            retry=retry_if_exception_type(_RETRYABLE),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(method, path, state),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _RETRYABLE as exc:
+            exc.attempts = attempts
+            raise
+
+    def _wait_duplicate(self, key: str) -> None:
+        wait = self._dupes.reserve(key)
+        if wait > 0:
+            log.info("waiting %.1f s before repeating an identical request (duplicate throttle)",
+                     wait)
+            self._sleep(wait)
+
+    def _attempt_once(self, method: str, path: str, params: dict[str, Any] | None,
+                      body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            with self._session.request(method, self.base_url + path, params=params, json=body,
+                                       headers=headers, timeout=self.policy.timeout,
+                                       stream=True) as resp:
+                raw = _read_body(resp)
+                status = resp.status_code
+                retry_after = resp.headers.get("Retry-After")
+        except requests.RequestException as exc:
+            raise TransportError(_transport_text(exc, self.policy.timeout, self._host)) from None
+        return status, self._classify(status, raw, retry_after)
+
+    def _classify(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
+        if 200 <= status < 300:
+            return _decode_success(status, raw)
+        payload = _decode_lenient(raw)
+        if status == 429 or status >= 500:
+            exc = error_for(status, payload, 1)
+            exc.retry_after = _retry_after(retry_after, self.policy.retry_after_cap)
+            raise exc
+        return payload
+
+    def _retry_wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        backoff = self.policy.backoff(state.attempt_number)
+        if isinstance(exc, Throttled):
+            if exc.retry_after is not None:
+                return exc.retry_after
+            # BSG's 429 is its duplicate throttle: nothing identical passes before the window ends
+            return max(backoff, self.policy.duplicate_window)
+        return backoff
+
+    @staticmethod
+    def _log_retry(method: str, path: str, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("%s %s failed (attempt %d): %s; retrying in %.1f s",
+                    method, path, state.attempt_number, exc, wait)
+
+    # ------------------------------------------------------------ endpoints
+
+    def list_fields(self) -> list[Field]:
+        """The account's custom contact fields (GET /api/contacts/fields)."""
+        reply = self._call("GET", "/api/contacts/fields")
+        return [Field(id=int(f["id"]), name=str(f.get("name", "")), type=str(f.get("type", "")))
+                for f in _data_list(reply.payload)]
+
+    def list_groups(self) -> list[Group]:
+        """Every contact list of the account (GET /api/groups, paged)."""
+        return [Group(id=int(g["id"]), name=str(g.get("name", "")))
+                for g in self._pages("/api/groups", PAGE_LIMIT_MAX)]
+
+    def get_contact(self, contact_id: int) -> Contact | None:
+        """One contact, or None when BSG does not know the id."""
+        try:
+            reply = self._call("GET", f"/api/contacts/{int(contact_id)}")
+        except NotFound:
+            return None
+        return _contact_from(_data(reply.payload))
+
+    def iter_contacts(self, *, page_limit: int = 500) -> Iterator[Contact]:
+        """Every contact of the book, each exactly once (GET /api/contacts, paged)."""
+        seen: set[int] = set()
+        for obj in self._pages("/api/contacts", page_limit):
+            contact = _contact_from(obj)
+            if contact.id not in seen:
+                seen.add(contact.id)
+                yield contact
+
+    def count_contacts(self) -> int:
+        """How many contacts the book holds (`total` of one small page)."""
+        reply = self._call("GET", "/api/contacts", params={"page[limit]": 15, "page[offset]": 0})
+        total = _total(reply.payload)
+        if total is None:
+            raise TransportError("BSG answered the contact list without a `total`")
+        return total
+
+    def _pages(self, path: str, page_limit: int) -> Iterator[dict[str, Any]]:
+        limit = min(max(page_limit, 15), PAGE_LIMIT_MAX)
+        offset = 0
+        while True:
+            params = {"page[limit]": limit, "page[offset]": offset}
+            reply = self._call("GET", path, params=params)
+            data = _data_list(reply.payload)
+            yield from data
+            offset += len(data)
+            total = _total(reply.payload)
+            if len(data) < limit or (total is not None and offset >= total):
+                return
+
+    def find_by_phone(self, phone: str) -> Contact | None:
+        """The contact with exactly this phone (digits), or None."""
+        digits = _phone_digits(phone)
+        params = {"search[field]": "phone", "search[operator]": "=", "search[value]": digits}
+        reply = self._call("GET", "/api/contacts/search", params=params)
+        for obj in _data_list(reply.payload):
+            contact = _contact_from(obj)
+            if contact.phone == digits:
+                return contact
+        return None
+
+    def update_contact(self, contact_id: int, body: dict[str, Any]) -> CallResult:
+        """PUT /api/contacts/{id}; the contact as BSG returns it."""
+        reply = self._call("PUT", f"/api/contacts/{int(contact_id)}", body=body)
+        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
+
+    def create_contact(self, body: dict[str, Any]) -> CallResult:
+        """POST /api/contacts; the new contact as BSG returns it."""
+        reply = self._call("POST", "/api/contacts", body=body)
+        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
+
+    def attach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int:
+        """Add every contact to every list, chunked; returns the number of calls made."""
+        return self._membership("/api/groups/attach", contact_ids, group_ids)
+
+    def detach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int:
+        """Remove every contact from every list, chunked; returns the number of calls made."""
+        return self._membership("/api/groups/detach", contact_ids, group_ids)
+
+    def _membership(self, path: str, contact_ids: Sequence[int],
+                    group_ids: Sequence[int]) -> int:
+        calls = 0
+        for contacts in _chunks(contact_ids, ATTACH_MAX_CONTACTS):
+            for groups in _chunks(group_ids, ATTACH_MAX_GROUPS):
+                self._call("POST", path, body={"contacts": contacts, "groups": groups})
+                calls += 1
+        return calls
