@@ -1,0 +1,442 @@
+"""Runs a plan against BSG: worker pool, rate cap, verification, journal; prints nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from bsg_sync import errors
+from bsg_sync.client import (
+    ApiError,
+    AuthFailed,
+    CallResult,
+    ModeForbidden,
+    NotFound,
+    ValidationFailed,
+)
+from bsg_sync.models import (
+    Action,
+    Contact,
+    PlannedRow,
+    RowResult,
+    Status,
+    Threshold,
+    result_from_plan,
+)
+
+if TYPE_CHECKING:
+    from bsg_sync.client import BsgClient
+
+log = logging.getLogger(__name__)
+
+Journal = Callable[[RowResult, Contact | None], None]
+
+NOT_APPLIED = "not-applied"
+NOT_SENT = "not-sent"
+INTERNAL = "internal-error"
+UNCONFIRMED = "Not confirmed: BSG had not answered when the run stopped; sync again to make sure"
+
+
+# --------------------------------------------------------------------------- rate limiter
+
+
+class RateLimiter:
+    """Token bucket of capacity 1 shared by all workers: grants are >= 1/rate seconds apart,
+    so no one-second window holds more than rate + 1 grants, and idle time builds no burst."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"the request rate must be positive, not {rate!r}")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._cancel = cancel
+        self._lock = threading.Lock()
+        self._next = float("-inf")
+
+    def reserve(self) -> float:
+        """Claim the next free slot; return how many seconds to wait until it."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            return slot - now
+
+    def acquire(self) -> bool:
+        """Wait for a slot; False when the cancel event was set meanwhile (do not send)."""
+        delay = self.reserve()
+        if self._cancel is None:
+            if delay > 0:
+                time.sleep(delay)
+            return True
+        if delay > 0:
+            return not self._cancel.wait(delay)
+        return not self._cancel.is_set()
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _expected_from_body(p: PlannedRow) -> Contact:
+    body = p.body or {}
+    return Contact(
+        id=p.contact_id or 0,
+        phone=str(body.get("phone", p.phone or "")),
+        fields={int(f["id"]): str(f["value"]) for f in body.get("fields", [])},
+        groups=frozenset(_group_id(g) for g in body.get("groups", [])),
+    )
+
+
+def _group_id(g: Any) -> int:
+    return int(g["id"]) if isinstance(g, dict) else int(g)
+
+
+def find_difference(
+    expected: Contact, got: Contact, body: dict[str, Any], *, exact_groups: bool
+) -> str | None:
+    """The first target the write should have set but BSG does not hold, as a phrase."""
+    if "phone" in body and got.phone != expected.phone:
+        return f"phone is {got.phone}, expected {expected.phone}"
+    for item in body.get("fields", []):
+        fid = int(item["id"])
+        want = expected.fields.get(fid, "")
+        have = got.fields.get(fid, "")
+        if have != want:
+            return f"field {fid} is {have!r}, expected {want!r}"
+    if "groups" in body or exact_groups:
+        missing = sorted(expected.groups - got.groups)
+        if missing:
+            return f"not in list {missing[0]}"
+        extra = sorted(got.groups - expected.groups)
+        if exact_groups and extra:
+            return f"still in list {extra[0]}"
+    return None
+
+
+# --------------------------------------------------------------------------- one row
+
+
+@dataclass(frozen=True)
+class _Sent:
+    result: RowResult
+    confirmed: Contact | None
+
+
+def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
+    contact = call.contact
+    exact = bool(p.detach)
+    expected = p.expected or _expected_from_body(p)
+    diff = find_difference(expected, contact, p.body or {}, exact_groups=exact)
+    base = replace(
+        result_from_plan(p),
+        contact_id=contact.id,
+        phone=contact.phone,
+        attempts=attempts,
+        http_status=call.http_status,
+        hlr_status=contact.hlr_status,
+        hlr_last_check=contact.hlr_last_check,
+    )
+    if diff is not None:
+        sentence = f"BSG answered but did not apply the change: {diff}."
+        failed = replace(base, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
+        return _Sent(failed, None)
+    return _Sent(replace(base, status=Status.OK, error_code="", error=""), contact)
+
+
+def _update(p: PlannedRow, client: BsgClient, contact_id: int, attempts: int = 0) -> _Sent:
+    call = client.update_contact(contact_id, p.body or {})
+    attempts += call.attempts
+    if p.detach:
+        attempts += _detach(client, contact_id, p.detach)
+        call = CallResult(
+            replace(call.contact, groups=call.contact.groups - p.detach),
+            attempts,
+            call.http_status,
+        )
+    return _ok_or_not_applied(p, call, attempts)
+
+
+def _detach(client: BsgClient, contact_id: int, groups: frozenset[int]) -> int:
+    """Leave the lists; the client returns the HTTP attempts it took (at least one)."""
+    return max(1, int(client.detach([contact_id], sorted(groups))))
+
+
+def _create(p: PlannedRow, client: BsgClient) -> _Sent:
+    try:
+        call = client.create_contact(p.body or {})
+    except ValidationFailed as exc:
+        if "already exist" not in exc.message.lower():
+            raise
+        # Another writer created this phone since the refresh: update that contact instead.
+        phone = p.phone or str((p.body or {}).get("phone", ""))
+        found = client.find_by_phone(phone)
+        if found is None:
+            raise
+        sent = _update(p, client, found.id, attempts=exc.attempts)
+        return replace(sent, result=replace(sent.result, action=Action.UPDATE))
+    return _ok_or_not_applied(p, call, call.attempts)
+
+
+def _failure_sentence(exc: ApiError) -> str:
+    if isinstance(exc, ModeForbidden):
+        return (
+            "BSG refused the write in test mode, which only accepts numbers verified in the "
+            f"BSG account (BSG said: {exc.message})."
+        )
+    if isinstance(exc, NotFound):
+        return f"The contact no longer exists in BSG (BSG said: {exc.message})."
+    if isinstance(exc, AuthFailed):
+        return f"BSG rejected the API key (BSG said: {exc.message})."
+    if isinstance(exc, ValidationFailed):
+        return f"BSG refused the update: {exc.message}"
+    return f"BSG did not accept the update after {exc.attempts} attempts: {exc.message}"
+
+
+def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
+    return replace(
+        result_from_plan(p),
+        status=Status.FAILED,
+        error_code=exc.code,
+        error=_failure_sentence(exc),
+        attempts=exc.attempts,
+        http_status=exc.status,
+    )
+
+
+def send_row(p: PlannedRow, client: BsgClient) -> tuple[RowResult, Contact | None]:
+    """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run)."""
+    try:
+        if p.action is Action.CREATE:
+            sent = _create(p, client)
+        elif p.contact_id is None:
+            raise ValueError(f"row {p.row}: an update without a contact id")
+        else:
+            sent = _update(p, client, p.contact_id)
+    except AuthFailed:
+        raise
+    except ApiError as exc:
+        return _failed(p, exc), None
+    return sent.result, sent.confirmed
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class ExecutionOutcome:
+    results: list[RowResult]
+    aborted: errors.BsgSyncError | None
+
+
+class _Run:
+    """Shared state of one execute_plan call; workers pull row indexes from a queue."""
+
+    def __init__(
+        self,
+        plan: Sequence[PlannedRow],
+        client: BsgClient,
+        journal: Journal,
+        on_result: Callable[[RowResult], None] | None,
+        max_failures: Threshold | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.plan = plan
+        self.client = client
+        self.journal = journal
+        self.on_result = on_result
+        self.max_failures = max_failures
+        self.stop = stop
+        self.results: list[RowResult | None] = [None] * len(plan)
+        self.queue = deque(i for i, p in enumerate(plan) if p.status is Status.PLANNED)
+        self.planned = len(self.queue)
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.aborted: errors.BsgSyncError | None = None
+        self.failures = 0
+        self.closed = False
+        self.inflight: set[int] = set()
+        self.limiter: RateLimiter | None = None
+
+    # ---- shared state
+    def halted(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            self.halt.set()
+        return self.halt.is_set()
+
+    def abort(self, err: errors.BsgSyncError) -> None:
+        with self.lock:
+            if self.aborted is None:
+                self.aborted = err
+                log.warning("aborting the run: %s", err)
+        self.halt.set()
+
+    def next_index(self) -> int | None:
+        with self.lock:
+            if self.halted() or not self.queue:
+                return None
+            index = self.queue.popleft()
+            self.inflight.add(index)
+            return index
+
+    def deliver(self, index: int, result: RowResult, confirmed: Contact | None) -> None:
+        """Journal one result (before the worker takes its next row), then report progress."""
+        with self.lock:
+            if self.closed:
+                return
+            self.results[index] = result
+            self.inflight.discard(index)
+            try:
+                self.journal(result, confirmed)
+            except errors.BsgSyncError as exc:
+                journal_error: errors.BsgSyncError | None = exc
+            except Exception as exc:  # the store failed in a way it did not classify
+                journal_error = errors.StateStoreError(f"cannot record the row result: {exc}")
+            else:
+                journal_error = None
+        if journal_error is not None:
+            self.abort(journal_error)
+            return
+        if self.on_result is not None:
+            self.on_result(result)
+        if result.status is Status.FAILED:
+            self.count_failure()
+
+    def count_failure(self) -> None:
+        with self.lock:
+            self.failures += 1
+            failures = self.failures
+        limit = self.max_failures
+        if limit is not None and limit.exceeded(failures, self.planned):
+            self.abort(
+                errors.TooManyFailures(
+                    f"{failures} of {self.planned} rows failed, more than --max-failures "
+                    f"{limit} allows; the rest was not sent"
+                )
+            )
+
+    # ---- workers
+    def work(self) -> None:
+        while True:
+            index = self.next_index()
+            if index is None:
+                return
+            if self.limiter is not None and not self.limiter.acquire():
+                self.give_back(index)
+                return
+            self.send(index)
+
+    def give_back(self, index: int) -> None:
+        with self.lock:
+            self.inflight.discard(index)
+            self.queue.appendleft(index)
+
+    def send(self, index: int) -> None:
+        p = self.plan[index]
+        try:
+            result, confirmed = send_row(p, self.client)
+        except AuthFailed as exc:
+            self.deliver(index, _failed(p, exc), None)
+            self.abort(errors.AuthError(_failure_sentence(exc)))
+            return
+        except Exception as exc:  # a bug must not kill the worker silently
+            log.exception("row %s: unexpected error while sending", p.row)
+            result = replace(
+                result_from_plan(p),
+                status=Status.FAILED,
+                error_code=INTERNAL,
+                error=f"Unexpected error while sending this row: {exc}",
+            )
+            confirmed = None
+        self.deliver(index, result, confirmed)
+
+
+def _not_sent(p: PlannedRow, reason: str) -> RowResult:
+    return replace(result_from_plan(p), status=Status.NOT_SENT, error_code=NOT_SENT, error=reason)
+
+
+def _pass_through(run: _Run) -> None:
+    for i, p in enumerate(run.plan):
+        if p.status is not Status.PLANNED and not run.halt.is_set():
+            run.deliver(i, result_from_plan(p), None)
+
+
+def _wait_for_workers(run: _Run, threads: list[threading.Thread], drain_timeout: float) -> None:
+    while not run.halted():
+        alive = [t for t in threads if t.is_alive()]
+        if not alive:
+            break
+        alive[0].join(0.05)  # short, so a stop request is noticed quickly
+    deadline = time.monotonic() + drain_timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    with run.lock:
+        run.closed = True  # a request still hanging past the drain may not journal any more
+
+
+def _finish(run: _Run) -> ExecutionOutcome:
+    aborted = run.aborted
+    if aborted is None and run.halt.is_set():
+        aborted = errors.Interrupted("interrupted")
+    if aborted is None:
+        reason = "Not sent: the run ended before this row was sent"
+    elif isinstance(aborted, errors.Interrupted):
+        reason = "Not sent: the run was interrupted (Ctrl-C or a stop signal)"
+    else:
+        reason = f"Not sent: the run was aborted ({aborted})"
+    journal_ok = not isinstance(aborted, errors.StateStoreError)
+    results: list[RowResult] = []
+    for i, (p, r) in enumerate(zip(run.plan, run.results, strict=True)):
+        if r is None and p.status is not Status.PLANNED:
+            r = result_from_plan(p)  # not journalled: the store failed before it
+        elif r is None:
+            r = _not_sent(p, UNCONFIRMED if i in run.inflight else reason)
+            _journal_quietly(run, r, journal_ok)
+        results.append(r)
+    return ExecutionOutcome(results=results, aborted=aborted)
+
+
+def _journal_quietly(run: _Run, result: RowResult, journal_ok: bool) -> None:
+    if journal_ok:
+        try:
+            run.journal(result, None)
+        except Exception:
+            log.exception("row %s: cannot record the not-sent result", result.row)
+    if run.on_result is not None:
+        run.on_result(result)
+
+
+def execute_plan(
+    plan: Sequence[PlannedRow],
+    client: BsgClient,
+    *,
+    journal: Journal,
+    concurrency: int = 8,
+    max_rps: float | None = 10.0,
+    max_failures: Threshold | None = None,
+    stop: threading.Event | None = None,
+    on_result: Callable[[RowResult], None] | None = None,
+    drain_timeout: float = 30.0,
+) -> ExecutionOutcome:
+    """Send every PLANNED row (others pass through); results come back in plan order."""
+    run = _Run(plan, client, journal, on_result, max_failures, stop)
+    if max_rps is not None:
+        run.limiter = RateLimiter(max_rps, cancel=run.halt)
+    _pass_through(run)
+    workers = [
+        threading.Thread(target=run.work, name=f"bsg-send-{n}", daemon=True)
+        for n in range(max(1, min(concurrency, run.planned)))
+    ]
+    for t in workers:
+        t.start()
+    _wait_for_workers(run, workers, drain_timeout)
+    return _finish(run)
