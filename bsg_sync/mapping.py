@@ -1,0 +1,592 @@
+"""Mapping files: parse and resolve column targets, and turn sheet rows into desired contacts."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sys
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import phonenumbers
+
+from bsg_sync.errors import ConfigError
+from bsg_sync.models import (
+    Account,
+    Action,
+    Blank,
+    ColumnMapping,
+    ColumnTarget,
+    Desired,
+    GroupsMode,
+    MappingOptions,
+    RowResult,
+    Sheet,
+    Status,
+    TargetKind,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+#: columns of an errors file that are read back without a warning
+ERRORS_FILE_COLUMNS = frozenset({"error_code", "error"})
+OPTION_NAMES = ("default_country", "blank", "groups", "header_row")
+TABLE_NAMES = ("columns", "options")
+SIMPLE_TARGETS = {"id": TargetKind.ID, "phone": TargetKind.PHONE, "groups": TargetKind.GROUPS}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _norm(text: str) -> str:
+    """Case-, accent-, space- and underscore-insensitive form of a header or name."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[\s_\-.]+", " ", plain).split())
+
+
+def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """'; did you mean 'X'?' for the closest candidate, or '' when none is close."""
+    by_norm: dict[str, str] = {}
+    for cand in candidates:
+        by_norm.setdefault(_norm(cand), cand)
+    close = difflib.get_close_matches(_norm(word), list(by_norm), n=1, cutoff=0.6)
+    return f"; did you mean '{by_norm[close[0]]}'?" if close else ""
+
+
+def _rows_text(rows: Sequence[int], limit: int = 5) -> str:
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _raise_problems(problems: Sequence[str], source: Path | None) -> None:
+    if not problems:
+        return
+    where = source.name if source is not None else "mapping"
+    if len(problems) == 1:
+        raise ConfigError(f"{where}: {problems[0]}")
+    listed = "\n".join(f"  - {p}" for p in problems)
+    raise ConfigError(f"{where} has {len(problems)} problems:\n{listed}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class RawMapping:
+    """A mapping file as written: header -> target text or field id, options, blank overrides."""
+
+    columns: dict[str, str | int]
+    options: dict[str, Any]
+    source: Path | None = None
+    blanks: dict[str, str] = field(default_factory=dict)  # header -> "keep" | "clear"
+    problems: tuple[str, ...] = ()  # structural problems, reported by resolve_mapping
+
+
+def load_mapping(path: Path) -> RawMapping:
+    """Read and parse a mapping file; a missing or unreadable file is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"mapping file {path} not found; write one with `bsg-sync init SHEET`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read mapping file {path}: {exc}; save it as UTF-8") from None
+    return parse_mapping(text, source=path)
+
+
+def parse_mapping(text: str, source: Path | None = None) -> RawMapping:
+    """Parse mapping TOML; syntax errors raise, structural problems are kept for resolve."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        where = source.name if source is not None else "mapping"
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    problems = [
+        f"unknown table [{name}]{_did_you_mean(name, TABLE_NAMES)}"
+        for name in doc
+        if name not in TABLE_NAMES
+    ]
+    columns, blanks = _parse_columns(doc.get("columns", {}), problems)
+    options = doc.get("options", {})
+    if not isinstance(options, dict):
+        problems.append("[options] must be a table")
+        options = {}
+    return RawMapping(columns, dict(options), source, blanks, tuple(problems))
+
+
+def _parse_columns(
+    table: object, problems: list[str]
+) -> tuple[dict[str, str | int], dict[str, str]]:
+    columns: dict[str, str | int] = {}
+    blanks: dict[str, str] = {}
+    if not isinstance(table, dict):
+        problems.append("[columns] must be a table of header = target")
+        return columns, blanks
+    for header, value in table.items():
+        if isinstance(value, dict):
+            extra = sorted(set(value) - {"target", "blank"})
+            if extra:
+                problems.append(f"column '{header}': unknown key '{extra[0]}' (use target, blank)")
+            if "blank" in value:
+                blanks[header] = str(value["blank"])
+            value = value.get("target")
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            columns[header] = value
+        else:
+            problems.append(
+                f"column '{header}': target must be id, phone, groups, "
+                f"field:<name> or a field id, not {value!r}"
+            )
+    return columns, blanks
+
+
+def find_mapping_file(sheet_path: Path, cwd: Path) -> Path | None:
+    """<sheet stem>.toml beside the sheet, then bsg-sync.toml beside it, then in cwd."""
+    candidates = (
+        sheet_path.with_name(f"{sheet_path.stem}.toml"),
+        sheet_path.with_name("bsg-sync.toml"),
+        cwd / "bsg-sync.toml",
+    )
+    return next((c for c in candidates if c.is_file()), None)
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def resolve_mapping(raw: RawMapping, headers: Sequence[str], account: Account) -> ColumnMapping:
+    """Check a mapping against the sheet and the account; raise one ConfigError for all problems."""
+    problems = list(raw.problems)
+    options = _resolve_options(raw.options, problems)
+    columns = []
+    for key, value in raw.columns.items():
+        header = _match_header(key, headers, problems)
+        target = _resolve_target(key, value, account, problems)
+        what = f"column '{key}': blank"
+        blank = _resolve_blank(raw.blanks.get(key), options.blank, what, problems)
+        if header is not None and target is not None:
+            columns.append(ColumnTarget(header, target[0], target[1], blank))
+    _check_columns(columns, problems)
+    if not any(c.kind in (TargetKind.ID, TargetKind.PHONE) for c in columns) and not any(
+        v in ("id", "phone") for v in map(_target_word, raw.columns.values())
+    ):
+        problems.append("no column is mapped to phone or id, so no row can name its contact")
+    _raise_problems(problems, raw.source)
+    return ColumnMapping(tuple(columns), options, raw.source)
+
+
+def _target_word(value: str | int) -> str:
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
+def _match_header(key: str, headers: Sequence[str], problems: list[str]) -> str | None:
+    wanted = key.strip()
+    for h in headers:
+        if h.strip() == wanted:
+            return h
+    loose = [h for h in headers if _norm(h) == _norm(wanted)]
+    if len(loose) == 1:
+        return loose[0]
+    if loose:
+        problems.append(f"column '{key}' matches several columns: {', '.join(loose)}")
+    else:
+        problems.append(f"column '{key}' is not in the sheet{_did_you_mean(key, headers)}")
+    return None
+
+
+def _resolve_target(
+    key: str, value: str | int, account: Account, problems: list[str]
+) -> tuple[TargetKind, int | None] | None:
+    if isinstance(value, int):
+        return _field_by_id(key, value, account, problems)
+    word = value.strip()
+    if word.lower() in SIMPLE_TARGETS:
+        return SIMPLE_TARGETS[word.lower()], None
+    if word.isdigit():
+        return _field_by_id(key, int(word), account, problems)
+    if word.lower().startswith("field:"):
+        name = word[len("field:") :].strip()
+        if name.isdigit():
+            return _field_by_id(key, int(name), account, problems)
+        return _field_by_name(key, name, account, problems)
+    hint = _did_you_mean(word, [*SIMPLE_TARGETS, *(f"field:{f.name}" for f in account.fields)])
+    problems.append(
+        f"column '{key}': bad target '{value}' (use id, phone, groups, field:<name> "
+        f"or a field id){hint}"
+    )
+    return None
+
+
+def _field_by_id(
+    key: str, field_id: int, account: Account, problems: list[str]
+) -> tuple[TargetKind, int | None] | None:
+    if any(f.id == field_id for f in account.fields):
+        return TargetKind.FIELD, field_id
+    names = {f"{f.id} ({f.name})": f.name for f in account.fields}
+    hint = _did_you_mean(key, names.values())
+    if hint:
+        best = next(k for k, v in names.items() if f"'{v}'" in hint)
+        hint = f"; did you mean {best}?"
+    problems.append(f"column '{key}': unknown field id {field_id}{hint}")
+    return None
+
+
+def _field_by_name(
+    key: str, name: str, account: Account, problems: list[str]
+) -> tuple[TargetKind, int | None] | None:
+    exact = [f for f in account.fields if f.name == name]
+    loose = exact or [f for f in account.fields if _norm(f.name) == _norm(name)]
+    if len(loose) == 1:
+        return TargetKind.FIELD, loose[0].id
+    if loose:
+        problems.append(f"column '{key}': field name '{name}' matches several fields")
+    else:
+        hint = _did_you_mean(name, [f.name for f in account.fields])
+        problems.append(f"column '{key}': unknown field '{name}'{hint}")
+    return None
+
+
+def _resolve_blank(value: object, default: Blank, what: str, problems: list[str]) -> Blank:
+    if value is None:
+        return default
+    try:
+        return Blank(str(value).strip().lower())
+    except ValueError:
+        problems.append(f"{what} = {value!r} must be 'keep' or 'clear'")
+        return default
+
+
+def _resolve_options(options: dict[str, Any], problems: list[str]) -> MappingOptions:
+    for name in options:
+        if name not in OPTION_NAMES:
+            problems.append(f"unknown option '{name}'{_did_you_mean(name, OPTION_NAMES)}")
+    blank = _resolve_blank(options.get("blank"), Blank.KEEP, "option blank", problems)
+    groups = GroupsMode.ADD
+    raw_groups = options.get("groups")
+    if raw_groups is not None:
+        try:
+            groups = GroupsMode(str(raw_groups).strip().lower())
+        except ValueError:
+            problems.append(f"option groups = {raw_groups!r} must be 'add' or 'exact'")
+    return MappingOptions(
+        default_country=_resolve_country(options.get("default_country"), problems),
+        blank=blank,
+        groups=groups,
+        header_row=_resolve_header_row(options.get("header_row"), problems),
+    )
+
+
+def _resolve_country(value: object, problems: list[str]) -> str | None:
+    if value is None:
+        return None
+    region = str(value).strip().upper()
+    if region in phonenumbers.SUPPORTED_REGIONS:
+        return region
+    problems.append(
+        f"option default_country = {value!r} is not a region code like 'GB', 'DE' or 'US'"
+    )
+    return None
+
+
+def _resolve_header_row(value: object, problems: list[str]) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    problems.append(f"option header_row = {value!r} must be a row number (1 or more)")
+    return None
+
+
+def _check_columns(columns: Sequence[ColumnTarget], problems: list[str]) -> None:
+    seen_header: dict[str, str] = {}
+    seen_target: dict[tuple[TargetKind, int | None], str] = {}
+    for col in columns:
+        if col.header in seen_header:
+            problems.append(f"column '{col.header}' is mapped twice")
+        seen_header[col.header] = col.header
+        key = (col.kind, col.field_id)
+        if key in seen_target:
+            what = f"field {col.field_id}" if col.kind is TargetKind.FIELD else col.kind.value
+            problems.append(
+                f"two columns are mapped to {what}: '{seen_target[key]}' and '{col.header}'"
+            )
+        seen_target.setdefault(key, col.header)
+
+
+def unmapped_headers(mapping: ColumnMapping, headers: Sequence[str]) -> list[str]:
+    """Non-blank sheet headers no column maps (an errors file's own columns are not listed)."""
+    mapped = {c.header for c in mapping.columns}
+    return [
+        h
+        for h in headers
+        if h.strip() and h not in mapped and h.strip().lower() not in ERRORS_FILE_COLUMNS
+    ]
+
+
+def describe_mapping(mapping: ColumnMapping, account: Account) -> list[str]:
+    """One line per mapped column, for people: '"Mobile" -> phone'."""
+    lines = []
+    for col in mapping.columns:
+        if col.kind is TargetKind.FIELD and col.field_id is not None:
+            target = f"field {col.field_id} ({account.field_name(col.field_id)})"
+        else:
+            target = col.kind.value
+        clear = ", blank clears" if col.blank is Blank.CLEAR else ""
+        lines.append(f"{json.dumps(col.header, ensure_ascii=False)} -> {target}{clear}")
+    return lines
+
+
+# --------------------------------------------------------------------------- rows
+
+
+class PhoneLike(Protocol):
+    """What a phone normaliser returns (bsg_sync.phones.PhoneResult)."""
+
+    @property
+    def digits(self) -> str | None: ...
+    @property
+    def error_code(self) -> str: ...
+    @property
+    def error(self) -> str: ...
+
+
+PhoneFunc = Callable[[str], PhoneLike]
+
+
+@dataclass(frozen=True)
+class MappedRows:
+    """Every sheet row once: either a desired contact, or a result that needs no plan."""
+
+    desired: list[Desired]
+    results: list[RowResult]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Column indexes and lookups computed once per sheet."""
+
+    id_idx: int | None
+    phone_idx: int | None
+    groups_idx: int | None
+    groups_clear: bool
+    fields: tuple[tuple[int, int, bool], ...]  # (column index, field id, blank clears)
+    groups_mode: GroupsMode
+
+
+def _plan(sheet: Sheet, mapping: ColumnMapping) -> _Plan:
+    index = {h: i for i, h in reversed(list(enumerate(sheet.headers)))}
+    by_kind: dict[TargetKind, ColumnTarget] = {
+        c.kind: c for c in mapping.columns if c.kind is not TargetKind.FIELD
+    }
+
+    def idx(kind: TargetKind) -> int | None:
+        col = by_kind.get(kind)
+        return index[col.header] if col is not None else None
+
+    groups = by_kind.get(TargetKind.GROUPS)
+    return _Plan(
+        id_idx=idx(TargetKind.ID),
+        phone_idx=idx(TargetKind.PHONE),
+        groups_idx=idx(TargetKind.GROUPS),
+        groups_clear=groups is not None and groups.blank is Blank.CLEAR,
+        fields=tuple(
+            (index[c.header], c.field_id, c.blank is Blank.CLEAR)
+            for c in mapping.columns
+            if c.kind is TargetKind.FIELD and c.field_id is not None
+        ),
+        groups_mode=mapping.options.groups,
+    )
+
+
+class _GroupParser:
+    """Turns a groups cell into list ids, caching per distinct cell text."""
+
+    def __init__(self, account: Account) -> None:
+        self._account = account
+        self._ids = {g.id for g in account.groups}
+        self._by_name: dict[str, int] = {}
+        for g in account.groups:
+            self._by_name.setdefault(_norm(g.name), g.id)
+        self._cache: dict[str, frozenset[int]] = {}
+        self.unknown: dict[str, list[int]] = {}  # token -> rows
+
+    def parse(self, text: str, row: int) -> frozenset[int]:
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        ids: set[int] = set()
+        bad: list[str] = []
+        for token in (t.strip() for t in re.split(r"[,;]", text)):
+            if not token:
+                continue
+            found = self._lookup(token)
+            if found is None:
+                bad.append(token)
+            else:
+                ids.add(found)
+        for token in bad:
+            self.unknown.setdefault(token, []).append(row)
+        result = frozenset(ids)
+        if not bad:
+            self._cache[text] = result
+        return result
+
+    def _lookup(self, token: str) -> int | None:
+        if token.isdigit() and (int(token) in self._ids or not self._account.groups):
+            return int(token)
+        return self._by_name.get(_norm(token))
+
+    def raise_unknown(self) -> None:
+        names = [g.name for g in self._account.groups]
+        problems = [
+            f"unknown list '{token}' ({_rows_text(rows)}){_did_you_mean(token, names)}"
+            for token, rows in self.unknown.items()
+        ]
+        if len(problems) == 1:
+            raise ConfigError(problems[0])
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"the sheet names {len(problems)} unknown lists:\n{listed}")
+
+
+def _invalid(row: int, code: str, error: str, contact_id: int | None = None) -> RowResult:
+    return RowResult(
+        row=row, contact_id=contact_id, action=Action.SKIP, status=Status.INVALID,
+        error_code=code, error=error,
+    )
+
+
+def _default_phone_func(default_country: str | None) -> PhoneFunc:
+    from bsg_sync.phones import PhoneNormaliser
+
+    return PhoneNormaliser(default_country)
+
+
+def map_rows(
+    sheet: Sheet, mapping: ColumnMapping, account: Account, *, phone_func: PhoneFunc | None = None
+) -> MappedRows:
+    """Turn every row into a Desired contact or an invalid/duplicate RowResult.
+
+    Unknown list names are collected over the whole sheet and raised as one ConfigError.
+    """
+    plan = _plan(sheet, mapping)
+    phones = _PhoneCache(phone_func or _default_phone_func(mapping.options.default_country))
+    groups = _GroupParser(account)
+    desired: list[Desired] = []
+    results: list[RowResult] = []
+    for srow in sheet.rows:
+        who = _identify(srow.row, srow.values, plan, phones)
+        if isinstance(who, RowResult):
+            results.append(who)
+        else:
+            desired.append(_desired(srow.row, srow.values, plan, groups, *who))
+    if groups.unknown:
+        groups.raise_unknown()
+    return _dedupe(desired, results)
+
+
+class _PhoneCache:
+    """Calls the normaliser once per distinct cell text."""
+
+    def __init__(self, func: PhoneFunc) -> None:
+        self._func = func
+        self._cache: dict[str, PhoneLike] = {}
+
+    def __call__(self, text: str) -> PhoneLike:
+        res = self._cache.get(text)
+        if res is None:
+            res = self._cache[text] = self._func(text)
+        return res
+
+
+def _identify(
+    row: int, values: tuple[str, ...], plan: _Plan, phones: _PhoneCache
+) -> tuple[int | None, str | None] | RowResult:
+    """(contact id, phone digits) of a row, or the invalid result saying why it has none."""
+    contact_id: int | None = None
+    raw_id = values[plan.id_idx] if plan.id_idx is not None else ""
+    if raw_id:
+        if not raw_id.isdigit() or int(raw_id) < 1:
+            return _invalid(row, "invalid-id", f"Contact ID '{raw_id}' is not a whole number "
+                            "above 0; use the contact's BSG id or leave it empty.")
+        contact_id = int(raw_id)
+    raw_phone = values[plan.phone_idx] if plan.phone_idx is not None else ""
+    if raw_phone:
+        res = phones(raw_phone)
+        if res.digits is None:
+            return _invalid(row, res.error_code or "invalid-phone", res.error, contact_id)
+        return contact_id, res.digits
+    if contact_id is None:
+        return _invalid(row, "missing-contact", "The row needs a contact id or a phone.")
+    return contact_id, None
+
+
+def _desired(
+    row: int, values: tuple[str, ...], plan: _Plan, groups: _GroupParser,
+    contact_id: int | None, phone: str | None,
+) -> Desired:
+    fields: dict[int, str] = {}
+    for idx, field_id, clear in plan.fields:
+        value = values[idx]
+        if value or clear:
+            fields[field_id] = value
+    group_ids: frozenset[int] | None = None
+    if plan.groups_idx is not None:
+        cell = values[plan.groups_idx]
+        if cell:
+            group_ids = groups.parse(cell, row)
+        elif plan.groups_clear:
+            group_ids = frozenset()
+    return Desired(row, contact_id, phone, fields, group_ids, plan.groups_mode)
+
+
+def _same_wish(a: Desired, b: Desired) -> bool:
+    return (a.contact_id, a.phone, dict(a.fields), a.groups) == (
+        b.contact_id, b.phone, dict(b.fields), b.groups
+    )
+
+
+def _dedupe(desired: list[Desired], results: list[RowResult]) -> MappedRows:
+    by_key: dict[tuple[str, object], list[Desired]] = {}
+    for d in desired:
+        key = ("id", d.contact_id) if d.contact_id is not None else ("phone", d.phone)
+        by_key.setdefault(key, []).append(d)
+    kept: list[Desired] = []
+    for group in by_key.values():
+        first = group[0]
+        if len(group) == 1:
+            kept.append(first)
+        elif all(_same_wish(first, d) for d in group[1:]):
+            kept.append(first)
+            results.extend(_duplicate_row(d, first.row) for d in group[1:])
+        else:
+            results.extend(_conflict(d, group) for d in group)
+    kept.sort(key=lambda d: d.row)
+    results.sort(key=lambda r: r.row)
+    return MappedRows(kept, results)
+
+
+def _duplicate_row(d: Desired, first_row: int) -> RowResult:
+    return RowResult(
+        row=d.row, contact_id=d.contact_id, phone=d.phone, action=Action.NONE,
+        status=Status.UNCHANGED, error_code="duplicate-row",
+        error=f"Same as row {first_row}; sent once.",
+    )
+
+
+def _conflict(d: Desired, group: Sequence[Desired]) -> RowResult:
+    others = [o.row for o in group if o.row != d.row]
+    who = f"contact {d.contact_id}" if d.contact_id is not None else f"phone {d.phone}"
+    return RowResult(
+        row=d.row, contact_id=d.contact_id, phone=d.phone, action=Action.SKIP,
+        status=Status.INVALID, error_code="duplicate-contact",
+        error=f"Same {who} as {_rows_text(others)} but different values; keep one of them.",
+    )
