@@ -590,3 +590,80 @@ def _conflict(d: Desired, group: Sequence[Desired]) -> RowResult:
         status=Status.INVALID, error_code="duplicate-contact",
         error=f"Same {who} as {_rows_text(others)} but different values; keep one of them.",
     )
+
+
+# --------------------------------------------------------------------------- generating
+
+PHONE_HEADERS = frozenset(_norm(h) for h in (
+    "phone", "phones", "mobile", "msisdn", "tel", "tel.", "telephone", "phone number",
+    "phone no", "mobile phone", "mobile number", "mobile no", "cell", "cell phone",
+    "cellphone", "handy", "handynummer", "telefon", "telefonnummer", "téléphone", "portable",
+    "numero", "número", "numéro", "telefono", "teléfono", "móvil", "gsm", "whatsapp", "mob",
+    "contact phone", "contact number",
+))
+ID_HEADERS = frozenset(_norm(h) for h in (
+    "id", "contact id", "contactid", "contact_id", "bsg id", "bsg contact id",
+))
+GROUPS_HEADERS = frozenset(_norm(h) for h in (
+    "lists", "list", "groups", "group", "segments", "segment", "contact lists", "listas",
+    "listen",
+))
+_HEADER_KINDS = ((ID_HEADERS, "id"), (PHONE_HEADERS, "phone"), (GROUPS_HEADERS, "groups"))
+_GENERATED_INTRO = """\
+# bsg-sync mapping file, written by `bsg-sync init`. Edit freely.
+# [columns] maps a spreadsheet header to a target:
+#   "id" (BSG contact id), "phone", "groups" (list names or ids separated by , or ;),
+#   "field:<name>" or a field id (a custom field). Unmapped columns are ignored.
+# An empty cell keeps the current value; to clear it for one column instead:
+#   "City" = { target = "field:City", blank = "clear" }
+"""
+
+
+def _toml_str(text: str) -> str:
+    """A TOML basic string (JSON escapes are valid TOML; DEL must be escaped too)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def guess_targets(headers: Sequence[str], account: Account) -> dict[str, str]:
+    """header -> target text for the headers that look like id, phone, lists or a field."""
+    fields = {_norm(f.name): f for f in account.fields}
+    taken: set[str] = set()
+    guessed: dict[str, str] = {}
+    for header in headers:
+        norm = _norm(header)
+        target = next((t for names, t in _HEADER_KINDS if norm in names), None)
+        if target is None and norm in fields:
+            target = f"field:{fields[norm].name}"
+        if target is not None and target not in taken and header not in guessed:
+            taken.add(target)
+            guessed[header] = target
+    return guessed
+
+
+def generate_mapping(
+    headers: Sequence[str], account: Account, *, default_country: str | None
+) -> tuple[str, list[str]]:
+    """TOML text of a mapping for these headers, and the headers it could not map."""
+    problems: list[str] = []
+    region = _resolve_country(default_country, problems)
+    _raise_problems(problems, None)
+    guessed = guess_targets(headers, account)
+    unmapped = [h for h in headers if h.strip() and h not in guessed
+                and h.strip().lower() not in ERRORS_FILE_COLUMNS]
+    lines = [_GENERATED_INTRO, "[columns]"]
+    lines += [f"{_toml_str(h)} = {_toml_str(t)}" for h, t in guessed.items()]
+    if not any(t in ("id", "phone") for t in guessed.values()):
+        lines.append('# No column looks like a phone or a contact id: map one: "Tel" = "phone"')
+    if unmapped:
+        lines.append("# Not mapped (ignored by sync); map them to a target to use them:")
+        lines += [f"# {_toml_str(h)} = \"field:...\"" for h in unmapped]
+    country = f"default_country = {_toml_str(region)}" if region else '# default_country = "GB"'
+    lines += [
+        "",
+        "[options]",
+        f"{country}  # region for national-format numbers like 07700 900123",
+        'blank = "keep"  # keep | clear: what an empty cell means',
+        'groups = "add"  # add | exact: exact also removes the contact from unlisted lists',
+        "",
+    ]
+    return "\n".join(lines), unmapped
