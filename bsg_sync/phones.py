@@ -1,0 +1,190 @@
+"""Phone normalisation and validation: cell text -> international digits or a typed error (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata
+
+MIN_DIGITS = 9
+MAX_DIGITS = 15
+
+MISSING = "missing-phone"
+INVALID = "invalid-phone"
+PRECISION_LOST = "phone-precision-lost"
+
+_SCIENTIFIC = re.compile(r"^\+?\d+(?:[.,]\d*)?[eE][+-]?\d+$")
+_INTEGRAL_FLOAT = re.compile(r"^(\+?\d{6,})\.0+$")  # "447700900123.0" from a float export
+_TRUNK_IN_BRACKETS = re.compile(r"^(\+|00)\s*(\d{1,3})[\s.\-]*\(0\)")  # "+44 (0)7700 …"
+_SEPARATORS = str.maketrans("", "", " \t\u00a0\u202f.-–()[]/\\")
+_TEL_PREFIX = re.compile(r"^tel:\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PhoneResult:
+    """A normalised phone (digits, international, no `+`) or why there is none."""
+
+    digits: str | None
+    error_code: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.digits is not None
+
+
+def _invalid(text: str, why: str, code: str = INVALID) -> PhoneResult:
+    return PhoneResult(None, code, f"Phone {text!r} {why}.")
+
+
+def _possible_lengths(country_code: int) -> tuple[int, ...] | None:
+    """National significant number lengths allowed for a calling code (None: unknown code)."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code)
+    if not regions:
+        return None
+    meta = PhoneMetadata.metadata_for_region_or_calling_code(country_code, regions[0])
+    if meta is None or meta.general_desc is None:
+        return None
+    return tuple(meta.general_desc.possible_length or ())
+
+
+def _split_country_code(digits: str) -> tuple[int, str] | None:
+    """The calling code at the start of international digits, and the rest."""
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in COUNTRY_CODE_TO_REGION_CODE:
+            return code, digits[size:]
+    return None
+
+
+def _international_problem(digits: str) -> str | None:
+    """Why international digits are not a possible number (None: they are)."""
+    split = _split_country_code(digits)
+    if split is None:
+        return "does not start with a known country calling code"
+    code, national = split
+    lengths = _possible_lengths(code)
+    if lengths is not None and len(national) not in lengths:
+        allowed = "/".join(str(n) for n in lengths)
+        return f"has {len(national)} digits after country code +{code}, which expects {allowed}"
+    return _length_problem(digits)
+
+
+def _length_problem(digits: str) -> str | None:
+    if len(digits) < MIN_DIGITS:
+        return f"has {len(digits)} digits; a phone needs at least {MIN_DIGITS}"
+    if len(digits) > MAX_DIGITS:
+        return f"has {len(digits)} digits; a phone has at most {MAX_DIGITS}"
+    return None
+
+
+def _checked(text: str, digits: str, problem: str | None) -> PhoneResult:
+    return PhoneResult(digits) if problem is None else _invalid(text, problem)
+
+
+def _parse_national(digits: str, region: str) -> str | None:
+    """International digits of a national number for `region`, or None when not possible."""
+    try:
+        number = phonenumbers.parse(digits, region)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return f"{number.country_code}{phonenumbers.national_significant_number(number)}"
+
+
+def _resolve_unprefixed(text: str, digits: str, region: str | None) -> PhoneResult:
+    """Digits with no `+`/`00`: national (leading 0, or short) or international without `+`."""
+    if region is None:
+        if digits.startswith("0"):
+            return _invalid(
+                text,
+                "is a national number (leading 0) with no country; "
+                "add default_country to the mapping",
+            )
+        problem = _international_problem(digits)
+        if problem is not None:
+            problem = (
+                f"is not a possible international number ({problem}); "
+                "if it is a national number, add default_country to the mapping"
+            )
+        return _checked(text, digits, problem)
+    if _plainly_international(digits, region):
+        return PhoneResult(digits)
+    national = _parse_national(digits, region)
+    if national is not None:
+        return _checked(text, national, _length_problem(national))
+    if digits.startswith("0"):
+        return _invalid(text, f"is not a possible national number in {region}")
+    if _international_problem(digits) is None:
+        return PhoneResult(digits)
+    return _invalid(text, f"is neither a possible number in {region} nor an international one")
+
+
+def _plainly_international(digits: str, region: str) -> bool:
+    """Cheap path: starts with the region's own calling code and is too long to be national."""
+    code = phonenumbers.country_code_for_region(region)
+    lengths = _possible_lengths(code) or ()
+    return (
+        digits.startswith(str(code))
+        and len(digits) not in lengths
+        and _international_problem(digits) is None
+    )
+
+
+def _strip(text: str) -> tuple[str, bool]:
+    """(digits and any leftover letters, whether an international prefix was given)."""
+    raw = _TEL_PREFIX.sub("", text)
+    raw = _TRUNK_IN_BRACKETS.sub(r"\1\2", raw)
+    compact = raw.translate(_SEPARATORS)
+    if compact.startswith("+"):
+        return compact[1:], True
+    if compact.startswith("00"):
+        return compact[2:], True
+    return compact, False
+
+
+def normalise_phone(text: str, default_country: str | None = None) -> PhoneResult:
+    """Normalise one cell's text to international digits, or say why it is not a phone."""
+    value = text.strip()
+    if not value:
+        return PhoneResult(None, MISSING, "The row has no phone number.")
+    if _SCIENTIFIC.match(value):
+        return _invalid(
+            value,
+            "is in scientific notation, so Excel has lost digits; "
+            "format the column as text and re-enter the numbers",
+            PRECISION_LOST,
+        )
+    integral = _INTEGRAL_FLOAT.match(value)
+    digits, international = _strip(integral.group(1) if integral else value)
+    if not digits.isdigit() or not digits.isascii():
+        return _invalid(value, "contains characters other than digits and separators")
+    if len(digits) > MAX_DIGITS and value.lstrip("+").isdigit():
+        return _invalid(
+            value,
+            f"has {len(digits)} digits; Excel keeps only 15, so digits were lost "
+            "(format the column as text)",
+            PRECISION_LOST,
+        )
+    if international:
+        return _checked(value, digits, _international_problem(digits))
+    region = default_country.upper() if default_country else None
+    return _resolve_unprefixed(value, digits, region)
+
+
+class PhoneNormaliser:
+    """`normalise_phone` for one default country, caching by cell text (a value parses once)."""
+
+    def __init__(self, default_country: str | None = None) -> None:
+        self.default_country = default_country
+        self._cache: dict[str, PhoneResult] = {}
+
+    def __call__(self, text: str) -> PhoneResult:
+        cached = self._cache.get(text)
+        if cached is None:
+            cached = normalise_phone(text, self.default_country)
+            self._cache[text] = cached
+        return cached
