@@ -37,16 +37,124 @@ def emulator() -> None:
 
 
 # ---------------------------------------------------------------- fields / lists (owner: client)
+if TYPE_CHECKING:
+    from bsg_sync.client import BsgClient
+
+
+def _api_key_from_env_or_file(api_key_file: Path | None) -> str:
+    """The API key from --api-key-file, else env BSG_API_KEY; UsageError (exit 2) when none."""
+    import os
+
+    from bsg_sync.errors import UsageError
+
+    key = _read_key_file(api_key_file) if api_key_file else os.environ.get("BSG_API_KEY", "")
+    key = key.strip()
+    if not key:
+        raise UsageError("no API key: set BSG_API_KEY or pass --api-key-file PATH")
+    if key.startswith("test_"):
+        click.echo("warning: this is a test_ key; BSG's test mode only accepts phone numbers "
+                   "verified in your account", err=True)
+    return key
+
+
+def _read_key_file(path: Path) -> str:
+    from bsg_sync.errors import UsageError
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from None
+    if sys.platform != "win32" and mode & 0o077:
+        click.echo(f"warning: the API key file {path} is readable by other users; "
+                   f"run: chmod 600 {path}", err=True)
+    lines = text.strip().splitlines()
+    if not lines:
+        raise UsageError(f"the API key file {path} is empty")
+    return lines[0]
+
+
+def _make_client(api_url: str, api_key_file: Path | None, *,
+                 allow_insecure_http: bool = False, **kwargs: Any) -> BsgClient:
+    """A BsgClient from the common options; UsageError (exit 2) on a missing key or bad URL."""
+    from bsg_sync.client import BsgClient
+    from bsg_sync.errors import UsageError
+
+    key = _api_key_from_env_or_file(api_key_file)
+    try:
+        return BsgClient(api_url, key, allow_insecure_http=allow_insecure_http, **kwargs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _api_options(command: Any) -> Any:
+    """--api-url, --api-key-file, --allow-insecure-http, as sync and pull spell them."""
+    for decorate in reversed((
+        click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL,
+                     show_default=True, help="BSG One-API base URL (env BSG_API_URL)."),
+        click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Read the API key from this file (else env BSG_API_KEY)."),
+        click.option("--allow-insecure-http", is_flag=True,
+                     help="Allow plain http to a non-loopback host."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
+    )):
+        command = decorate(command)
+    return command
+
+
+def _render_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns separated by two spaces (ids right-aligned)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    lines = []
+    for cells in (headers, *rows):
+        parts = [c.rjust(w) if i == 0 else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _show_account_items(what: str, fetch: Any, headers: tuple[str, ...], api_url: str,
+                        api_key_file: Path | None, allow_insecure_http: bool,
+                        as_json: bool) -> None:
+    """Fetch fields or lists, then print them as JSON or as an aligned table."""
+    from dataclasses import asdict
+
+    from bsg_sync.client import ApiError
+    from bsg_sync.sync import api_error_as_run_error
+
+    try:
+        with _make_client(api_url, api_key_file,
+                          allow_insecure_http=allow_insecure_http) as client:
+            items = fetch(client)
+    except BsgSyncError as exc:  # AuthFailed is one too (exit 3 with its own sentence)
+        _fail(exc, False)
+    except ApiError as exc:
+        _fail(api_error_as_run_error(exc), False)
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in items], ensure_ascii=False))
+    elif not items:
+        click.echo(f"the account has no {what}", err=True)
+    else:
+        rows = [tuple(str(getattr(i, h)) for h in headers) for i in items]
+        click.echo(_render_table(headers, rows))
+
+
 @cli.command()
-def fields() -> None:
+@_api_options
+def fields(api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
+           as_json: bool) -> None:
     """Print the account's custom contact fields (id, name, type)."""
-    raise click.ClickException("not implemented yet")
+    _show_account_items("custom fields", lambda c: c.list_fields(), ("id", "name", "type"),
+                        api_url, api_key_file, allow_insecure_http, as_json)
 
 
 @cli.command()
-def lists() -> None:
+@_api_options
+def lists(api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
+          as_json: bool) -> None:
     """Print the account's contact lists (id, name)."""
-    raise click.ClickException("not implemented yet")
+    _show_account_items("contact lists", lambda c: c.list_groups(), ("id", "name"),
+                        api_url, api_key_file, allow_insecure_http, as_json)
 
 
 # ---------------------------------------------------------------- init (owner: mapping)
