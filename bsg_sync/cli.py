@@ -159,9 +159,69 @@ def lists(api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
 
 # ---------------------------------------------------------------- init (owner: mapping)
 @cli.command()
-def init() -> None:
-    """Write a mapping file for SHEET from its headers."""
-    raise click.ClickException("not implemented yet")
+@click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Mapping file to write (default: bsg-sync.toml beside SHEET).")
+@click.option("--force", is_flag=True, help="Overwrite the mapping file if it exists.")
+@click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
+@click.option("--encoding", help="CSV encoding, when detection picks the wrong one (e.g. cp1252).")
+@click.option("--default-country", metavar="CC",
+              help="Region for national-format numbers, e.g. GB (written to [options]).")
+@click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL, show_default=True,
+              help="BSG One-API base URL (env BSG_API_URL).")
+@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read the API key from this file (else env BSG_API_KEY).")
+@click.option("--allow-insecure-http", is_flag=True,
+              help="Allow plain http to a non-loopback host.")
+@click.option("--offline", is_flag=True,
+              help="Do not ask BSG for custom fields; map well-known names only.")
+def init(sheet: Path, output: Path | None, force: bool, sheet_name: str | None,
+         encoding: str | None, default_country: str | None, api_url: str,
+         api_key_file: Path | None, allow_insecure_http: bool, offline: bool) -> None:
+    """Write a mapping file for SHEET from its headers and the account's custom fields."""
+    import os
+
+    from bsg_sync import mapping as mapping_mod
+    from bsg_sync.client import ApiError
+    from bsg_sync.errors import UsageError
+    from bsg_sync.models import Account
+    from bsg_sync.reader import read_sheet
+    from bsg_sync.sync import api_error_as_run_error
+
+    target = output or sheet.with_name("bsg-sync.toml")
+    online = not offline and bool(api_key_file or os.environ.get("BSG_API_KEY", "").strip())
+    try:
+        if target.exists() and not force:
+            raise UsageError(f"{target} already exists; pass --force to overwrite it")
+        headers = read_sheet(sheet, sheet=sheet_name, encoding=encoding).headers
+        account = Account()
+        if online:
+            with _make_client(api_url, api_key_file,
+                              allow_insecure_http=allow_insecure_http) as client:
+                account = Account(fields=tuple(client.list_fields()))
+        text, unmapped = mapping_mod.generate_mapping(headers, account,
+                                                      default_country=default_country)
+        try:
+            target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    except BsgSyncError as exc:
+        _fail(exc, False)
+    except ApiError as exc:
+        _fail(api_error_as_run_error(exc), False)
+    guessed = mapping_mod.guess_targets(headers, account)
+    if not online:
+        click.echo("warning: mapped well-known names only (no API key, or --offline); add "
+                   'custom fields as "Header" = "field:<name>"', err=True)
+    if not any(t in ("id", "phone") for t in guessed.values()):
+        click.echo(f"warning: no column looks like a phone or a contact id; map one in {target}",
+                   err=True)
+    click.echo(f"wrote {target} for {sheet.name}")
+    for header, tgt in guessed.items():
+        click.echo(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
+    if unmapped:
+        names = ", ".join(json.dumps(h, ensure_ascii=False) for h in unmapped)
+        click.echo(f"not mapped (sync ignores them): {names}")
 
 
 # ---------------------------------------------------------------- sync / pull / demo (owner: lead)

@@ -332,19 +332,6 @@ def unmapped_headers(mapping: ColumnMapping, headers: Sequence[str]) -> list[str
     ]
 
 
-def describe_mapping(mapping: ColumnMapping, account: Account) -> list[str]:
-    """One line per mapped column, for people: '"Mobile" -> phone'."""
-    lines = []
-    for col in mapping.columns:
-        if col.kind is TargetKind.FIELD and col.field_id is not None:
-            target = f"field {col.field_id} ({account.field_name(col.field_id)})"
-        else:
-            target = col.kind.value
-        clear = ", blank clears" if col.blank is Blank.CLEAR else ""
-        lines.append(f"{json.dumps(col.header, ensure_ascii=False)} -> {target}{clear}")
-    return lines
-
-
 # --------------------------------------------------------------------------- rows
 
 
