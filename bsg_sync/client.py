@@ -267,10 +267,10 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value.strip() else None
-        if when is None:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (ValueError, TypeError):
             return None
-        seconds = when.timestamp() - time.time()
     return max(0.0, min(seconds, cap))
 
 
