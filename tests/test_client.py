@@ -214,3 +214,330 @@ def test_repr_and_errors_never_show_the_key() -> None:
     assert KEY not in repr(client)
     assert KEY not in repr(vars(client))
     client.close()
+
+
+# ---------------------------------------------------------------- against the real emulator
+
+emulator_mod = pytest.importorskip("bsg_sync.emulator")
+Emulator = emulator_mod.Emulator
+EmulatorConfig = emulator_mod.EmulatorConfig
+
+
+def _config(**overrides: Any) -> Any:
+    return EmulatorConfig(**{"random_seed": 1, **overrides})
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Any]:
+    with Emulator(_config(), seed=SEED) as server:
+        yield server
+
+
+@pytest.fixture
+def live(emu: Any) -> Any:
+    emu.reset()
+    return emu
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def _client(url: str, sleeps: list[float] | None = None, **policy: Any) -> BsgClient:
+    base = RetryPolicy.fast()
+    fields = {**base.__dict__, **policy}
+    record = sleeps.append if sleeps is not None else (lambda _s: None)
+    return BsgClient(url, KEY, policy=RetryPolicy(**fields), sleep=record)
+
+
+def _put_body(phone: int = 447700900123, city: str = "Leeds") -> dict[str, Any]:
+    return {"phone": phone, "fields": [{"id": FIELD_CITY, "value": city}], "groups": [GROUP_NEWS]}
+
+
+def test_update_retries_503_twice_then_succeeds(live: Any) -> None:
+    with _client(live.url) as client:
+        client.login()
+        live.inject("503", "503")
+        result = client.update_contact(101, _put_body())
+    assert (result.attempts, result.http_status) == (3, 200)
+    assert result.contact.fields[FIELD_CITY] == "Leeds"
+    assert result.contact.fields[FIELD_NAME] == "Jane"
+    assert client.retries == 2
+    assert client.requests_sent == 4  # login + 3 PUTs
+    assert live.stats()["requests"]["PUT"] == 3
+
+
+def test_server_errors_exhaust_attempts(live: Any) -> None:
+    with _client(live.url, max_attempts=3) as client:
+        client.login()
+        live.inject("500", "502", "503")
+        with pytest.raises(ServerError) as info:
+            client.update_contact(101, _put_body())
+    assert (info.value.attempts, info.value.status, info.value.code) == (3, 503,
+                                                                         "retries-exhausted")
+
+
+def test_timeout_is_retried(live: Any) -> None:
+    with _client(live.url, timeout=0.5) as client:
+        client.login()
+        live.inject("timeout:2")
+        started = time.monotonic()
+        contact = client.get_contact(101)
+    assert contact is not None and contact.phone == "447700900123"
+    assert client.retries == 1
+    assert time.monotonic() - started < 1.9  # gave up on the slow answer, did not wait it out
+
+
+def test_timeout_exhausted_is_a_transport_error(live: Any) -> None:
+    with _client(live.url, timeout=0.3, max_attempts=2) as client:
+        client.login()
+        live.inject("timeout:1", "timeout:1")
+        with pytest.raises(TransportError, match="timeout") as info:
+            client.get_contact(101)
+    assert info.value.attempts == 2
+
+
+def test_429_honours_retry_after_up_to_the_cap(live: Any, sleeps: list[float]) -> None:
+    with _client(live.url, sleeps, retry_after_cap=0.25) as client:
+        client.login()
+        live.inject("429")
+        contact = client.get_contact(102)
+    assert contact is not None
+    assert client.retries == 1
+    assert [s for s in sleeps if s > 0] == [0.25]
+
+
+def test_429_waits_the_retry_after_when_under_the_cap(live: Any, sleeps: list[float]) -> None:
+    with _client(live.url, sleeps, retry_after_cap=3600.0) as client:
+        client.login()
+        live.inject("429")
+        client.list_fields()
+    waits = [s for s in sleeps if s > 0]
+    assert len(waits) == 1 and 0 < waits[0] < 3600.0
+
+
+def test_dropped_connection_is_retried(live: Any) -> None:
+    with _client(live.url) as client:
+        client.login()
+        live.inject("drop")
+        fields = client.list_fields()
+    assert {f.name for f in fields} == {"first_name", "City"}
+    assert client.retries == 1
+
+
+def test_422_is_not_retried_and_its_message_is_surfaced(live: Any) -> None:
+    with _client(live.url) as client:
+        with pytest.raises(ValidationFailed) as info:
+            client.update_contact(101, _put_body(phone=4477009001231234))
+    exc = info.value
+    assert (exc.status, exc.attempts, exc.code) == (422, 1, "http-422")
+    assert "phone" in exc.message and "too long" in exc.message
+    assert live.stats()["requests"]["PUT"] == 1
+
+
+def test_unknown_contact_is_none_and_not_found_on_update(live: Any) -> None:
+    with _client(live.url) as client:
+        assert client.get_contact(999_999) is None
+        with pytest.raises(NotFound):
+            client.update_contact(999_999, _put_body())
+
+
+def test_identical_write_retries_are_spaced_by_the_duplicate_window(sleeps: list[float]) -> None:
+    with Emulator(_config(dup_limit=100), seed=SEED) as server, \
+            _client(server.url, sleeps, duplicate_window=10.0) as client:
+        client.login()
+        server.inject("503", "503", "503")
+        result = client.update_contact(101, _put_body())
+    assert result.attempts == 4
+    assert [round(s) for s in sleeps if s > 0] == [10]
+
+
+def test_expired_token_logs_in_once_more(sleeps: list[float]) -> None:
+    with Emulator(_config(token_ttl=0.3), seed=SEED) as server, \
+            _client(server.url) as client:
+        client.login()
+        time.sleep(0.35)
+        contact = client.get_contact(101)
+    assert contact is not None
+    assert client.logins == 2
+
+
+def test_concurrent_workers_share_one_relogin() -> None:
+    with Emulator(_config(token_ttl=0.6), seed=SEED) as server, \
+            _client(server.url) as client:
+        client.login()
+        time.sleep(0.65)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                client.list_fields()
+            except BaseException as exc:  # surfaced by the assert below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+    assert errors == []
+    assert client.logins == 2
+
+
+def test_second_401_is_auth_failed() -> None:
+    with Emulator(_config(token_ttl=0), seed=SEED) as server, \
+            _client(server.url) as client:
+        with pytest.raises(AuthFailed) as info:
+            client.list_fields()
+    assert info.value.status == 401
+    assert "Expired JWT Token" in info.value.message
+    assert client.logins == 2
+
+
+def test_rejected_key_is_auth_failed_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with Emulator(_config(api_key="live_the-only-good-key"), seed=SEED) as server, \
+            _client(server.url) as client:
+        with pytest.raises(AuthFailed) as info:
+            client.list_groups()
+    exc = info.value
+    assert exc.status == 422 and "API Key not found" in exc.message
+    for text in (str(exc), repr(exc), exc.message, repr(exc.args), caplog.text, repr(client)):
+        assert KEY not in text
+
+
+def test_paging_returns_each_of_1234_contacts_once() -> None:
+    seed = {**SEED, "contacts": [
+        {"id": 1000 + i, "phone": 447700000000 + i, "fields": [], "groups": []}
+        for i in range(1234)]}
+    with Emulator(_config(), seed=seed) as server, _client(server.url) as client:
+        ids = [c.id for c in client.iter_contacts()]
+        gets = server.stats()["requests"]["GET"]
+        total = client.count_contacts()
+    assert sorted(ids) == [1000 + i for i in range(1234)]
+    assert gets == 3
+    assert total == 1234
+
+
+@pytest.mark.parametrize("fault", ["html", "truncated", "empty200", "huge"])
+def test_garbage_bodies_are_transport_errors(live: Any, fault: str) -> None:
+    with _client(live.url, max_attempts=1) as client:
+        client.login()
+        live.inject(fault)
+        with pytest.raises(TransportError) as info:
+            client.list_fields()
+    assert info.value.code == "retries-exhausted"
+    assert info.value.message
+    assert KEY not in info.value.message
+
+
+@pytest.mark.parametrize("fault", ["html", "truncated", "empty200", "huge"])
+def test_garbage_bodies_are_retried(live: Any, fault: str) -> None:
+    with _client(live.url) as client:
+        client.login()
+        live.inject(fault)
+        assert len(client.list_fields()) == 2
+    assert client.retries == 1
+
+
+def test_search_create_and_membership(live: Any) -> None:
+    with _client(live.url) as client:
+        found = client.find_by_phone("+44 7700 900124")
+        assert found is not None and found.id == 102
+        assert client.find_by_phone("447700900999") is None
+        created = client.create_contact({"phone": 447700900999, "groups": [GROUP_VIP],
+                                         "fields": [{"id": FIELD_NAME, "value": "Zoe"}]})
+        assert created.http_status == 201
+        assert created.contact.groups == frozenset({GROUP_VIP})
+        assert client.attach([101, 102], [GROUP_VIP]) == 1
+        assert client.detach([101, 101], [GROUP_NEWS, GROUP_VIP]) == 1
+        assert client.get_contact(101) == parse_contact(
+            {"id": 101, "phone": 447700900123, "fields": {str(FIELD_NAME): "Jane"},
+             "groups": [], "hlr_status": client.get_contact(101).hlr_status,  # type: ignore[union-attr]
+             "hlr_last_check": None})
+        assert {g.name for g in client.list_groups()} == {"Newsletter", "VIP"}
+
+
+def test_membership_is_chunked_to_200_contacts_and_20_lists() -> None:
+    groups = [{"id": 5000 + i, "name": f"List {i:02d}"} for i in range(21)]
+    contacts = [{"id": 1 + i, "phone": 447700000000 + i, "fields": [], "groups": []}
+                for i in range(201)]
+    seed = {"fields": [], "groups": groups, "contacts": contacts}
+    with Emulator(_config(), seed=seed) as server, _client(server.url) as client:
+        calls = client.attach([c["id"] for c in contacts], [g["id"] for g in groups])
+        posts = server.stats()["requests"]["POST"]
+        members = {len(c["groups"]) for c in server.contacts()}
+    assert calls == 4
+    assert posts == 1 + 4  # login + 2 contact chunks x 2 list chunks
+    assert members == {21}
+
+
+# ---------------------------------------------------------------- CLI: fields / lists
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:  # click >= 8.2 keeps stderr apart already
+        return CliRunner()
+
+
+def test_cli_fields_prints_an_aligned_table(live: Any, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fields", "--api-url", live.url], env={"BSG_API_KEY": KEY})
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "    id  name        type",
+        f"{FIELD_NAME}  first_name  text",
+        f"{FIELD_CITY}  City        text",
+    ]
+
+
+def test_cli_lists_json(live: Any, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["lists", "--json"],
+                           env={"BSG_API_KEY": KEY, "BSG_API_URL": live.url})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == [{"id": GROUP_NEWS, "name": "Newsletter"},
+                                         {"id": GROUP_VIP, "name": "VIP"}]
+
+
+def test_cli_without_key_is_usage_error(live: Any, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fields", "--api-url", live.url], env={"BSG_API_KEY": ""})
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "BSG_API_KEY" in result.stderr
+
+
+def test_cli_rejected_key_exits_3_with_one_sentence(tmp_path: Path, runner: CliRunner) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o644)
+    with Emulator(_config(api_key="live_other"), seed=SEED) as server:
+        result = runner.invoke(cli, ["lists", "--api-url", server.url,
+                                     "--api-key-file", str(key_file)], env={"BSG_API_KEY": ""})
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert "readable by other users" in lines[0]
+    assert lines[-1].startswith("bsg-sync: ") and "API Key not found" in lines[-1]
+    assert KEY not in result.stderr
+
+
+def test_cli_key_file_private_gives_no_warning(live: Any, tmp_path: Path,
+                                                runner: CliRunner) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    os.chmod(key_file, 0o600)
+    result = runner.invoke(cli, ["lists", "--api-url", live.url, "--api-key-file",
+                                 str(key_file)], env={"BSG_API_KEY": ""})
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert "Newsletter" in result.stdout
+
+
+def test_cli_refuses_plain_http_to_a_remote_host(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fields", "--api-url", "http://one-api.bsg.world"],
+                           env={"BSG_API_KEY": KEY})
+    assert result.exit_code == 2
+    assert "plain http" in result.stderr
