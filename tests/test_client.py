@@ -33,6 +33,7 @@ from bsg_sync.client import (
     flatten_error,
     parse_contact,
 )
+from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.errors import AuthError
 from bsg_sync.models import Contact
 
@@ -218,11 +219,6 @@ def test_repr_and_errors_never_show_the_key() -> None:
 
 # ---------------------------------------------------------------- against the real emulator
 
-emulator_mod = pytest.importorskip("bsg_sync.emulator")
-Emulator = emulator_mod.Emulator
-EmulatorConfig = emulator_mod.EmulatorConfig
-
-
 def _config(**overrides: Any) -> Any:
     return EmulatorConfig(**{"random_seed": 1, **overrides})
 
@@ -327,9 +323,8 @@ def test_dropped_connection_is_retried(live: Any) -> None:
 
 
 def test_422_is_not_retried_and_its_message_is_surfaced(live: Any) -> None:
-    with _client(live.url) as client:
-        with pytest.raises(ValidationFailed) as info:
-            client.update_contact(101, _put_body(phone=4477009001231234))
+    with _client(live.url) as client, pytest.raises(ValidationFailed) as info:
+        client.update_contact(101, _put_body(phone=4477009001231234))
     exc = info.value
     assert (exc.status, exc.attempts, exc.code) == (422, 1, "http-422")
     assert "phone" in exc.message and "too long" in exc.message
@@ -387,9 +382,8 @@ def test_concurrent_workers_share_one_relogin() -> None:
 
 def test_second_401_is_auth_failed() -> None:
     with Emulator(_config(token_ttl=0), seed=SEED) as server, \
-            _client(server.url) as client:
-        with pytest.raises(AuthFailed) as info:
-            client.list_fields()
+            _client(server.url) as client, pytest.raises(AuthFailed) as info:
+        client.list_fields()
     assert info.value.status == 401
     assert "Expired JWT Token" in info.value.message
     assert client.logins == 2
@@ -398,9 +392,8 @@ def test_second_401_is_auth_failed() -> None:
 def test_rejected_key_is_auth_failed_without_the_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with Emulator(_config(api_key="live_the-only-good-key"), seed=SEED) as server, \
-            _client(server.url) as client:
-        with pytest.raises(AuthFailed) as info:
-            client.list_groups()
+            _client(server.url) as client, pytest.raises(AuthFailed) as info:
+        client.list_groups()
     exc = info.value
     assert exc.status == 422 and "API Key not found" in exc.message
     for text in (str(exc), repr(exc), exc.message, repr(exc.args), caplog.text, repr(client)):
