@@ -585,13 +585,14 @@ class BsgClient:
         guard_key = (f"{method} {path} {json.dumps(params, sort_keys=True)} "
                      f"{json.dumps(body, sort_keys=True)}") if auth and method != "GET" else None
         attempts = 0
+        first_token = self._current_token() if auth else None  # login retries on its own
 
         def attempt() -> _Reply:
             nonlocal attempts
             attempts += 1
             if guard_key is not None:
                 self._wait_duplicate(guard_key)
-            token = self._current_token() if auth else None
+            token = (self._token or first_token) if auth else None
             self._count(retry=attempts > 1)
             status, payload = self._attempt_once(method, path, params, body, token)
             return _Reply(status, payload, attempts, token)
