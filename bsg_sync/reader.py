@@ -1,0 +1,639 @@
+"""Spreadsheet files (CSV, XLSX/XLSM, XLS, ODS) -> rows of cell text as a person sees them."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import logging
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+from xml.etree import ElementTree
+
+import python_calamine
+
+from bsg_sync.errors import InputFileError
+from bsg_sync.models import Sheet, SheetRow
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 1 << 30  # refuse files above 1 GiB before reading them
+MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is refused
+MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
+FORMAT_SAMPLE_ROWS = 250  # rows scanned per sheet for number formats and error cells
+CSV_DELIMITERS = (",", ";", "\t", "|")
+TEXT_EXTENSIONS = {".csv", ".txt", ".tsv"}
+EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
+SUPPORTED = "CSV, TXT, XLSX, XLSM, XLS or ODS"
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
+_CHUNK = 1 << 20
+_SNIFF_BYTES = 1 << 16
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def read_sheet(
+    path: Path,
+    *,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    header_row: int | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> Sheet:
+    """Read a spreadsheet as text cells; raise InputFileError with one sentence if it can't be."""
+    path = Path(path)
+    kind = _check_file(path, max_bytes)
+    digest = _sha256(path)
+    if kind == "text":
+        return _read_csv(path, digest, encoding, header_row)
+    tab, grid = _open_workbook(path, kind, sheet)
+    header_at = header_row
+    headers, rows, header_at = _build_table(path, grid, header_at)
+    return Sheet(path, headers, rows, digest, sheet_name=tab, header_row=header_at)
+
+
+def list_sheet_names(path: Path) -> list[str]:
+    """The workbook's tab names (a CSV has one unnamed sheet: an empty list)."""
+    path = Path(path)
+    kind = _check_file(path, MAX_FILE_BYTES)
+    if kind == "text":
+        return []
+    return list(_calamine(path, kind).sheet_names)
+
+
+# --------------------------------------------------------------------------- file checks
+
+
+def _check_file(path: Path, max_bytes: int) -> str:
+    """The file's kind ("zip", "ole" or "text") after the checks that need no parsing."""
+    if not path.exists():
+        raise InputFileError(f"{path} does not exist; check the path and try again.")
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder, not a spreadsheet; give the file's path.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputFileError(f"{path} is empty; export the sheet again.")
+    if size > max_bytes:
+        raise InputFileError(
+            f"{path} is {size / 2**20:.0f} MiB, above the {max_bytes / 2**20:.0f} MiB limit; "
+            "split it into smaller files."
+        )
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    kind = _kind_of(head)
+    ext = path.suffix.lower()
+    if kind == "zip":
+        _check_zip(path)
+    elif kind == "ole":
+        _check_ole(path)
+    elif ext in EXCEL_EXTENSIONS:
+        raise InputFileError(
+            f"{path} is not a real {ext} workbook (it is plain text); "
+            "if it is a CSV export, rename it to .csv."
+        )
+    elif ext not in TEXT_EXTENSIONS:
+        raise InputFileError(f"{path} is not a spreadsheet; save it as {SUPPORTED}.")
+    else:
+        _check_text_head(path, head)
+    return kind
+
+
+def _kind_of(head: bytes) -> str:
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    if head.startswith(_OLE_MAGIC):
+        return "ole"
+    return "text"
+
+
+def _check_text_head(path: Path, head: bytes) -> None:
+    """Refuse binary junk saved as .csv (NULs or control bytes in a file that is not UTF-16)."""
+    if _utf16_codec(head) is not None:
+        return
+    controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 26))
+    if b"\x00" in head or controls > len(head) // 100:
+        raise InputFileError(
+            f"{path} is not a text spreadsheet (it contains binary data); "
+            f"save it as {SUPPORTED}."
+        )
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse zips that are not workbooks, and zip bombs, from the directory alone."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputFileError(
+            f"{path} is a damaged workbook ({exc}); open it in Excel and save a new copy."
+        ) from exc
+    names = {i.filename for i in infos}
+    if "xl/workbook.xml" not in names and "content.xml" not in names:
+        raise InputFileError(
+            f"{path} is a zip archive but not a workbook; save the sheet as {SUPPORTED}."
+        )
+    total = sum(i.file_size for i in infos)
+    bomb = any(
+        i.file_size > 16 << 20 and i.file_size > MAX_COMPRESSION_RATIO * max(i.compress_size, 1)
+        for i in infos
+    )
+    if total > MAX_UNCOMPRESSED_BYTES or bomb:
+        raise InputFileError(
+            f"{path} unpacks to {total / 2**30:.1f} GiB (a zip bomb or a damaged file); "
+            "open it in Excel and save a normal copy."
+        )
+
+
+def _check_ole(path: Path) -> None:
+    """An OLE container holding an EncryptedPackage is a password-protected XLSX."""
+    tail = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if _ENCRYPTED_MARK in tail + chunk:
+                raise InputFileError(
+                    f"{path} is password-protected; save an unprotected copy and use that."
+                )
+            tail = chunk[-len(_ENCRYPTED_MARK) :]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- table building
+
+
+def _build_table(
+    path: Path, grid: Iterable[tuple[int, list[str]]], header_row: int | None
+) -> tuple[tuple[str, ...], list[SheetRow], int]:
+    """Header, non-blank data rows (padded to the header) and the header's row number."""
+    rows = iter(grid)
+    header_at, header_cells = _find_header(path, rows, header_row)
+    data: list[tuple[int, list[str]]] = []
+    width = len(_rstrip_empty(header_cells))
+    for number, cells in rows:
+        cells = _rstrip_empty(cells)
+        if cells:
+            data.append((number, cells))
+            width = max(width, len(cells))
+    headers = _name_headers(path, header_cells, width)
+    out = [SheetRow(n, tuple(c) + ("",) * (width - len(c))) for n, c in data]
+    return headers, out, header_at
+
+
+def _find_header(
+    path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
+) -> tuple[int, list[str]]:
+    for number, cells in rows:
+        if header_row is not None and number < header_row:
+            continue
+        if header_row is not None and number == header_row and not any(cells):
+            raise InputFileError(
+                f"{path}: row {header_row} (the header_row) is empty; set header_row to the "
+                "row that holds the column names."
+            )
+        if any(cells):
+            return number, cells
+    if header_row is not None:
+        raise InputFileError(
+            f"{path} has no row {header_row}; set header_row to the row with the column names."
+        )
+    raise InputFileError(f"{path} has no header row (every row is empty); export it again.")
+
+
+def _rstrip_empty(cells: list[str]) -> list[str]:
+    end = len(cells)
+    while end and not cells[end - 1]:
+        end -= 1
+    return cells if end == len(cells) else cells[:end]
+
+
+def _name_headers(path: Path, cells: Sequence[str], width: int) -> tuple[str, ...]:
+    names = [c.strip().lstrip("\ufeff").strip() for c in cells[:width]]
+    names += [""] * (width - len(names))
+    headers = tuple(name or f"Column {i}" for i, name in enumerate(names, start=1))
+    dupes = sorted(name for name, n in Counter(headers).items() if n > 1)
+    if dupes:
+        quoted = ", ".join(repr(d) for d in dupes)
+        raise InputFileError(
+            f"{path} has duplicate column headers ({quoted}); rename them so each is unique."
+        )
+    return headers
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: Path, digest: str, encoding: str | None, header_row: int | None) -> Sheet:
+    codec = encoding or _detect_encoding(path)
+    try:
+        codecs.lookup(codec)
+    except LookupError as exc:
+        raise InputFileError(f"Unknown encoding {codec!r}; use e.g. utf-8 or cp1252.") from exc
+    with path.open("rb") as fh:
+        sample = fh.read(_SNIFF_BYTES).decode(codec, errors="replace")
+    delimiter = sniff_delimiter(sample)
+    with path.open(encoding=codec, newline="", errors="strict") as fh:
+        try:
+            headers, rows, header_at = _build_table(path, _csv_grid(fh, delimiter), header_row)
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{path} is not valid {codec} ({exc.reason}); pass the right --encoding."
+            ) from exc
+        except csv.Error as exc:
+            raise InputFileError(
+                f"{path} is not a well-formed CSV ({exc}); check for an unclosed quote."
+            ) from exc
+    return Sheet(
+        path,
+        headers,
+        rows,
+        digest,
+        encoding=codec,
+        delimiter=delimiter,
+        header_row=header_at,
+    )
+
+
+def _csv_grid(fh: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(Excel row number, trimmed cells): one row per record, quoted line breaks included."""
+    for number, record in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
+        yield number, [cell.strip() for cell in record]
+
+
+def _utf16_codec(head: bytes) -> str | None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    if len(sample) >= 4:
+        even_nuls = sample[0::2].count(0)
+        odd_nuls = sample[1::2].count(0)
+        half = len(sample) // 2
+        if odd_nuls > 0.4 * half and even_nuls < 0.05 * half:
+            return "utf-16-le"
+        if even_nuls > 0.4 * half and odd_nuls < 0.05 * half:
+            return "utf-16-be"
+    return None
+
+
+def _detect_encoding(path: Path) -> str:
+    """BOM first; then UTF-8 if the whole file decodes strictly; then cp1252; else latin-1."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    utf16 = _utf16_codec(head)
+    if utf16 is not None:
+        return utf16
+    for candidate in ("utf-8", "cp1252"):
+        if _decodes(path, candidate):
+            return candidate
+    return "latin-1"
+
+
+def _decodes(path: Path, codec: str) -> bool:
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter among , ; TAB | whose count outside quotes is most consistent per line."""
+    records = _records_outside_quotes(sample)
+    best, best_score = ",", (0.0, 0)
+    for delimiter in CSV_DELIMITERS:
+        counts = [r.count(delimiter) for r in records if r.strip()]
+        if not counts:
+            continue
+        mode, _ = Counter(counts).most_common(1)[0]
+        if mode == 0:
+            continue
+        score = (sum(1 for c in counts if c == mode) / len(counts), mode)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _records_outside_quotes(sample: str, limit: int = 50) -> list[str]:
+    """The first complete records of the sample, with quoted text removed."""
+    records: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for ch in sample:
+        if ch == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch == "\n":
+            records.append("".join(current))
+            current = []
+            if len(records) >= limit:
+                break
+        else:
+            current.append(ch)
+    if not records and current:
+        records.append("".join(current))
+    return records
+
+
+# --------------------------------------------------------------------------- workbooks
+
+
+def _calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
+    try:
+        with path.open("rb") as fh:
+            return python_calamine.CalamineWorkbook.from_filelike(fh)
+    except python_calamine.PasswordError as exc:
+        raise InputFileError(
+            f"{path} is password-protected; save an unprotected copy and use that."
+        ) from exc
+    except Exception as exc:  # calamine raises several unrelated types for damaged files
+        what = "workbook" if kind == "zip" else "Excel 97-2003 workbook"
+        raise InputFileError(
+            f"{path} cannot be read as a {what} ({exc}); open it in Excel and save a new copy."
+        ) from exc
+
+
+def _open_workbook(
+    path: Path, kind: str, sheet: str | None
+) -> tuple[str, Iterator[tuple[int, list[str]]]]:
+    workbook = _calamine(path, kind)
+    names: list[str] = list(workbook.sheet_names)
+    if not names:
+        raise InputFileError(f"{path} has no sheets; export it again.")
+    tab = _pick_tab(path, names, sheet)
+    formats: dict[int, str] = {}
+    errors: dict[tuple[int, int], str] = {}
+    if kind == "zip" and _is_xlsx(path):
+        formats, errors = sample_xlsx_styles(path, tab)
+    try:
+        cal_sheet = workbook.get_sheet_by_name(tab)
+    except Exception as exc:
+        raise InputFileError(f"{path}: tab {tab!r} cannot be read ({exc}).") from exc
+    return tab, _workbook_grid(cal_sheet.iter_rows(), formats, errors)
+
+
+def _pick_tab(path: Path, names: list[str], sheet: str | None) -> str:
+    if sheet is None:
+        return names[0]
+    for name in names:
+        if name.casefold() == sheet.strip().casefold():
+            return name
+    listed = ", ".join(repr(n) for n in names)
+    raise InputFileError(f"{path} has no tab {sheet!r}; its tabs are {listed}.")
+
+
+def _workbook_grid(
+    raw_rows: Iterable[list[Any]], formats: dict[int, str], errors: dict[tuple[int, int], str]
+) -> Iterator[tuple[int, list[str]]]:
+    """(row number, rendered cells) for calamine rows, which start at A1."""
+    parsed = {col: _number_pattern(fmt) for col, fmt in formats.items()}
+    patterns = {col: p for col, p in parsed.items() if p is not None}
+    errors_by_row: dict[int, dict[int, str]] = {}
+    for (row, col), text in errors.items():
+        errors_by_row.setdefault(row, {})[col] = text
+    for index, raw in enumerate(raw_rows, start=1):
+        cells = _render_row(raw, patterns)
+        for col, text in errors_by_row.get(index, {}).items():
+            if col < len(cells):
+                cells[col] = text
+        yield index, cells
+
+
+def _render_row(raw: list[Any], patterns: dict[int, NumberPattern]) -> list[str]:
+    """Render one row; the common str and integral-float cells skip the general path."""
+    cells: list[str] = []
+    append = cells.append
+    for col, value in enumerate(raw):
+        kind = type(value)
+        if kind is str:
+            append(value.strip())
+        elif kind is float and col not in patterns and value.is_integer() and abs(value) < 1e21:
+            append(str(int(value)))
+        else:
+            append(render_cell(value, patterns.get(col)))
+    return cells
+
+
+def _is_xlsx(path: Path) -> bool:
+    with zipfile.ZipFile(path) as zf:
+        return "xl/workbook.xml" in zf.namelist()
+
+
+# --------------------------------------------------------------------------- cell rendering
+
+
+class NumberPattern:
+    """The parts of an Excel number format that change how an integral number reads."""
+
+    __slots__ = ("decimals", "placeholders")
+
+    def __init__(self, placeholders: str | None, decimals: int | None) -> None:
+        self.placeholders = placeholders  # e.g. "00000" or "0000 000000" (literals kept)
+        self.decimals = decimals  # fixed decimals ("0.00" -> 2)
+
+
+_QUOTED = re.compile(r'"([^"]*)"|\\(.)')
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+
+
+def _number_pattern(fmt: str) -> NumberPattern | None:
+    """Understand zero-padded integer and fixed-decimal formats; None for anything else."""
+    section = _BRACKETS.sub("", fmt.split(";")[0]).strip()
+    if not section or section.lower() == "general" or section == "@":
+        return None
+    fixed = re.fullmatch(r"[#,0]*0\.(0+)", section)
+    if fixed:
+        return NumberPattern(None, len(fixed.group(1)))
+    plain = _QUOTED.sub(lambda m: m.group(1) or m.group(2), section)
+    if re.search(r"[.%eE/?@yYmMdDhHsSaA*_]", plain) or plain.count("0") < 2:
+        return None
+    if "#" not in plain and plain.strip("0") == "":
+        return NumberPattern(plain, None)
+    return NumberPattern(plain.replace(",", ""), None)
+
+
+def _apply_placeholders(number: int, pattern: str) -> str:
+    """Fill 0/# placeholders from the right; surplus digits go before the first placeholder."""
+    digits = str(abs(number))
+    out: list[str] = []
+    pos = len(digits)
+    first = min((i for i, ch in enumerate(pattern) if ch in "0#"), default=0)
+    for i in range(len(pattern) - 1, -1, -1):
+        ch = pattern[i]
+        if ch in "0#":
+            if pos > 0:
+                pos -= 1
+                out.append(digits[pos])
+            elif ch == "0":
+                out.append("0")
+            if i == first and pos > 0:
+                out.append(digits[:pos][::-1])
+                pos = 0
+        else:
+            out.append(ch)
+    text = "".join(reversed(out))
+    return f"-{text}" if number < 0 else text
+
+
+def render_cell(value: Any, pattern: NumberPattern | None = None) -> str:
+    """One calamine cell value as the text Excel shows."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return _render_number(value, pattern)
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.date().isoformat()
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, dt.timedelta):
+        seconds = int(value.total_seconds())
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return "" if value is None else str(value).strip()
+
+
+def _render_number(value: float, pattern: NumberPattern | None) -> str:
+    if pattern is not None and pattern.decimals is not None:
+        return f"{value:.{pattern.decimals}f}"
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e21):
+        number = int(value)
+        if pattern is not None and pattern.placeholders is not None:
+            return _apply_placeholders(number, pattern.placeholders)
+        return str(number)
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- xlsx styles
+
+
+def sample_xlsx_styles(
+    path: Path, tab: str, rows: int = FORMAT_SAMPLE_ROWS
+) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
+    """Per column, the most common number format of numeric cells in the first `rows` rows;
+    and the error cells (#N/A, …) there, which calamine reads as empty."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            part = _sheet_part(zf, tab)
+            styles = _cell_formats(zf)
+            if part is None:
+                return {}, {}
+            with zf.open(part) as fh:
+                return _scan_sheet(fh, styles, rows)
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile) as exc:
+        log.warning("number formats of %s not read (%s); numbers shown unformatted", path, exc)
+        return {}, {}
+
+
+def _sheet_part(zf: zipfile.ZipFile, tab: str) -> str | None:
+    workbook = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+    rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{_PKG_REL_NS}Relationship")}
+    for node in workbook.iter(f"{_MAIN_NS}sheet"):
+        if node.get("name") == tab:
+            target = targets.get(node.get(f"{_REL_NS}id"), "")
+            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return None
+
+
+def _cell_formats(zf: zipfile.ZipFile) -> list[str]:
+    """Number format code per cell style index (cellXfs)."""
+    from openpyxl.styles.numbers import BUILTIN_FORMATS
+
+    if "xl/styles.xml" not in zf.namelist():
+        return []
+    root = ElementTree.fromstring(zf.read("xl/styles.xml"))
+    custom = {
+        int(n.get("numFmtId", "0")): n.get("formatCode", "")
+        for n in root.iter(f"{_MAIN_NS}numFmt")
+    }
+    xfs = root.find(f"{_MAIN_NS}cellXfs")
+    out: list[str] = []
+    for xf in [] if xfs is None else list(xfs):
+        fid = int(xf.get("numFmtId", "0"))
+        out.append(custom.get(fid) or BUILTIN_FORMATS.get(fid, "General"))
+    return out
+
+
+def _scan_sheet(
+    fh: IO[bytes], styles: list[str], rows: int
+) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
+    seen: dict[int, Counter[str]] = {}
+    errors: dict[tuple[int, int], str] = {}
+    row_number, col, done = 0, -1, 0
+    for event, elem in ElementTree.iterparse(fh, events=("start", "end")):
+        tag = elem.tag
+        if event == "start":
+            if tag == f"{_MAIN_NS}row":
+                row_number = int(elem.get("r") or row_number + 1)
+                col = -1
+            continue
+        if tag == f"{_MAIN_NS}c":
+            ref = elem.get("r")
+            col = _column_index(ref) if ref else col + 1
+            _note_cell(elem, styles, seen, errors, row_number, col)
+            elem.clear()
+        elif tag == f"{_MAIN_NS}row":
+            elem.clear()
+            done += 1
+            if done >= rows:
+                break
+    formats = {c: counts.most_common(1)[0][0] for c, counts in seen.items()}
+    return formats, errors
+
+
+def _note_cell(
+    elem: ElementTree.Element,
+    styles: list[str],
+    seen: dict[int, Counter[str]],
+    errors: dict[tuple[int, int], str],
+    row: int,
+    col: int,
+) -> None:
+    kind = elem.get("t", "n")
+    value = elem.find(f"{_MAIN_NS}v")
+    if kind == "e" and value is not None and value.text:
+        errors[(row, col)] = value.text
+    elif kind == "n" and value is not None:
+        style = int(elem.get("s", "0"))
+        fmt = styles[style] if style < len(styles) else "General"
+        seen.setdefault(col, Counter())[fmt] += 1
+
+
+def _column_index(ref: str) -> int:
+    index = 0
+    for ch in ref:
+        if not ch.isalpha():
+            break
+        index = index * 26 + ord(ch.upper()) - 64
+    return index - 1
+
+
+__all__ = ["list_sheet_names", "read_sheet", "render_cell", "sniff_delimiter"]
