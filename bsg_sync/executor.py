@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Journal = Callable[[RowResult, Contact | None], None]
+Pace = Callable[[], None]
 
 NOT_APPLIED = "not-applied"
 NOT_SENT = "not-sent"
@@ -72,16 +73,24 @@ class RateLimiter:
             self._next = slot + self.interval
             return slot - now
 
-    def acquire(self) -> bool:
-        """Wait for a slot; False when the cancel event was set meanwhile (do not send)."""
+    def acquire(self, *, cancellable: bool = True) -> bool:
+        """Wait for a slot; False when cancellable and the cancel event was set meanwhile."""
         delay = self.reserve()
-        if self._cancel is None:
+        if self._cancel is None or not cancellable:
             if delay > 0:
                 time.sleep(delay)
             return True
         if delay > 0:
             return not self._cancel.wait(delay)
         return not self._cancel.is_set()
+
+    def pace(self) -> None:
+        """Wait for a slot even when cancelled: a row already begun is finished."""
+        self.acquire(cancellable=False)
+
+
+def _no_pace() -> None:
+    return None
 
 
 # --------------------------------------------------------------------------- verification
@@ -153,36 +162,37 @@ def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
     return _Sent(replace(base, status=Status.OK, error_code="", error=""), contact)
 
 
-def _update(p: PlannedRow, client: BsgClient, contact_id: int, attempts: int = 0) -> _Sent:
+def _update(
+    p: PlannedRow, client: BsgClient, pace: Pace, contact_id: int, attempts: int = 0
+) -> _Sent:
     call = client.update_contact(contact_id, p.body or {})
     attempts += call.attempts
     if p.detach:
+        pace()
         attempts += _detach(client, contact_id, p.detach)
-        call = CallResult(
-            replace(call.contact, groups=call.contact.groups - p.detach),
-            attempts,
-            call.http_status,
-        )
+        left = replace(call.contact, groups=call.contact.groups - p.detach)
+        call = CallResult(left, attempts, call.http_status)
     return _ok_or_not_applied(p, call, attempts)
 
 
 def _detach(client: BsgClient, contact_id: int, groups: frozenset[int]) -> int:
-    """Leave the lists; the client returns the HTTP attempts it took (at least one)."""
+    """Leave the lists; the client returns how many calls it made (retries not counted)."""
     return max(1, int(client.detach([contact_id], sorted(groups))))
 
 
-def _create(p: PlannedRow, client: BsgClient) -> _Sent:
+def _create(p: PlannedRow, client: BsgClient, pace: Pace) -> _Sent:
     try:
         call = client.create_contact(p.body or {})
     except ValidationFailed as exc:
         if "already exist" not in exc.message.lower():
             raise
         # Another writer created this phone since the refresh: update that contact instead.
-        phone = p.phone or str((p.body or {}).get("phone", ""))
-        found = client.find_by_phone(phone)
+        pace()
+        found = client.find_by_phone(p.phone or str((p.body or {}).get("phone", "")))
         if found is None:
             raise
-        sent = _update(p, client, found.id, attempts=exc.attempts)
+        pace()
+        sent = _update(p, client, pace, found.id, attempts=exc.attempts + 1)
         return replace(sent, result=replace(sent.result, action=Action.UPDATE))
     return _ok_or_not_applied(p, call, call.attempts)
 
@@ -196,7 +206,7 @@ def _failure_sentence(exc: ApiError) -> str:
     if isinstance(exc, NotFound):
         return f"The contact no longer exists in BSG (BSG said: {exc.message})."
     if isinstance(exc, AuthFailed):
-        return f"BSG rejected the API key (BSG said: {exc.message})."
+        return exc.message  # the client's sentence already says what to check
     if isinstance(exc, ValidationFailed):
         return f"BSG refused the update: {exc.message}"
     return f"BSG did not accept the update after {exc.attempts} attempts: {exc.message}"
@@ -213,15 +223,19 @@ def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
     )
 
 
-def send_row(p: PlannedRow, client: BsgClient) -> tuple[RowResult, Contact | None]:
-    """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run)."""
+def send_row(
+    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace
+) -> tuple[RowResult, Contact | None]:
+    """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run).
+
+    `pace` is called before every request after the row's first (the rate cap)."""
     try:
         if p.action is Action.CREATE:
-            sent = _create(p, client)
+            sent = _create(p, client, pace)
         elif p.contact_id is None:
             raise ValueError(f"row {p.row}: an update without a contact id")
         else:
-            sent = _update(p, client, p.contact_id)
+            sent = _update(p, client, pace, p.contact_id)
     except AuthFailed:
         raise
     except ApiError as exc:
@@ -343,10 +357,11 @@ class _Run:
     def send(self, index: int) -> None:
         p = self.plan[index]
         try:
-            result, confirmed = send_row(p, self.client)
+            pace = self.limiter.pace if self.limiter is not None else _no_pace
+            result, confirmed = send_row(p, self.client, pace)
         except AuthFailed as exc:
             self.deliver(index, _failed(p, exc), None)
-            self.abort(errors.AuthError(_failure_sentence(exc)))
+            self.abort(errors.AuthError(exc.message))
             return
         except Exception as exc:  # a bug must not kill the worker silently
             log.exception("row %s: unexpected error while sending", p.row)
