@@ -1,0 +1,43 @@
+"""The bundled BSG One-API emulator: contacts, lists, fields and auth, faithful to the reference.
+
+Use it in tests as a context manager; it serves on 127.0.0.1 on a free port in a thread::
+
+    from bsg_sync.emulator import Emulator, EmulatorConfig
+    with Emulator(EmulatorConfig(put_semantics="replace"), seed="seed.json") as emu:
+        emu.url; emu.stats(); emu.contacts(); emu.inject("503", "drop"); emu.reset()
+
+Seeds
+-----
+JSON, in the API's own shapes::
+
+    {"fields":   [{"id": 387714, "name": "City", "type": "text"}],
+     "groups":   [{"id": 1864618, "name": "Newsletter"}],
+     "contacts": [{"id": 248400001, "phone": 447700900123,
+                   "fields": {"387714": "London"},          # or [] or [{"id", "value"}]
+                   "groups": [1864618],                     # ids or {"id": ...} objects
+                   "hlr_status": "active", "hlr_last_check": "2025-03-01 10:00:00"}]}
+
+CSV, one contact per row, with a header row::
+
+    id,phone,groups,City,First name
+    248400001,447700900123,Newsletter;1864620,London,Jane
+    ,447700900124,,Leeds,
+
+``phone`` is required; ``id`` (blank: next free id), ``groups`` (``;``-separated list ids or
+list names; a name becomes a list of that name, a bare id a list called "List <id>"),
+``hlr_status``, ``hlr_last_check`` and ``created_at`` are optional reserved columns. Every other
+column is a text custom field named after its header, with ids 387700, 387701, … in header order.
+
+Behaviour choices where BSG's documentation is silent: an empty-string field value clears the
+field; DELETE of an unknown contact is 422 ``Invalid contact id``; the duplicate-request
+throttle covers every write except login; stats count PATCH only once one was seen.
+"""
+
+from __future__ import annotations
+
+from bsg_sync.emulator.config import EmulatorConfig
+from bsg_sync.emulator.faults import SIMPLE_FAULTS
+from bsg_sync.emulator.seed import SeedError
+from bsg_sync.emulator.server import Emulator
+
+__all__ = ["SIMPLE_FAULTS", "Emulator", "EmulatorConfig", "SeedError"]

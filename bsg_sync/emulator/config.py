@@ -1,0 +1,41 @@
+"""The emulator's behaviour and fault switches, as one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PUT_SEMANTICS = ("merge", "replace")
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Switches for one emulator instance; the defaults behave like a healthy BSG account.
+
+    `api_key` set: only that key logs in; None: any key starting `live_` or `test_` does.
+    Rates are probabilities per API request (0.0-1.0). `token_ttl` is in seconds (None: 30 days).
+    `dup_limit` identical writes are allowed per `dup_window` seconds (BSG: 3 per 10 s).
+    """
+
+    api_key: str | None = None
+    latency_ms: float = 0
+    fail_rate: float = 0.0
+    throttle_rate: float = 0.0
+    drop_rate: float = 0.0
+    put_semantics: str = "merge"
+    token_ttl: float | None = None
+    test_mode: bool = False
+    verified_phones: frozenset[int] = frozenset()
+    random_seed: int | None = None
+    dup_limit: int = 3
+    dup_window: float = 10.0
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.put_semantics not in PUT_SEMANTICS:
+            raise ValueError(f"put_semantics must be one of {PUT_SEMANTICS}")
+        for name in ("fail_rate", "throttle_rate", "drop_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+        object.__setattr__(self, "verified_phones", frozenset(int(p) for p in self.verified_phones))

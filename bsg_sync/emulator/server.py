@@ -1,0 +1,285 @@
+"""The emulator's HTTP server: keep-alive threads, fault injection, introspection, lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from bsg_sync.emulator.config import EmulatorConfig
+from bsg_sync.emulator.faults import Fault, FaultPlan
+from bsg_sync.emulator.router import WRITE_METHODS, Api
+from bsg_sync.emulator.seed import Seed, load_seed
+from bsg_sync.emulator.store import Store
+
+log = logging.getLogger(__name__)
+COUNTED_METHODS = ("GET", "PUT", "POST", "DELETE")
+HUGE_BYTES = 10 * 1024 * 1024
+FAULT_BODIES: dict[str, dict[str, Any]] = {
+    "500": {"code": 500, "message": "An internal error occurred"},
+    "502": {"code": 502, "message": "Bad Gateway"},
+    "503": {"code": 503, "message": "Service Unavailable"},
+    "429": {"message": "Too Many Requests"},
+}
+HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"  # noqa: E501
+
+
+class Stats:
+    """Counts of API requests by method and of requests that could change data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests: dict[str, int] = dict.fromkeys(COUNTED_METHODS, 0)
+            self._writes = 0
+
+    def count(self, method: str, path: str) -> None:
+        with self._lock:
+            self._requests[method] = self._requests.get(method, 0) + 1
+            if method in WRITE_METHODS and not path.startswith("/api/auth/"):
+                self._writes += 1
+
+    def snapshot(self, contacts: int) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": dict(self._requests), "writes": self._writes, "contacts": contacts}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 256
+    emulator: Emulator
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "bsg-emulator"
+    timeout = 120
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.sockets_lock:
+            self.server.open_sockets.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.sockets_lock:
+            self.server.open_sockets.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.emulator.config.verbose:
+            log.info("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        emu = self.server.emulator
+        path = self.path.partition("?")[0]
+        if path.startswith("/_emulator/"):
+            self._reply(*emu.control(self.command, path, body))
+        elif path.startswith("/api/"):
+            self._serve_api(body, path)
+        else:
+            self._reply(404, {"message": "Not Found"})
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._reply(400, {"message": "Could not decode request body."})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                self.rfile.readline()
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _serve_api(self, body: bytes, path: str) -> None:
+        emu = self.server.emulator
+        emu.stats_counter.count(self.command, path)
+        if emu.config.latency_ms:
+            time.sleep(emu.config.latency_ms / 1000)
+        fault = emu.faults.next_fault()
+        if fault is not None and fault.kind != "timeout":
+            self._send_fault(fault)
+            return
+        if fault is not None:
+            time.sleep(fault.delay)
+        auth = self.headers.get("Authorization")
+        self._reply(*emu.api.handle(self.command, self.path, body, auth))
+
+    def _send_fault(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif kind in FAULT_BODIES:
+            extra = {"Retry-After": "1"} if kind == "429" else {}
+            self._reply(int(kind), FAULT_BODIES[kind], extra)
+        elif kind == "html":
+            self._send_raw(502, HTML_502, "text/html; charset=utf-8")
+        elif kind == "truncated":
+            self._send_raw(200, b'{"data": {"id": 248400001, "phone": 4477009', "application/json")
+        elif kind == "empty200":
+            self._send_raw(200, b"", "application/json")
+        else:  # huge
+            self._send_raw(200, b'{"data": "' + b"x" * HUGE_BYTES + b'"}', "application/json")
+
+    def _reply(
+        self, status: int, payload: dict[str, Any] | None, extra: dict[str, str] | None = None
+    ) -> None:
+        data = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        self._send_raw(status, data, "application/json", extra)
+
+    def _send_raw(
+        self, status: int, data: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
+        """Status line, headers and body in ONE write (no Nagle/delayed-ACK stalls)."""
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Server: bsg-emulator"]
+        if status != 204:
+            lines += [f"Content-Type: {ctype}", f"Content-Length: {len(data)}"]
+        lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + (b"" if status == 204 or self.command == "HEAD" else data))
+        if self.server.emulator.config.verbose:
+            self.log_request(status)
+
+
+class Emulator:
+    """A BSG One-API emulator serving on `host` (loopback) in a background thread."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        seed: Seed = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self._seed = seed
+        self.store = Store()
+        load_seed(self.store, seed)
+        self.api = Api(self.config, self.store)
+        self.faults = FaultPlan(self.config)
+        self.stats_counter = Stats()
+        self._server = _Server((host, port), self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Emulator:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="bsg-emulator", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut every open keep-alive connection."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        with self._server.sockets_lock:
+            for sock in list(self._server.open_sockets):
+                _shutdown_quietly(sock)
+        self._server.server_close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ test helpers
+    def stats(self) -> dict[str, Any]:
+        with self.store.lock:
+            contacts = len(self.store.contacts)
+        return self.stats_counter.snapshot(contacts)
+
+    def reset(self) -> None:
+        """Back to the seed: data, stats, scripted faults and the duplicate throttle."""
+        with self.store.lock:
+            self.store.clear()
+            load_seed(self.store, self._seed)
+        self.stats_counter.reset()
+        self.faults.clear()
+        self.api.throttle.clear()
+
+    def contacts(self) -> list[dict[str, Any]]:
+        with self.store.lock:
+            return [self.store.contact_wire(c) for c in sorted(
+                self.store.contacts.values(), key=lambda c: c.id)]
+
+    def inject(self, *faults: str) -> None:
+        """Script faults for the next API requests, in order (see faults.SIMPLE_FAULTS)."""
+        self.faults.inject(*faults)
+
+    def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
+        """The `/_emulator/*` introspection routes."""
+        if (method, path) == ("GET", "/_emulator/stats"):
+            return 200, self.stats()
+        if (method, path) == ("POST", "/_emulator/reset"):
+            self.reset()
+            return 200, {"reset": True}
+        if (method, path) == ("POST", "/_emulator/faults"):
+            return self._control_faults(body)
+        return 404, {"message": "Not Found"}
+
+    def _control_faults(self, body: bytes) -> tuple[int, dict[str, Any] | None]:
+        try:
+            specs = json.loads(body or b"{}").get("next", [])
+            self.inject(*[str(s) for s in specs])
+        except (ValueError, AttributeError, TypeError) as exc:
+            return 400, {"message": str(exc)}
+        return 200, {"queued": len(specs)}
+
+
+def _shutdown_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
