@@ -31,9 +31,56 @@ def cli() -> None:
 
 # ---------------------------------------------------------------- emulator (owner: emulator)
 @cli.command()
-def emulator() -> None:
-    """Run the bundled BSG One-API emulator on loopback."""
-    raise click.ClickException("not implemented yet")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port (0: a free one).")
+@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Seed data: .json (API shapes) or .csv (id,phone,groups,<field names>).")
+@click.option("--api-key", default=None, help="The one key login accepts (default: live_*/test_*).")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0), help="Delay per request.")
+@click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="Random 500/502/503.")
+@click.option("--throttle-rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Random 429 with Retry-After.")
+@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Random connections closed without a response.")
+@click.option("--put-semantics", default="merge", type=click.Choice(["merge", "replace"]),
+              show_default=True, help="How PUT treats fields/groups it was not sent.")
+@click.option("--token-ttl", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Bearer token lifetime in seconds (default 30 days).")
+@click.option("--test-mode", is_flag=True, help="Every session behaves like a test_ key.")
+@click.option("--verified", multiple=True, type=int, metavar="PHONE",
+              help="A verified number for test mode (repeatable).")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
+def emulator(**opts: Any) -> None:
+    """Run the bundled BSG One-API emulator on loopback; prints its base URL first."""
+    import signal as signals
+    import threading as threads
+
+    from bsg_sync.emulator import Emulator, EmulatorConfig, SeedError
+    from bsg_sync.emulator.server import is_loopback
+
+    if not (opts["allow_remote"] or is_loopback(opts["host"])):
+        raise click.UsageError(f"--host {opts['host']} is not loopback; add --allow-remote.")
+    keys = ("api_key", "latency_ms", "fail_rate", "throttle_rate", "drop_rate",
+            "put_semantics", "token_ttl", "test_mode", "verbose")
+    config = EmulatorConfig(verified_phones=frozenset(opts["verified"]),
+                            **{k: opts[k] for k in keys})
+    if opts["verbose"]:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    try:
+        emu = Emulator(config, seed=opts["seed"], host=opts["host"], port=opts["port"])
+    except (SeedError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    stop = threads.Event()
+    signals.signal(signals.SIGTERM, lambda *_: stop.set())
+    with emu:
+        click.echo(emu.url)
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
 
 
 # ---------------------------------------------------------------- fields / lists (owner: client)
@@ -120,7 +167,6 @@ def _show_account_items(what: str, fetch: Any, headers: tuple[str, ...], api_url
     from dataclasses import asdict
 
     from bsg_sync.client import ApiError
-    from bsg_sync.sync import api_error_as_run_error
 
     try:
         with _make_client(api_url, api_key_file,
@@ -129,6 +175,8 @@ def _show_account_items(what: str, fetch: Any, headers: tuple[str, ...], api_url
     except BsgSyncError as exc:  # AuthFailed is one too (exit 3 with its own sentence)
         _fail(exc, False)
     except ApiError as exc:
+        from bsg_sync.sync import api_error_as_run_error
+
         _fail(api_error_as_run_error(exc), False)
     if as_json:
         click.echo(json.dumps([asdict(i) for i in items], ensure_ascii=False))
