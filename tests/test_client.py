@@ -25,6 +25,7 @@ from bsg_sync.client import (
     ServerError,
     TransportError,
     ValidationFailed,
+    _decode_success,
     _DuplicateGuard,
     _retry_after,
     check_base_url,
@@ -413,16 +414,32 @@ def test_paging_returns_each_of_1234_contacts_once() -> None:
     assert total == 1234
 
 
-@pytest.mark.parametrize("fault", ["html", "truncated", "empty200", "huge"])
-def test_garbage_bodies_are_transport_errors(live: Any, fault: str) -> None:
+@pytest.mark.parametrize(("fault", "words"), [("truncated", "not valid JSON"),
+                                              ("empty200", "empty body"), ("huge", "5 MB")])
+def test_garbage_bodies_are_transport_errors(live: Any, fault: str, words: str) -> None:
     with _client(live.url, max_attempts=1) as client:
         client.login()
         live.inject(fault)
         with pytest.raises(TransportError) as info:
             client.list_fields()
     assert info.value.code == "retries-exhausted"
-    assert info.value.message
+    assert words in info.value.message
     assert KEY not in info.value.message
+
+
+def test_html_error_page_reads_as_its_status(live: Any) -> None:
+    with _client(live.url, max_attempts=1) as client:
+        client.login()
+        live.inject("html")
+        with pytest.raises(ServerError) as info:
+            client.list_fields()
+    assert (info.value.status, info.value.message) == (502, "HTTP 502 Bad Gateway")
+
+
+@pytest.mark.parametrize("raw", [b"<html>ok</html>", b"[1, 2]", b"   "])
+def test_a_2xx_that_is_not_a_json_object_is_a_transport_error(raw: bytes) -> None:
+    with pytest.raises(TransportError, match="HTTP 200"):
+        _decode_success(200, raw)
 
 
 @pytest.mark.parametrize("fault", ["html", "truncated", "empty200", "huge"])
@@ -534,3 +551,11 @@ def test_cli_refuses_plain_http_to_a_remote_host(runner: CliRunner) -> None:
                            env={"BSG_API_KEY": KEY})
     assert result.exit_code == 2
     assert "plain http" in result.stderr
+
+
+def test_unreachable_api_is_a_transport_error_after_the_attempts() -> None:
+    with _client("http://127.0.0.1:9", max_attempts=2) as client, \
+            pytest.raises(TransportError, match="could not connect to 127.0.0.1:9") as info:
+        client.list_fields()
+    assert info.value.attempts == 2
+    assert client.requests_sent == 2
