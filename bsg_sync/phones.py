@@ -92,7 +92,12 @@ def _parse_national(digits: str, region: str) -> str | None:
         return None
     if not phonenumbers.is_possible_number(number):
         return None
-    return f"{number.country_code}{phonenumbers.national_significant_number(number)}"
+    national = phonenumbers.national_significant_number(number)
+    meta = PhoneMetadata.metadata_for_region(region)
+    trunk = meta.national_prefix if meta is not None else None
+    if trunk and national.startswith(trunk):
+        return None  # the trunk prefix was not a trunk prefix: "0123456" in GB
+    return f"{number.country_code}{national}"
 
 
 def _resolve_unprefixed(text: str, digits: str, region: str | None) -> PhoneResult:
@@ -169,6 +174,8 @@ def normalise_phone(text: str, default_country: str | None = None) -> PhoneResul
             "(format the column as text)",
             PRECISION_LOST,
         )
+    if len(digits) > MAX_DIGITS:
+        return _invalid(value, f"has {len(digits)} digits; a phone has at most {MAX_DIGITS}")
     if international:
         return _checked(value, digits, _international_problem(digits))
     region = default_country.upper() if default_country else None
