@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from bsg_sync.errors import ConfigError
-from bsg_sync.phones import PhoneResult, normalise_phone
 from bsg_sync.mapping import (
     RawMapping,
     find_mapping_file,
@@ -33,6 +32,7 @@ from bsg_sync.models import (
     Status,
     TargetKind,
 )
+from bsg_sync.phones import PhoneResult, normalise_phone
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
 DATA = Path(__file__).resolve().parent / "data"
