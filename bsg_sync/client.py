@@ -656,7 +656,7 @@ class BsgClient:
     def _log_retry(method: str, path: str, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning("%s %s failed (attempt %d): %s; retrying in %.1f s",
+        log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
                     method, path, state.attempt_number, exc, wait)
 
     # ------------------------------------------------------------ endpoints
