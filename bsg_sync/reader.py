@@ -467,9 +467,10 @@ def _number_pattern(fmt: str) -> NumberPattern | None:
     fixed = re.fullmatch(r"[#,0]*0\.(0+)", section)
     if fixed:
         return NumberPattern(None, len(fixed.group(1)))
-    plain = _QUOTED.sub(lambda m: m.group(1) or m.group(2), section)
-    if re.search(r"[.%eE/?@yYmMdDhHsSaA*_]", plain) or plain.count("0") < 2:
+    bare = _QUOTED.sub("", section)
+    if re.search(r"[.%eE/?@yYmMdDhHsSaA*_]", bare) or bare.count("0") < 2:
         return None
+    plain = _QUOTED.sub(lambda m: m.group(1) or m.group(2), section)
     if "#" not in plain and plain.strip("0") == "":
         return NumberPattern(plain, None)
     return NumberPattern(plain.replace(",", ""), None)
@@ -490,7 +491,7 @@ def _apply_placeholders(number: int, pattern: str) -> str:
             elif ch == "0":
                 out.append("0")
             if i == first and pos > 0:
-                out.append(digits[:pos][::-1])
+                out.append(digits[:pos])  # one element: the reversal below keeps its order
                 pos = 0
         else:
             out.append(ch)
