@@ -234,7 +234,6 @@ def init(sheet: Path, output: Path | None, force: bool, sheet_name: str | None,
     from bsg_sync.errors import UsageError
     from bsg_sync.models import Account
     from bsg_sync.reader import read_sheet
-    from bsg_sync.sync import api_error_as_run_error
 
     target = output or sheet.with_name("bsg-sync.toml")
     online = not offline and bool(api_key_file or os.environ.get("BSG_API_KEY", "").strip())
@@ -253,10 +252,12 @@ def init(sheet: Path, output: Path | None, force: bool, sheet_name: str | None,
             target.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    except ApiError as exc:  # before BsgSyncError: AuthFailed is both
+        from bsg_sync.sync import api_error_as_run_error
+
+        _fail(api_error_as_run_error(exc), False)
     except BsgSyncError as exc:
         _fail(exc, False)
-    except ApiError as exc:
-        _fail(api_error_as_run_error(exc), False)
     guessed = mapping_mod.guess_targets(headers, account)
     if not online:
         click.echo("warning: mapped well-known names only (no API key, or --offline); add "

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from bsg_sync.errors import ConfigError
 from bsg_sync.mapping import (
@@ -368,3 +371,87 @@ def test_contacts_sample_has_the_advertised_problems() -> None:
                               seed_account())
     codes = sorted(r.error_code for r in map_rows(sheet, mapping, seed_account()).results)
     assert codes == ["duplicate-row", "invalid-phone", "phone-precision-lost"]
+
+
+# --------------------------------------------------------------------------- bsg-sync init
+
+
+@pytest.fixture(scope="module")
+def emulator_url() -> Iterator[str]:
+    from bsg_sync.emulator import Emulator, EmulatorConfig
+
+    with Emulator(EmulatorConfig(api_key="live_init_test"), seed=SAMPLES / "seed.json") as emu:
+        yield emu.url
+
+
+def run_init(tmp_path: Path, *args: str, key: str | None = "live_init_test") -> Result:
+    from bsg_sync.cli import cli
+
+    shutil.copy(SAMPLES / "contacts.csv", tmp_path / "contacts.csv")
+    env = {"BSG_API_KEY": key, "BSG_API_URL": None}
+    return CliRunner().invoke(cli, ["init", str(tmp_path / "contacts.csv"), *args], env=env)
+
+
+def test_init_maps_fields_from_the_api(tmp_path: Path, emulator_url: str) -> None:
+    result = run_init(tmp_path, "--api-url", emulator_url, "--default-country", "gb")
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "bsg-sync.toml"
+    assert result.stdout.splitlines() == [
+        f"wrote {written} for contacts.csv",
+        '  "Contact ID" -> id',
+        '  "Mobile" -> phone',
+        '  "First name" -> field:First name',
+        '  "City" -> field:City',
+        '  "Plan" -> field:Plan',
+        '  "Lists" -> groups',
+    ]
+    assert result.stderr == ""
+    raw = load_mapping(written)
+    assert raw.options["default_country"] == "GB"
+    from bsg_sync.reader import read_sheet
+
+    mapping = resolve_mapping(raw, read_sheet(tmp_path / "contacts.csv").headers, seed_account())
+    assert len(mapping.columns) == 6
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path, emulator_url: str) -> None:
+    out = tmp_path / "mine.toml"
+    out.write_text("# keep me\n", encoding="utf-8")
+    result = run_init(tmp_path, "--api-url", emulator_url, "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == f"bsg-sync: {out} already exists; pass --force to overwrite it\n"
+    assert out.read_text(encoding="utf-8") == "# keep me\n"
+    result = run_init(tmp_path, "--api-url", emulator_url, "-o", str(out), "--force")
+    assert result.exit_code == 0, result.output
+    assert '"Mobile" = "phone"' in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("args", "key"), [(("--offline",), "live_init_test"), ((), None)])
+def test_init_offline_or_without_key_maps_well_known_names(
+    tmp_path: Path, args: tuple[str, ...], key: str | None
+) -> None:
+    result = run_init(tmp_path, "--api-url", "http://127.0.0.1:9", *args, key=key)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: mapped well-known names only")
+    assert result.stdout.splitlines()[1:] == [
+        '  "Contact ID" -> id',
+        '  "Mobile" -> phone',
+        '  "Lists" -> groups',
+        'not mapped (sync ignores them): "First name", "City", "Plan"',
+    ]
+
+
+def test_init_with_a_rejected_key_exits_3(tmp_path: Path, emulator_url: str) -> None:
+    result = run_init(tmp_path, "--api-url", emulator_url, key="live_wrong")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("bsg-sync: BSG rejected the API key")
+    assert not (tmp_path / "bsg-sync.toml").exists()
+
+
+def test_init_with_a_bad_country_exits_2(tmp_path: Path) -> None:
+    result = run_init(tmp_path, "--offline", "--default-country", "ZZ")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "bsg-sync: mapping: option default_country = 'ZZ' is not a region code "
+        "like 'GB', 'DE' or 'US'\n"
+    )
