@@ -732,18 +732,18 @@ class BsgClient:
         return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
 
     def attach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int:
-        """Add every contact to every list, chunked; returns the number of calls made."""
+        """Add every contact to every list, chunked; returns the HTTP attempts made."""
         return self._membership("/api/groups/attach", contact_ids, group_ids)
 
     def detach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int:
-        """Remove every contact from every list, chunked; returns the number of calls made."""
+        """Remove every contact from every list, chunked; returns the HTTP attempts made."""
         return self._membership("/api/groups/detach", contact_ids, group_ids)
 
     def _membership(self, path: str, contact_ids: Sequence[int],
                     group_ids: Sequence[int]) -> int:
-        calls = 0
+        attempts = 0  # one per chunk (≤200 contacts × ≤20 lists) plus any retries
         for contacts in _chunks(contact_ids, ATTACH_MAX_CONTACTS):
             for groups in _chunks(group_ids, ATTACH_MAX_GROUPS):
-                self._call("POST", path, body={"contacts": contacts, "groups": groups})
-                calls += 1
-        return calls
+                body = {"contacts": contacts, "groups": groups}
+                attempts += self._call("POST", path, body=body).attempts
+        return attempts
