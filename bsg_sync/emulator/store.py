@@ -85,13 +85,11 @@ class Store:
 
     @staticmethod
     def field_wire(rec: FieldRec) -> dict[str, Any]:
-        return {
-            "id": rec.id,
-            "name": rec.name,
-            "type": rec.type,
-            "description": rec.description,
-            "is_visible": rec.is_visible,
-        }
+        wire: dict[str, Any] = {"id": rec.id, "name": rec.name, "type": rec.type}
+        if rec.description is not None:  # the spec's field description is not nullable
+            wire["description"] = rec.description
+        wire["is_visible"] = rec.is_visible
+        return wire
 
     # ------------------------------------------------------------ lookups
     def contact(self, contact_id: int) -> ContactRec:
