@@ -160,11 +160,12 @@ def worst_window(stamps: list[float]) -> int:
 
 
 def scenario_rate_cap(seed: Path) -> list[tuple[str, str, str, bool]]:
-    with emulator(seed, latency_ms=50) as url, \
-            StampingClient(url, "live_bench", pool_size=16) as client:
+    with emulator(seed, latency_ms=50) as url:
+        client = StampingClient(url, "live_bench", pool_size=16)
         client.login()
         _, results = timed_run(client, plan_rows(RATE_ROWS, "Capped"), concurrency=16,
                                max_rps=RATE_CAP)
+        client.close()
     stamps = sorted(client.stamps)
     achieved = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     worst = worst_window(stamps)

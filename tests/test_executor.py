@@ -4,6 +4,7 @@ against the real emulator on 127.0.0.1."""
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import threading
 import time
@@ -88,9 +89,8 @@ BODY: dict[str, Any] = {
 
 
 def _got(**changes: Any) -> Contact:
-    base = {"id": 7, "phone": "447700900001", "fields": {1: "Leeds"}, "groups": frozenset({10})}
-    base.update(changes)
-    return Contact(**base)
+    base = Contact(id=7, phone="447700900001", fields={1: "Leeds"}, groups=frozenset({10}))
+    return dataclasses.replace(base, **changes)
 
 
 @pytest.mark.parametrize(
