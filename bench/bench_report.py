@@ -60,16 +60,40 @@ def measure(rows: int, suffix: str, tmp: Path) -> dict[str, float]:
 
 def main() -> None:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    print(f"{rows} rows; targets: XLSX < {TARGET_SECONDS:g} s and < {TARGET_MIB:g} MiB peak RSS")
-    print(f"{'format':<7} {'seconds':>8} {'peak MiB':>9} {'base MiB':>9} {'file MiB':>9}  verdict")
+    headers = ["format", "rows", "seconds", "peak MiB", "base MiB", "file MiB", "verdict"]
+    table: list[list[object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for suffix in (".xlsx", ".csv", ".jsonl"):
             m = measure(rows, suffix, Path(tmp))
             ok = m["seconds"] < TARGET_SECONDS and m["peak_mib"] < TARGET_MIB
-            print(
-                f"{suffix:<7} {m['seconds']:>8.2f} {m['peak_mib']:>9.1f} {m['base_mib']:>9.1f} "
-                f"{m['bytes'] / 2**20:>9.2f}  {'ok' if ok else 'OVER TARGET'}"
+            table.append(
+                [
+                    suffix,
+                    rows,
+                    f"{m['seconds']:.2f}",
+                    f"{m['peak_mib']:.1f}",
+                    f"{m['base_mib']:.1f}",
+                    f"{m['bytes'] / 2**20:.2f}",
+                    "ok" if ok else "OVER",
+                ]
             )
+    title = f"report writers ({rows} rows; targets < {TARGET_SECONDS:g} s, < {TARGET_MIB:g} MiB)"
+    _publish(title, headers, table)
+
+
+def _publish(title: str, headers: list[str], table: list[list[object]]) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        import common  # bench/common.py: shared table format and bench/RESULTS.md
+    except ImportError:
+        print(title)
+        lines: list[list[object]] = [list(headers), *table]
+        for row in lines:
+            print("  ".join(f"{c!s:>9}" for c in row))
+        return
+    text = common.format_table(headers, table)
+    print(f"{title}\n{text}")
+    common.append_results(title, text)
 
 
 if __name__ == "__main__":
