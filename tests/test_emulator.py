@@ -103,7 +103,8 @@ def test_token_ttl_expires_tokens() -> None:
         assert call(s, emu, "GET", "/api/contacts").status_code == 200
         time.sleep(0.25)
         resp = call(s, emu, "GET", "/api/contacts")
-        assert (resp.status_code, resp.json()) == (401, {"code": 401, "message": "Expired JWT Token"})
+        expired = {"code": 401, "message": "Expired JWT Token"}
+        assert (resp.status_code, resp.json()) == (401, expired)
 
 
 # ---------------------------------------------------------------- contacts
@@ -123,7 +124,8 @@ def test_get_contact_has_bsg_shape(emu: Emulator, api: requests.Session) -> None
 
 def test_list_contacts_pages_and_filters_by_group(emu: Emulator, api: requests.Session) -> None:
     for i in range(30):
-        assert call(api, emu, "POST", "/api/contacts", {"phone": 491510000000 + i}).status_code == 201
+        made = call(api, emu, "POST", "/api/contacts", {"phone": 491510000000 + i})
+        assert made.status_code == 201
     page = call(api, emu, "GET", "/api/contacts").json()
     assert (len(page["data"]), page["total"]) == (20, 33)
     last = call(api, emu, "GET", "/api/contacts?page[limit]=15&page[offset]=30").json()
@@ -241,7 +243,8 @@ def _b(msg: str) -> dict[str, Any]:
     ("GET", "/api/contacts/search?search[field]=nick&search[value]=x", None, 422,
      _v("any_field", "The value you selected is not a valid choice.")),
     ("GET", "/api/contacts/search?search[field]=id&search[value]=x", None, 422,
-     {"message": "Unknown error", "errors": {"search.value": ["The search.value must be an integer"]}}),
+     {"message": "Unknown error",
+      "errors": {"search.value": ["The search.value must be an integer"]}}),
     ("POST", "/api/contacts/delete?contact_ids[]=", None, 422,
      _v("contact_ids", "This collection should contain 1 element or more.")),
     ("GET", "/api/groups/5", None, 422, _b("Contact group is not found")),
@@ -256,7 +259,8 @@ def _b(msg: str) -> dict[str, Any]:
      _v("groups0", "This value should be greater than 0.")),
     ("PATCH", "/api/contacts/fields/5", {"name": "x"}, 422, _b("Field is not found")),
     ("POST", "/api/contacts/fields", {"name": "City", "type": "text"}, 422,
-     {"message": "Unknown error", "errors": {"name": ['The field with name "City" already exists']}}),
+     {"message": "Unknown error",
+      "errors": {"name": ['The field with name "City" already exists']}}),
     ("POST", "/api/contacts/fields", {"name": "x" * 21, "type": "text"}, 422,
      _v("name", "This value is too long. It should have 20 characters or less.")),
     ("POST", "/api/contacts/fields", {"name": "Town", "type": "dropdown"}, 422,
@@ -295,7 +299,8 @@ def test_fields_crud(emu: Emulator, api: requests.Session) -> None:
     fid = made.json()["data"]["id"]
     assert made.status_code == 201
     patched = call(api, emu, "PATCH", f"/api/contacts/fields/{fid}", {"is_visible": False})
-    assert patched.json()["data"] == {"id": fid, "name": "Town", "type": "text", "is_visible": False}
+    expected = {"id": fid, "name": "Town", "type": "text", "is_visible": False}
+    assert patched.json()["data"] == expected
     twice = call(api, emu, "POST", "/api/contacts/fields/delete", {"ids": [CITY, CITY]})
     assert twice.status_code == 204 and len(call(api, emu, "GET", "/api/contacts/fields")
                                             .json()["data"]) == 3  # BSG's repeated-id quirk
@@ -316,8 +321,10 @@ def test_test_mode_rejects_unverified_numbers() -> None:
         assert (denied.status_code, denied.json()) == (
             403, {"message": "This action is unauthorized for your mode", "errors": []})
         assert call(s, emu, "POST", "/api/contacts", {"phone": 447700900555}).status_code == 201
-        assert call(s, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900123}).status_code == 200
-        assert call(s, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900557}).status_code == 403
+        same = call(s, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900123})
+        assert same.status_code == 200
+        moved = call(s, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900557})
+        assert moved.status_code == 403
         live = login(emu, "live_abc")
         assert call(live, emu, "POST", "/api/contacts", {"phone": 447700900556}).status_code == 201
     with Emulator(EmulatorConfig(test_mode=True)) as emu:
