@@ -119,26 +119,21 @@ def plan_changes(desired: Sequence[Desired], known: Mapping[int, Known], *, acco
             cid = d.contact_id
             k = kget(cid) if cid is not None else None
             if k is not None:
-                seen = k.seen
-                if _same(d, seen, add_mode):
-                    append(make(d.row, cid, seen))  # type: ignore[arg-type]
-                    continue
+                # The exact test, inlined (a call per row costs ~15% here). Anything it rejects
+                # gets the careful, normalising comparison of _plan_row.
+                seen, phone, g = k.seen, d.phone, d.groups
+                sf = seen.fields
+                for fid, value in d.fields.items():
+                    if sf.get(fid, "") != value:
+                        break
+                else:
+                    if (phone is None or phone == seen.phone) and (
+                            g is None or (g <= seen.groups if d.groups_mode is add_mode
+                                          else g == seen.groups)):
+                        append(make(d.row, cid, seen))  # type: ignore[arg-type]
+                        continue
             append(_plan_row(d, k, names, create_missing, keep_drift))
     return out
-
-
-def _same(d: Desired, seen: Contact, add_mode: GroupsMode) -> bool:
-    """The cheap exact test; anything it rejects gets the careful, normalising comparison."""
-    if d.phone is not None and d.phone != seen.phone:
-        return False
-    sf = seen.fields
-    for fid, value in d.fields.items():
-        if sf.get(fid, "") != value:
-            return False
-    g = d.groups
-    if g is None:
-        return True
-    return g <= seen.groups if d.groups_mode is add_mode else g == seen.groups
 
 
 def _plan_row(d: Desired, k: Known | None, names: _Names, create_missing: bool,
