@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import phonenumbers
 
@@ -465,7 +465,7 @@ def map_rows(
     Unknown list names are collected over the whole sheet and raised as one ConfigError.
     """
     plan = _plan(sheet, mapping)
-    phones = _PhoneCache(phone_func or _default_phone_func(mapping.options.default_country))
+    phones = _PhoneLookup(phone_func or _default_phone_func(mapping.options.default_country), {})
     groups = _GroupParser(account)
     desired: list[Desired] = []
     results: list[RowResult] = []
@@ -480,22 +480,15 @@ def map_rows(
     return _dedupe(desired, results)
 
 
-class _PhoneCache:
-    """Calls the normaliser once per distinct cell text."""
+class _PhoneLookup(NamedTuple):
+    """The normaliser and its results by cell text (one call per distinct value)."""
 
-    def __init__(self, func: PhoneFunc) -> None:
-        self._func = func
-        self._cache: dict[str, PhoneLike] = {}
-
-    def __call__(self, text: str) -> PhoneLike:
-        res = self._cache.get(text)
-        if res is None:
-            res = self._cache[text] = self._func(text)
-        return res
+    func: PhoneFunc
+    cache: dict[str, PhoneLike]
 
 
 def _identify(
-    row: int, values: tuple[str, ...], plan: _Plan, phones: _PhoneCache
+    row: int, values: tuple[str, ...], plan: _Plan, phones: _PhoneLookup
 ) -> tuple[int | None, str | None] | RowResult:
     """(contact id, phone digits) of a row, or the invalid result saying why it has none."""
     contact_id: int | None = None
@@ -507,7 +500,9 @@ def _identify(
         contact_id = int(raw_id)
     raw_phone = values[plan.phone_idx] if plan.phone_idx is not None else ""
     if raw_phone:
-        res = phones(raw_phone)
+        res = phones.cache.get(raw_phone)
+        if res is None:
+            res = phones.cache[raw_phone] = phones.func(raw_phone)
         if res.digits is None:
             return _invalid(row, res.error_code or "invalid-phone", res.error, contact_id)
         return contact_id, res.digits
@@ -542,23 +537,27 @@ def _same_wish(a: Desired, b: Desired) -> bool:
 
 
 def _dedupe(desired: list[Desired], results: list[RowResult]) -> MappedRows:
-    by_key: dict[tuple[str, object], list[Desired]] = {}
-    for d in desired:
-        key = ("id", d.contact_id) if d.contact_id is not None else ("phone", d.phone)
-        by_key.setdefault(key, []).append(d)
-    kept: list[Desired] = []
-    for group in by_key.values():
-        first = group[0]
-        if len(group) == 1:
-            kept.append(first)
-        elif all(_same_wish(first, d) for d in group[1:]):
-            kept.append(first)
-            results.extend(_duplicate_row(d, first.row) for d in group[1:])
+    """Identical rows for one contact are sent once; conflicting ones are all invalid."""
+    first: dict[int | str | None, Desired] = {}
+    dupes: dict[int | str | None, list[Desired]] = {}
+    for d in desired:  # an id is an int and a phone a str, so the keys cannot collide
+        key = d.contact_id if d.contact_id is not None else d.phone
+        seen = first.setdefault(key, d)
+        if seen is not d:
+            dupes.setdefault(key, [seen]).append(d)
+    if not dupes:
+        return MappedRows(desired, results)
+    dropped: set[int] = set()
+    for group in dupes.values():
+        head = group[0]
+        if all(_same_wish(head, d) for d in group[1:]):
+            results.extend(_duplicate_row(d, head.row) for d in group[1:])
+            dropped.update(d.row for d in group[1:])
         else:
             results.extend(_conflict(d, group) for d in group)
-    kept.sort(key=lambda d: d.row)
+            dropped.update(d.row for d in group)
     results.sort(key=lambda r: r.row)
-    return MappedRows(kept, results)
+    return MappedRows([d for d in desired if d.row not in dropped], results)
 
 
 def _duplicate_row(d: Desired, first_row: int) -> RowResult:
