@@ -342,6 +342,16 @@ class StateStore:
             out.update((phone, cid) for phone, cid in rows)
         return out
 
+    def contact_ids(self) -> set[int]:
+        return {r[0] for r in self._query("SELECT id FROM contacts")}
+
+    def forget_contacts(self, ids: Iterable[int]) -> int:
+        """Drop contacts that BSG no longer has (seen and written state alike)."""
+        rows = [(i,) for i in set(ids)]
+        with self._tx("remove contacts from") as cur:
+            cur.executemany("DELETE FROM contacts WHERE id = ?", rows)
+        return len(rows)
+
     def count_contacts(self) -> int:
         return int(self._query("SELECT count(*) FROM contacts")[0][0])
 

@@ -243,3 +243,9 @@ def test_concurrent_record_result_from_threads(store: StateStore) -> None:
         t.join()
     assert len(store.run_results(run)) == 240
     assert len(store.load_known()) == 240
+
+
+def test_forget_contacts(store: StateStore) -> None:
+    store.save_seen([_contact(1), _contact(2, "447700900124"), _contact(3, "447700900125")])
+    assert store.forget_contacts([2, 3, 2]) == 2
+    assert store.contact_ids() == {1}
