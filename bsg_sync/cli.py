@@ -18,7 +18,7 @@ from bsg_sync.errors import BsgSyncError, Interrupted
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
 
 if TYPE_CHECKING:
-    from bsg_sync.sync import SyncOutcome, SyncOptions
+    from bsg_sync.sync import SyncOptions, SyncOutcome
 
 DEFAULT_API_URL = "https://one-api.bsg.world"
 
@@ -33,22 +33,44 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port (0: a free one).")
-@click.option("--seed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Seed data: .json (API shapes) or .csv (id,phone,groups,<field names>).")
+@click.option(
+    "--seed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Seed data: .json (API shapes) or .csv (id,phone,groups,<field names>).",
+)
 @click.option("--api-key", default=None, help="The one key login accepts (default: live_*/test_*).")
 @click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0), help="Delay per request.")
 @click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="Random 500/502/503.")
-@click.option("--throttle-rate", default=0.0, type=click.FloatRange(0, 1),
-              help="Random 429 with Retry-After.")
-@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1),
-              help="Random connections closed without a response.")
-@click.option("--put-semantics", default="merge", type=click.Choice(["merge", "replace"]),
-              show_default=True, help="How PUT treats fields/groups it was not sent.")
-@click.option("--token-ttl", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="Bearer token lifetime in seconds (default 30 days).")
+@click.option(
+    "--throttle-rate", default=0.0, type=click.FloatRange(0, 1), help="Random 429 with Retry-After."
+)
+@click.option(
+    "--drop-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Random connections closed without a response.",
+)
+@click.option(
+    "--put-semantics",
+    default="merge",
+    type=click.Choice(["merge", "replace"]),
+    show_default=True,
+    help="How PUT treats fields/groups it was not sent.",
+)
+@click.option(
+    "--token-ttl",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Bearer token lifetime in seconds (default 30 days).",
+)
 @click.option("--test-mode", is_flag=True, help="Every session behaves like a test_ key.")
-@click.option("--verified", multiple=True, type=int, metavar="PHONE",
-              help="A verified number for test mode (repeatable).")
+@click.option(
+    "--verified",
+    multiple=True,
+    type=int,
+    metavar="PHONE",
+    help="A verified number for test mode (repeatable).",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
 def emulator(**opts: Any) -> None:
@@ -61,10 +83,20 @@ def emulator(**opts: Any) -> None:
 
     if not (opts["allow_remote"] or is_loopback(opts["host"])):
         raise click.UsageError(f"--host {opts['host']} is not loopback; add --allow-remote.")
-    keys = ("api_key", "latency_ms", "fail_rate", "throttle_rate", "drop_rate",
-            "put_semantics", "token_ttl", "test_mode", "verbose")
-    config = EmulatorConfig(verified_phones=frozenset(opts["verified"]),
-                            **{k: opts[k] for k in keys})
+    keys = (
+        "api_key",
+        "latency_ms",
+        "fail_rate",
+        "throttle_rate",
+        "drop_rate",
+        "put_semantics",
+        "token_ttl",
+        "test_mode",
+        "verbose",
+    )
+    config = EmulatorConfig(
+        verified_phones=frozenset(opts["verified"]), **{k: opts[k] for k in keys}
+    )
     if opts["verbose"]:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     try:
@@ -99,8 +131,11 @@ def _api_key_from_env_or_file(api_key_file: Path | None) -> str:
     if not key:
         raise UsageError("no API key: set BSG_API_KEY or pass --api-key-file PATH")
     if key.startswith("test_"):
-        click.echo("warning: this is a test_ key; BSG's test mode only accepts phone numbers "
-                   "verified in your account", err=True)
+        click.echo(
+            "warning: this is a test_ key; BSG's test mode only accepts phone numbers "
+            "verified in your account",
+            err=True,
+        )
     return key
 
 
@@ -113,16 +148,19 @@ def _read_key_file(path: Path) -> str:
     except OSError as exc:
         raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from None
     if sys.platform != "win32" and mode & 0o077:
-        click.echo(f"warning: the API key file {path} is readable by other users; "
-                   f"run: chmod 600 {path}", err=True)
+        click.echo(
+            f"warning: the API key file {path} is readable by other users; run: chmod 600 {path}",
+            err=True,
+        )
     lines = text.strip().splitlines()
     if not lines:
         raise UsageError(f"the API key file {path} is empty")
     return lines[0]
 
 
-def _make_client(api_url: str, api_key_file: Path | None, *,
-                 allow_insecure_http: bool = False, **kwargs: Any) -> BsgClient:
+def _make_client(
+    api_url: str, api_key_file: Path | None, *, allow_insecure_http: bool = False, **kwargs: Any
+) -> BsgClient:
     """A BsgClient from the common options; UsageError (exit 2) on a missing key or bad URL."""
     from bsg_sync.client import BsgClient
     from bsg_sync.errors import UsageError
@@ -136,15 +174,28 @@ def _make_client(api_url: str, api_key_file: Path | None, *,
 
 def _api_options(command: Any) -> Any:
     """--api-url, --api-key-file, --allow-insecure-http, as sync and pull spell them."""
-    for decorate in reversed((
-        click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL,
-                     show_default=True, help="BSG One-API base URL (env BSG_API_URL)."),
-        click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Read the API key from this file (else env BSG_API_KEY)."),
-        click.option("--allow-insecure-http", is_flag=True,
-                     help="Allow plain http to a non-loopback host."),
-        click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
-    )):
+    for decorate in reversed(
+        (
+            click.option(
+                "--api-url",
+                envvar="BSG_API_URL",
+                default=DEFAULT_API_URL,
+                show_default=True,
+                help="BSG One-API base URL (env BSG_API_URL).",
+            ),
+            click.option(
+                "--api-key-file",
+                type=click.Path(path_type=Path, dir_okay=False),
+                help="Read the API key from this file (else env BSG_API_KEY).",
+            ),
+            click.option(
+                "--allow-insecure-http",
+                is_flag=True,
+                help="Allow plain http to a non-loopback host.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
+        )
+    ):
         command = decorate(command)
     return command
 
@@ -154,23 +205,30 @@ def _render_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
     lines = []
     for cells in (headers, *rows):
-        parts = [c.rjust(w) if i == 0 else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        parts = [
+            c.rjust(w) if i == 0 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
 
-def _show_account_items(what: str, fetch: Any, headers: tuple[str, ...], api_url: str,
-                        api_key_file: Path | None, allow_insecure_http: bool,
-                        as_json: bool) -> None:
+def _show_account_items(
+    what: str,
+    fetch: Any,
+    headers: tuple[str, ...],
+    api_url: str,
+    api_key_file: Path | None,
+    allow_insecure_http: bool,
+    as_json: bool,
+) -> None:
     """Fetch fields or lists, then print them as JSON or as an aligned table."""
     from dataclasses import asdict
 
     from bsg_sync.client import ApiError
 
     try:
-        with _make_client(api_url, api_key_file,
-                          allow_insecure_http=allow_insecure_http) as client:
+        with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as client:
             items = fetch(client)
     except BsgSyncError as exc:  # AuthFailed is one too (exit 3 with its own sentence)
         _fail(exc, False)
@@ -189,43 +247,85 @@ def _show_account_items(what: str, fetch: Any, headers: tuple[str, ...], api_url
 
 @cli.command()
 @_api_options
-def fields(api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
-           as_json: bool) -> None:
+def fields(
+    api_url: str, api_key_file: Path | None, allow_insecure_http: bool, as_json: bool
+) -> None:
     """Print the account's custom contact fields (id, name, type)."""
-    _show_account_items("custom fields", lambda c: c.list_fields(), ("id", "name", "type"),
-                        api_url, api_key_file, allow_insecure_http, as_json)
+    _show_account_items(
+        "custom fields",
+        lambda c: c.list_fields(),
+        ("id", "name", "type"),
+        api_url,
+        api_key_file,
+        allow_insecure_http,
+        as_json,
+    )
 
 
 @cli.command()
 @_api_options
-def lists(api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
-          as_json: bool) -> None:
+def lists(
+    api_url: str, api_key_file: Path | None, allow_insecure_http: bool, as_json: bool
+) -> None:
     """Print the account's contact lists (id, name)."""
-    _show_account_items("contact lists", lambda c: c.list_groups(), ("id", "name"),
-                        api_url, api_key_file, allow_insecure_http, as_json)
+    _show_account_items(
+        "contact lists",
+        lambda c: c.list_groups(),
+        ("id", "name"),
+        api_url,
+        api_key_file,
+        allow_insecure_http,
+        as_json,
+    )
 
 
 # ---------------------------------------------------------------- init (owner: mapping)
 @cli.command()
 @click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Mapping file to write (default: bsg-sync.toml beside SHEET).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Mapping file to write (default: bsg-sync.toml beside SHEET).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the mapping file if it exists.")
 @click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
 @click.option("--encoding", help="CSV encoding, when detection picks the wrong one (e.g. cp1252).")
-@click.option("--default-country", metavar="CC",
-              help="Region for national-format numbers, e.g. GB (written to [options]).")
-@click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL, show_default=True,
-              help="BSG One-API base URL (env BSG_API_URL).")
-@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Read the API key from this file (else env BSG_API_KEY).")
-@click.option("--allow-insecure-http", is_flag=True,
-              help="Allow plain http to a non-loopback host.")
-@click.option("--offline", is_flag=True,
-              help="Do not ask BSG for custom fields; map well-known names only.")
-def init(sheet: Path, output: Path | None, force: bool, sheet_name: str | None,
-         encoding: str | None, default_country: str | None, api_url: str,
-         api_key_file: Path | None, allow_insecure_http: bool, offline: bool) -> None:
+@click.option(
+    "--default-country",
+    metavar="CC",
+    help="Region for national-format numbers, e.g. GB (written to [options]).",
+)
+@click.option(
+    "--api-url",
+    envvar="BSG_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="BSG One-API base URL (env BSG_API_URL).",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the API key from this file (else env BSG_API_KEY).",
+)
+@click.option(
+    "--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host."
+)
+@click.option(
+    "--offline", is_flag=True, help="Do not ask BSG for custom fields; map well-known names only."
+)
+def init(
+    sheet: Path,
+    output: Path | None,
+    force: bool,
+    sheet_name: str | None,
+    encoding: str | None,
+    default_country: str | None,
+    api_url: str,
+    api_key_file: Path | None,
+    allow_insecure_http: bool,
+    offline: bool,
+) -> None:
     """Write a mapping file for SHEET from its headers and the account's custom fields."""
     import os
 
@@ -243,11 +343,13 @@ def init(sheet: Path, output: Path | None, force: bool, sheet_name: str | None,
         headers = read_sheet(sheet, sheet=sheet_name, encoding=encoding).headers
         account = Account()
         if online:
-            with _make_client(api_url, api_key_file,
-                              allow_insecure_http=allow_insecure_http) as client:
+            with _make_client(
+                api_url, api_key_file, allow_insecure_http=allow_insecure_http
+            ) as client:
                 account = Account(fields=tuple(client.list_fields()))
-        text, unmapped = mapping_mod.generate_mapping(headers, account,
-                                                      default_country=default_country)
+        text, unmapped = mapping_mod.generate_mapping(
+            headers, account, default_country=default_country
+        )
         try:
             target.write_text(text, encoding="utf-8")
         except OSError as exc:
@@ -260,11 +362,15 @@ def init(sheet: Path, output: Path | None, force: bool, sheet_name: str | None,
         _fail(exc, False)
     guessed = mapping_mod.guess_targets(headers, account)
     if not online:
-        click.echo("warning: mapped well-known names only (no API key, or --offline); add "
-                   'custom fields as "Header" = "field:<name>"', err=True)
+        click.echo(
+            "warning: mapped well-known names only (no API key, or --offline); add "
+            'custom fields as "Header" = "field:<name>"',
+            err=True,
+        )
     if not any(t in ("id", "phone") for t in guessed.values()):
-        click.echo(f"warning: no column looks like a phone or a contact id; map one in {target}",
-                   err=True)
+        click.echo(
+            f"warning: no column looks like a phone or a contact id; map one in {target}", err=True
+        )
     click.echo(f"wrote {target} for {sheet.name}")
     for header, tgt in guessed.items():
         click.echo(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
@@ -291,7 +397,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level = logging.INFO
     elif verbose >= 2:
         level = logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
 
 
@@ -313,7 +421,10 @@ class _Progress:
             return
         self._t0 = time.monotonic()
         self._bar = click.progressbar(
-            length=total, label="sending", file=sys.stderr, show_eta=True,
+            length=total,
+            label="sending",
+            file=sys.stderr,
+            show_eta=True,
             item_show_func=lambda _x: self._rate(),
         )
         self._bar.__enter__()
@@ -342,56 +453,132 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
 
 @cli.command()
 @click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--mapping", type=click.Path(path_type=Path, dir_okay=False),
-              help="Mapping file (default: <sheet>.toml or bsg-sync.toml beside SHEET, then ./bsg-sync.toml).")
+@click.option(
+    "--mapping",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Mapping file (default: <sheet>.toml or bsg-sync.toml beside SHEET, then ./bsg-sync.toml).",
+)
 @click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
 @click.option("--encoding", help="CSV encoding, when detection picks the wrong one (e.g. cp1252).")
-@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
-              help="Report path; .xlsx, .csv or .jsonl (default: <sheet>.report.xlsx beside SHEET).")
-@click.option("--errors", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the invalid/failed/not_found rows, in the sheet's own columns, here.")
-@click.option("--state", type=click.Path(path_type=Path, dir_okay=False), envvar="BSG_STATE",
-              help="State store (env BSG_STATE; default: a file in your user data dir).")
-@click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL, show_default=True,
-              help="BSG One-API base URL (env BSG_API_URL).")
-@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Read the API key from this file (else env BSG_API_KEY).")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Report path; .xlsx, .csv or .jsonl (default: <sheet>.report.xlsx beside SHEET).",
+)
+@click.option(
+    "--errors",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the invalid/failed/not_found rows, in the sheet's own columns, here.",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BSG_STATE",
+    help="State store (env BSG_STATE; default: a file in your user data dir).",
+)
+@click.option(
+    "--api-url",
+    envvar="BSG_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="BSG One-API base URL (env BSG_API_URL).",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the API key from this file (else env BSG_API_KEY).",
+)
 @click.option("--dry-run", is_flag=True, help="Plan and report; send no write.")
 @click.option("--create-missing", is_flag=True, help="Create contacts whose phone is not in BSG.")
 @click.option("--offline", is_flag=True, help="Diff against the local snapshot only (no GETs).")
-@click.option("--keep-drift", is_flag=True, help="Where a value was changed in BSG since our last write, keep BSG's.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY,
-              show_default=True, envvar="BSG_CONCURRENCY", help="Parallel requests (env BSG_CONCURRENCY).")
-@click.option("--max-rps", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_MAX_RPS,
-              show_default=True, envvar="BSG_MAX_RPS", help="Requests per second cap (env BSG_MAX_RPS).")
+@click.option(
+    "--keep-drift",
+    is_flag=True,
+    help="Where a value was changed in BSG since our last write, keep BSG's.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    envvar="BSG_CONCURRENCY",
+    help="Parallel requests (env BSG_CONCURRENCY).",
+)
+@click.option(
+    "--max-rps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_MAX_RPS,
+    show_default=True,
+    envvar="BSG_MAX_RPS",
+    help="Requests per second cap (env BSG_MAX_RPS).",
+)
 @click.option("--no-rate-limit", is_flag=True, help="Remove the requests-per-second cap.")
-@click.option("--max-failures", callback=_threshold, metavar="N|P%",
-              help="Abort (exit 3) when more rows than this fail.")
-@click.option("--max-changes", callback=_threshold, metavar="N|P%",
-              help="Refuse (exit 3) a plan that changes more rows than this.")
-@click.option("--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host.")
+@click.option(
+    "--max-failures",
+    callback=_threshold,
+    metavar="N|P%",
+    help="Abort (exit 3) when more rows than this fail.",
+)
+@click.option(
+    "--max-changes",
+    callback=_threshold,
+    metavar="N|P%",
+    help="Refuse (exit 3) a plan that changes more rows than this.",
+)
+@click.option(
+    "--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
-def sync(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: str | None,
-         report: Path | None, errors: Path | None, state: Path | None, api_url: str,
-         api_key_file: Path | None, dry_run: bool, create_missing: bool, offline: bool,
-         keep_drift: bool, concurrency: int, max_rps: float, no_rate_limit: bool,
-         max_failures: Threshold | None, max_changes: Threshold | None,
-         allow_insecure_http: bool, as_json: bool, verbose: int, quiet: bool,
-         traceback: bool) -> None:
+def sync(
+    sheet: Path,
+    mapping: Path | None,
+    sheet_name: str | None,
+    encoding: str | None,
+    report: Path | None,
+    errors: Path | None,
+    state: Path | None,
+    api_url: str,
+    api_key_file: Path | None,
+    dry_run: bool,
+    create_missing: bool,
+    offline: bool,
+    keep_drift: bool,
+    concurrency: int,
+    max_rps: float,
+    no_rate_limit: bool,
+    max_failures: Threshold | None,
+    max_changes: Threshold | None,
+    allow_insecure_http: bool,
+    as_json: bool,
+    verbose: int,
+    quiet: bool,
+    traceback: bool,
+) -> None:
     """Read SHEET, map, refresh known state, diff, send the changes, report per row."""
     from bsg_sync.state import default_state_path
     from bsg_sync.sync import SyncOptions
 
     _setup_logging(verbose, quiet)
     opts = SyncOptions(
-        sheet=sheet, mapping=mapping, sheet_name=sheet_name, encoding=encoding, report=report,
-        errors=errors, state=state or default_state_path(), api_url=api_url, dry_run=dry_run,
-        create_missing=create_missing, offline=offline, keep_drift=keep_drift,
-        concurrency=concurrency, max_rps=None if no_rate_limit else max_rps,
-        max_failures=max_failures, max_changes=max_changes,
+        sheet=sheet,
+        mapping=mapping,
+        sheet_name=sheet_name,
+        encoding=encoding,
+        report=report,
+        errors=errors,
+        state=state or default_state_path(),
+        api_url=api_url,
+        dry_run=dry_run,
+        create_missing=create_missing,
+        offline=offline,
+        keep_drift=keep_drift,
+        concurrency=concurrency,
+        max_rps=None if no_rate_limit else max_rps,
+        max_failures=max_failures,
+        max_changes=max_changes,
         allow_insecure_http=allow_insecure_http,
     )
     try:
@@ -408,8 +595,11 @@ def _run_with_signals(opts: SyncOptions, key: str | None, quiet: bool) -> SyncOu
     from bsg_sync.sync import Hooks, run_sync
 
     progress = _Progress(quiet)
-    hooks = Hooks(on_warning=lambda w: click.echo(f"warning: {w}", err=True),
-                  on_stage=progress.stage, on_result=progress.advance)
+    hooks = Hooks(
+        on_warning=lambda w: click.echo(f"warning: {w}", err=True),
+        on_stage=progress.stage,
+        on_result=progress.advance,
+    )
     sending = threading.Event()
 
     def on_plan(n: int) -> None:
@@ -453,18 +643,39 @@ def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--state", type=click.Path(path_type=Path, dir_okay=False), envvar="BSG_STATE",
-              help="State store (env BSG_STATE; default: a file in your user data dir).")
-@click.option("--api-url", envvar="BSG_API_URL", default=DEFAULT_API_URL, show_default=True,
-              help="BSG One-API base URL (env BSG_API_URL).")
-@click.option("--api-key-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Read the API key from this file (else env BSG_API_KEY).")
-@click.option("--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host.")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BSG_STATE",
+    help="State store (env BSG_STATE; default: a file in your user data dir).",
+)
+@click.option(
+    "--api-url",
+    envvar="BSG_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="BSG One-API base URL (env BSG_API_URL).",
+)
+@click.option(
+    "--api-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the API key from this file (else env BSG_API_KEY).",
+)
+@click.option(
+    "--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
-def pull(state: Path | None, api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
-         as_json: bool, verbose: int, traceback: bool) -> None:
+def pull(
+    state: Path | None,
+    api_url: str,
+    api_key_file: Path | None,
+    allow_insecure_http: bool,
+    as_json: bool,
+    verbose: int,
+    traceback: bool,
+) -> None:
     """Refresh the local snapshot of the whole contact book, fields and lists."""
     from bsg_sync import refresh
     from bsg_sync.client import ApiError, BsgClient
@@ -486,15 +697,30 @@ def pull(state: Path | None, api_url: str, api_key_file: Path | None, allow_inse
     except ApiError as exc:
         _fail(api_error_as_run_error(exc), traceback)
     if as_json:
-        click.echo(json.dumps({"contacts": count, "fields": len(account.fields),
-                               "lists": len(account.groups), "state": str(path)}))
-    click.echo(f"pulled {count} contacts, {len(account.fields)} fields and "
-               f"{len(account.groups)} lists into {path}", err=True)
+        click.echo(
+            json.dumps(
+                {
+                    "contacts": count,
+                    "fields": len(account.fields),
+                    "lists": len(account.groups),
+                    "state": str(path),
+                }
+            )
+        )
+    click.echo(
+        f"pulled {count} contacts, {len(account.fields)} fields and "
+        f"{len(account.groups)} lists into {path}",
+        err=True,
+    )
 
 
 @cli.command()
-@click.option("--dir", "workdir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where to put the demo's sheets, reports and state (default: a new temp dir).")
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to put the demo's sheets, reports and state (default: a new temp dir).",
+)
 def demo(workdir: Path | None) -> None:
     """Run a dry run, a real sync and a second sync against a bundled emulator (no account needed)."""
     from bsg_sync.demo import run_demo

@@ -55,11 +55,15 @@ def run_demo(workdir: Path | None, echo: Callable[[str], None]) -> list[SyncOutc
             max_rps=None,
         )
         steps = [
-            ("1. dry run (sends nothing)", replace(
-                base, dry_run=True, report=workdir / "contacts.dry-run.report.xlsx")),
+            (
+                "1. dry run (sends nothing)",
+                replace(base, dry_run=True, report=workdir / "contacts.dry-run.report.xlsx"),
+            ),
             ("2. real sync", replace(base, report=workdir / "contacts.report.xlsx")),
-            ("3. second sync (nothing left to send)", replace(
-                base, report=workdir / "contacts.second.report.xlsx")),
+            (
+                "3. second sync (nothing left to send)",
+                replace(base, report=workdir / "contacts.second.report.xlsx"),
+            ),
         ]
         outcomes = []
         for title, opts in steps:

@@ -29,7 +29,7 @@ FAULT_BODIES: dict[str, dict[str, Any]] = {
     "503": {"code": 503, "message": "Service Unavailable"},
     "429": {"message": "Too Many Requests"},
 }
-HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"  # noqa: E501
+HTML_502 = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"
 
 
 class Stats:

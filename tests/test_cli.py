@@ -1,0 +1,57 @@
+"""The command line: help on every command, version, and exit codes for bad invocations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from bsg_sync import __version__
+from bsg_sync.cli import cli
+
+
+def _commands() -> list[str]:
+    assert isinstance(cli, click.Group)
+    return sorted(cli.commands)
+
+
+def test_every_command_is_listed() -> None:
+    assert set(_commands()) >= {"sync", "init", "pull", "fields", "lists", "emulator", "demo"}
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_every_command_has_help(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    command = cli.commands[name]  # type: ignore[attr-defined]
+    assert command.help, f"{name} has no help text"
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{name} {param.opts} has no help text"
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_sync_without_key_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSG_API_KEY", raising=False)
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("Mobile\n447700900123\n", encoding="utf-8")
+    (tmp_path / "bsg-sync.toml").write_text('[columns]\n"Mobile" = "phone"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["sync", str(sheet), "--state", str(tmp_path / "st.db")])
+    assert result.exit_code == 2
+    assert "BSG_API_KEY" in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_max_changes_is_rejected(tmp_path: Path) -> None:
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("Mobile\n447700900123\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["sync", str(sheet), "--max-changes", "lots"])
+    assert result.exit_code == 2
+    assert "--max-changes" in result.stderr
