@@ -57,6 +57,14 @@ def timed(fn: Callable[[], int], repeat: int = 3) -> tuple[float, int]:
     return best, result
 
 
+def bench_plan(n: int) -> tuple[float, float]:
+    rows, known = make_data(n)
+    t_anchor, c_anchor = timed(lambda: anchor(rows, known))
+    t_ours, c_ours = timed(lambda: ours(rows, known))
+    assert c_anchor == c_ours == n // 100, (c_anchor, c_ours)
+    return t_anchor, t_ours
+
+
 def bench_save_seen(n: int) -> tuple[float, float]:
     contacts = [_contact(i) for i in range(1, n + 1)]
     with tempfile.TemporaryDirectory() as folder, StateStore(Path(folder) / "s.db") as store:
@@ -71,11 +79,7 @@ def bench_save_seen(n: int) -> tuple[float, float]:
 def main(argv: list[str]) -> None:
     n = int(argv[0]) if argv else 1_000_000
     m = int(argv[1]) if len(argv) > 1 else 500_000
-    rows, known = make_data(n)
-    t_anchor, c_anchor = timed(lambda: anchor(rows, known))
-    t_ours, c_ours = timed(lambda: ours(rows, known))
-    assert c_anchor == c_ours == n // 100, (c_anchor, c_ours)
-    del rows, known
+    t_anchor, t_ours = bench_plan(n)
     t_insert, t_upsert = bench_save_seen(m)
     table = format_table(["step", "size", "seconds", "per row (µs)", "vs anchor", "target"], [
         ["dict-of-tuples anchor (count only)", f"{n:,} vs {n:,}", f"{t_anchor:.2f}",
