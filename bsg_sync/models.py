@@ -8,7 +8,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-
 # Sending defaults: BSG publishes no rate limit, so start gently (README: "Tuning").
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_RPS = 10.0
