@@ -463,13 +463,15 @@ class BsgClient:
     def __init__(self, base_url: str, api_key: str, *, policy: RetryPolicy | None = None,
                  pool_size: int = 8, allow_insecure_http: bool = False,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 pace: Callable[[], None] | None = None) -> None:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not api_key or not api_key.strip():
             raise ValueError("the API key is empty")
         self._key = _Secret(api_key.strip())
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._pace = pace  # called before every HTTP request: the run's rate cap
         self._host = urlsplit(self.base_url).netloc
         self._session = self._make_session(max(1, pool_size))
         self._dupes = _DuplicateGuard(self.policy.duplicate_window, clock)
@@ -497,6 +499,11 @@ class BsgClient:
         session.mount("http://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         return session
+
+    @property
+    def paced(self) -> bool:
+        """True when every request waits for the rate cap given at construction."""
+        return self._pace is not None
 
     # counters for the run summary
     @property
@@ -593,6 +600,8 @@ class BsgClient:
             if guard_key is not None:
                 self._wait_duplicate(guard_key)
             token = (self._token or first_token) if auth else None
+            if self._pace is not None:
+                self._pace()
             self._count(retry=attempts > 1)
             status, payload = self._attempt_once(method, path, params, body, token)
             return _Reply(status, payload, attempts, token)

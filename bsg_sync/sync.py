@@ -47,6 +47,7 @@ from bsg_sync.models import (
     Threshold,
     result_from_plan,
 )
+from bsg_sync.ratelimit import RateLimiter
 from bsg_sync.reader import read_sheet
 from bsg_sync.state import StateStore
 
@@ -147,19 +148,21 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
         raise UsageError(
             "no API key: set BSG_API_KEY or pass --api-key-file PATH (or plan from the snapshot with --offline --dry-run)"
         )
+    limiter = RateLimiter(opts.max_rps) if opts.max_rps is not None else None
     return BsgClient(
         opts.api_url,
         api_key,
         policy=opts.policy,
         pool_size=max(opts.concurrency, 1),
         allow_insecure_http=opts.allow_insecure_http,
+        pace=limiter.pace if limiter is not None else None,
     )
 
 
 def api_error_as_run_error(exc: ApiError) -> BsgSyncError:
     """An API failure outside any one row (login, fields, refresh) is the run's failure."""
     if isinstance(exc, AuthFailed):
-        return AuthError(f"BSG rejected the API key: {exc.message}")
+        return AuthError(exc.message)
     if isinstance(exc, (TransportError, ServerError, Throttled)):
         return ApiUnreachable(f"cannot reach the BSG API: {exc.message}")
     return RunRefused(f"BSG refused a request: {exc.message}")

@@ -561,3 +561,13 @@ def test_unreachable_api_is_a_transport_error_after_the_attempts() -> None:
         client.list_fields()
     assert info.value.attempts == 2
     assert client.requests_sent == 2
+
+
+def test_pace_is_called_before_every_request_retries_and_login_included(live: Any) -> None:
+    paced: list[int] = []
+    policy = RetryPolicy.fast()
+    with BsgClient(live.url, KEY, policy=policy, pace=lambda: paced.append(1)) as client:
+        assert client.paced
+        live.inject("503", "drop")
+        client.update_contact(101, _put_body())
+        assert len(paced) == client.requests_sent == 4  # login + 503 + drop + 200
