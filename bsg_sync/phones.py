@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata
@@ -39,6 +40,7 @@ def _invalid(text: str, why: str, code: str = INVALID) -> PhoneResult:
     return PhoneResult(None, code, f"Phone {text!r} {why}.")
 
 
+@lru_cache(maxsize=512)
 def _possible_lengths(country_code: int) -> tuple[int, ...] | None:
     """National significant number lengths allowed for a calling code (None: unknown code)."""
     regions = COUNTRY_CODE_TO_REGION_CODE.get(country_code)
@@ -118,7 +120,7 @@ def _resolve_unprefixed(text: str, digits: str, region: str | None) -> PhoneResu
         return _checked(text, digits, problem)
     if _plainly_international(digits, region):
         return PhoneResult(digits)
-    national = _parse_national(digits, region)
+    national = _plainly_national(digits, region) or _parse_national(digits, region)
     if national is not None:
         return _checked(text, national, _length_problem(national))
     if digits.startswith("0"):
@@ -128,21 +130,45 @@ def _resolve_unprefixed(text: str, digits: str, region: str | None) -> PhoneResu
     return _invalid(text, f"is neither a possible number in {region} nor an international one")
 
 
+@lru_cache(maxsize=64)
+def _region_info(region: str) -> tuple[str, str | None]:
+    """(calling code, trunk prefix when plain stripping is all phonenumbers would do)."""
+    meta = PhoneMetadata.metadata_for_region(region)
+    code = str(phonenumbers.country_code_for_region(region))
+    if meta is None or not meta.national_prefix or meta.national_prefix_transform_rule:
+        return code, None
+    trunk: str = meta.national_prefix
+    rule = meta.national_prefix_for_parsing
+    simple = rule is None or rule == trunk or rule.startswith(trunk + "|")
+    return code, trunk if simple else None
+
+
 def _plainly_international(digits: str, region: str) -> bool:
     """Cheap path: starts with the region's own calling code and is too long to be national."""
-    code = phonenumbers.country_code_for_region(region)
-    lengths = _possible_lengths(code) or ()
+    code, _ = _region_info(region)
+    lengths = _possible_lengths(int(code)) or ()
     return (
-        digits.startswith(str(code))
+        digits.startswith(code)
         and len(digits) not in lengths
         and _international_problem(digits) is None
     )
 
 
+def _plainly_national(digits: str, region: str) -> str | None:
+    """Cheap path: trunk prefix + a national number of a possible length (e.g. GB 07700…)."""
+    code, trunk = _region_info(region)
+    if trunk is None or not digits.startswith(trunk):
+        return None
+    national = digits[len(trunk) :]
+    if national.startswith(trunk) or len(national) not in (_possible_lengths(int(code)) or ()):
+        return None
+    return code + national
+
+
 def _strip(text: str) -> tuple[str, bool]:
     """(digits and any leftover letters, whether an international prefix was given)."""
-    raw = _TEL_PREFIX.sub("", text)
-    raw = _TRUNK_IN_BRACKETS.sub(r"\1\2", raw)
+    raw = _TEL_PREFIX.sub("", text) if ":" in text else text
+    raw = _TRUNK_IN_BRACKETS.sub(r"\1\2", raw) if "(0)" in raw else raw
     compact = raw.translate(_SEPARATORS)
     if compact.startswith("+"):
         return compact[1:], True
@@ -156,14 +182,31 @@ def normalise_phone(text: str, default_country: str | None = None) -> PhoneResul
     value = text.strip()
     if not value:
         return PhoneResult(None, MISSING, "The row has no phone number.")
-    if _SCIENTIFIC.match(value):
+    if value.isdigit() and value.isascii() and len(value) <= MAX_DIGITS:
+        digits, international = value, False  # the common case skips the text clean-up
+        if value.startswith("00"):
+            digits, international = value[2:], True
+    else:
+        cleaned = _clean(value)
+        if isinstance(cleaned, PhoneResult):
+            return cleaned
+        digits, international = cleaned
+    if international:
+        return _checked(value, digits, _international_problem(digits))
+    region = default_country.upper() if default_country else None
+    return _resolve_unprefixed(value, digits, region)
+
+
+def _clean(value: str) -> tuple[str, bool] | PhoneResult:
+    """(digits, international?) of a cell with separators or prefixes, or why it has none."""
+    if ("e" in value or "E" in value) and _SCIENTIFIC.match(value):
         return _invalid(
             value,
             "is in scientific notation, so Excel has lost digits; "
             "format the column as text and re-enter the numbers",
             PRECISION_LOST,
         )
-    integral = _INTEGRAL_FLOAT.match(value)
+    integral = _INTEGRAL_FLOAT.match(value) if "." in value else None
     digits, international = _strip(integral.group(1) if integral else value)
     if not digits.isdigit() or not digits.isascii():
         return _invalid(value, "contains characters other than digits and separators")
@@ -176,10 +219,7 @@ def normalise_phone(text: str, default_country: str | None = None) -> PhoneResul
         )
     if len(digits) > MAX_DIGITS:
         return _invalid(value, f"has {len(digits)} digits; a phone has at most {MAX_DIGITS}")
-    if international:
-        return _checked(value, digits, _international_problem(digits))
-    region = default_country.upper() if default_country else None
-    return _resolve_unprefixed(value, digits, region)
+    return digits, international
 
 
 class PhoneNormaliser:

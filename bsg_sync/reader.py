@@ -5,12 +5,14 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import gc
 import hashlib
 import logging
 import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -183,7 +185,25 @@ def _build_table(
     path: Path, grid: Iterable[tuple[int, list[str]]], header_row: int | None
 ) -> tuple[tuple[str, ...], list[SheetRow], int]:
     """Header, non-blank data rows (padded to the header) and the header's row number."""
-    rows = iter(grid)
+    with _gc_paused():
+        return _collect(path, iter(grid), header_row)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC rescans every new tuple while millions are built; none form cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _collect(
+    path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
+) -> tuple[tuple[str, ...], list[SheetRow], int]:
     header_at, header_cells = _find_header(path, rows, header_row)
     data: list[tuple[int, list[str]]] = []
     width = len(_rstrip_empty(header_cells))
@@ -423,17 +443,11 @@ def _workbook_grid(
 
 
 def _render_row(raw: list[Any], patterns: dict[int, NumberPattern]) -> list[str]:
-    """Render one row; the common str and integral-float cells skip the general path."""
-    cells: list[str] = []
-    append = cells.append
-    for col, value in enumerate(raw):
-        kind = type(value)
-        if kind is str:
-            append(value.strip())
-        elif kind is float and col not in patterns and value.is_integer() and abs(value) < 1e21:
-            append(str(int(value)))
-        else:
-            append(render_cell(value, patterns.get(col)))
+    """Render one row; text cells take the fast path, formatted columns are redone after."""
+    cells = [v.strip() if type(v) is str else render_cell(v) for v in raw]
+    for col, pattern in patterns.items():
+        if col < len(raw) and type(raw[col]) in (int, float):
+            cells[col] = render_cell(raw[col], pattern)
     return cells
 
 
@@ -522,6 +536,8 @@ def render_cell(value: Any, pattern: NumberPattern | None = None) -> str:
 
 
 def _render_number(value: float, pattern: NumberPattern | None) -> str:
+    if pattern is None and type(value) is float and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
     if pattern is not None and pattern.decimals is not None:
         return f"{value:.{pattern.decimals}f}"
     if isinstance(value, int) or (value.is_integer() and abs(value) < 1e21):
