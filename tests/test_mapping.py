@@ -444,7 +444,8 @@ def test_init_offline_or_without_key_maps_well_known_names(
 def test_init_with_a_rejected_key_exits_3(tmp_path: Path, emulator_url: str) -> None:
     result = run_init(tmp_path, "--api-url", emulator_url, key="live_wrong")
     assert result.exit_code == 3
-    assert result.stderr.startswith("bsg-sync: BSG rejected the API key")
+    assert result.stderr.startswith("bsg-sync: ") and "API Key not found" in result.stderr
+    assert result.stdout == ""
     assert not (tmp_path / "bsg-sync.toml").exists()
 
 
@@ -455,3 +456,24 @@ def test_init_with_a_bad_country_exits_2(tmp_path: Path) -> None:
         "bsg-sync: mapping: option default_country = 'ZZ' is not a region code "
         "like 'GB', 'DE' or 'US'\n"
     )
+
+
+@pytest.mark.parametrize("name", SAMPLE_SHEETS)
+def test_a_second_sync_of_each_sample_sends_nothing(tmp_path: Path, name: str) -> None:
+    from bsg_sync.cli import cli
+    from bsg_sync.emulator import Emulator, EmulatorConfig
+
+    for f in SAMPLES.iterdir():
+        if f.suffix in (".csv", ".xlsx", ".toml"):
+            shutil.copy(f, tmp_path / f.name)
+    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
+        writes = []
+        for run in ("first", "second"):
+            args = ["sync", str(tmp_path / name), "--api-url", emu.url, "-q", "--no-rate-limit",
+                    "--state", str(tmp_path / "state.db"), "--report", str(tmp_path / f"{run}.csv")]
+            before = emu.stats()["writes"]
+            result = CliRunner().invoke(cli, args, env={"BSG_API_KEY": "live_samples"})
+            assert result.exit_code in (0, 1), result.output
+            writes.append(emu.stats()["writes"] - before)
+    assert writes[0] > 0
+    assert writes[1] == 0
