@@ -160,6 +160,12 @@ def list_names(groups: list[int]) -> str:
     return "; ".join(GROUP_NAME[g] for g in groups)
 
 
+def plus_one_list(groups: list[int]) -> list[int]:
+    """The contact's lists and one more it is not in yet (a change the sync must send)."""
+    extra = next(g for g in (SPRING, NEWSLETTER, VIP, LEEDS) if g not in groups)
+    return sorted({*groups, extra})
+
+
 # --------------------------------------------------------------------------- contacts.csv
 
 
@@ -229,7 +235,7 @@ def write_contacts_eu(people: list[Person]) -> None:
         if i in (1, 6):
             rows[-1][3] = "Málaga" if rows[-1][3] != "Málaga" else "Córdoba"
         if i in (3, 9, 15):
-            rows[-1][4] = list_names(sorted({*p.groups, SPRING}))
+            rows[-1][4] = list_names(plus_one_list(p.groups))
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(["Teléfono", "Nombre", "Apellidos", "Ciudad", "Listas"])
@@ -264,8 +270,10 @@ def write_newsletter(people: list[Person]) -> None:
     ws.append(["Customer no", "Phone", "First name", "Last name", "Birthday", "Lists"])
     chosen = [p for p in people if F_BIRTHDAY in p.fields][:30]
     for i, p in enumerate(chosen):
-        groups = sorted({*p.groups, NEWSLETTER}) if i % 5 == 2 else p.groups
+        groups = plus_one_list(p.groups) if i % 7 == 2 else p.groups
         birthday = dt.date.fromisoformat(p.fields[F_BIRTHDAY])
+        if i == 8:  # typed the wrong year in BSG
+            birthday = birthday.replace(year=birthday.year + 1, day=min(birthday.day, 28))
         ws.append([int(p.fields[F_CUSTNO]), shown_phone(p, 1 + i % 2, False),
                    p.fields[F_FIRST], p.fields[F_LAST], birthday, ", ".join(
                        GROUP_NAME[g] for g in groups)])
