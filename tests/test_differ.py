@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from bsg_sync.differ import (
-    _slow_unchanged,
-    _unchanged,
+    _Names,
+    _plan_fast,
+    _plan_one,
     check_max_changes,
     count_changes,
     max_changes_exceeded,
@@ -195,13 +196,18 @@ def test_rows_keep_their_order_and_numbers() -> None:
         (5, Status.UNCHANGED), (3, Status.NOT_FOUND), (9, Status.PLANNED)]
 
 
-def test_fast_unchanged_row_equals_the_plain_constructor() -> None:
-    c = seen()
-    fast = _unchanged(7, 100, c)
-    assert isinstance(fast, PlannedRow)
-    assert fast == _slow_unchanged(7, 100, c)
+@pytest.mark.parametrize("create", [False, True])
+def test_fast_loop_equals_the_plain_one(create: bool) -> None:
+    known = {100: Known(seen()), 101: Known(seen(cid=101, groups={10, 12}), seen(cid=101))}
+    rows = [c[2] for c in CASES] + [c[1] for c in NOT_FOUND_CASES]
+    rows += [desired(cid=101, groups={10, 12}, mode=EXACT), desired(cid=101, fields={9: ""})]
+    names = _Names.of(ACCOUNT)
+    fast = _plan_fast(rows, known, names, create, False)
+    plain = [_plan_one(d, known.get(d.contact_id or 0), names, create, False) for d in rows]
+    assert fast == plain
+    assert sum(p.status is Status.UNCHANGED for p in fast) >= 10
     with pytest.raises(AttributeError):
-        fast.row = 8  # type: ignore[misc]
+        fast[0].row = 8  # type: ignore[misc]
 
 
 def test_plan_restores_the_garbage_collector() -> None:
