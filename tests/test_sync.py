@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from bsg_sync.client import RetryPolicy
