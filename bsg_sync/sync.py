@@ -182,13 +182,12 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     t0 = time.monotonic()
     mapping_path = resolve_mapping_path(opts)
     raw = mapping_mod.load_mapping(mapping_path)
-    header_row = raw.options.get("header_row")
     hooks.on_stage(f"reading {opts.sheet.name}")
     sheet = read_sheet(
         opts.sheet,
         sheet=opts.sheet_name,
         encoding=opts.encoding,
-        header_row=int(header_row) if header_row is not None else None,
+        header_row=_header_row(raw, mapping_path),
     )
     report_path = opts.report or default_report_path(opts.sheet)
     _refuse_overwrite(opts.sheet, report_path, "--report")
@@ -305,6 +304,16 @@ def _run_locked(
         report.write_errors(opts.errors, sheet, results)
     store.end_run(run_id, summary.counts)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+
+
+def _header_row(raw: mapping_mod.RawMapping, path: Path) -> int | None:
+    """The sheet must be read before the rest of the mapping can be checked against it."""
+    value = raw.options.get("header_row")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path.name}: header_row must be a row number (1 or more), not {value!r}")
+    return value
 
 
 def _load_account(client: BsgClient | None, store: StateStore) -> Account:
