@@ -193,11 +193,20 @@ def _api_options(command: Any) -> Any:
                 is_flag=True,
                 help="Allow plain http to a non-loopback host.",
             ),
-            click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
         )
     ):
         command = decorate(command)
     return command
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+
+_state_option = click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BSG_STATE",
+    help="State store (env BSG_STATE; default: a file in your user data dir).",
+)
 
 
 def _render_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -247,6 +256,7 @@ def _show_account_items(
 
 @cli.command()
 @_api_options
+@_json_option
 def fields(
     api_url: str, api_key_file: Path | None, allow_insecure_http: bool, as_json: bool
 ) -> None:
@@ -264,6 +274,7 @@ def fields(
 
 @cli.command()
 @_api_options
+@_json_option
 def lists(
     api_url: str, api_key_file: Path | None, allow_insecure_http: bool, as_json: bool
 ) -> None:
@@ -296,21 +307,7 @@ def lists(
     metavar="CC",
     help="Region for national-format numbers, e.g. GB (written to [options]).",
 )
-@click.option(
-    "--api-url",
-    envvar="BSG_API_URL",
-    default=DEFAULT_API_URL,
-    show_default=True,
-    help="BSG One-API base URL (env BSG_API_URL).",
-)
-@click.option(
-    "--api-key-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the API key from this file (else env BSG_API_KEY).",
-)
-@click.option(
-    "--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host."
-)
+@_api_options
 @click.option(
     "--offline", is_flag=True, help="Do not ask BSG for custom fields; map well-known names only."
 )
@@ -470,24 +467,9 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the invalid/failed/not_found rows, in the sheet's own columns, here.",
 )
-@click.option(
-    "--state",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="BSG_STATE",
-    help="State store (env BSG_STATE; default: a file in your user data dir).",
-)
-@click.option(
-    "--api-url",
-    envvar="BSG_API_URL",
-    default=DEFAULT_API_URL,
-    show_default=True,
-    help="BSG One-API base URL (env BSG_API_URL).",
-)
-@click.option(
-    "--api-key-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the API key from this file (else env BSG_API_KEY).",
-)
+@_state_option
+@_api_options
+@_json_option
 @click.option("--dry-run", is_flag=True, help="Plan and report; send no write.")
 @click.option("--create-missing", is_flag=True, help="Create contacts whose phone is not in BSG.")
 @click.option("--offline", is_flag=True, help="Diff against the local snapshot only (no GETs).")
@@ -525,10 +507,6 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     metavar="N|P%",
     help="Refuse (exit 3) a plan that changes more rows than this.",
 )
-@click.option(
-    "--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
@@ -643,28 +621,9 @@ def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--state",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="BSG_STATE",
-    help="State store (env BSG_STATE; default: a file in your user data dir).",
-)
-@click.option(
-    "--api-url",
-    envvar="BSG_API_URL",
-    default=DEFAULT_API_URL,
-    show_default=True,
-    help="BSG One-API base URL (env BSG_API_URL).",
-)
-@click.option(
-    "--api-key-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Read the API key from this file (else env BSG_API_KEY).",
-)
-@click.option(
-    "--allow-insecure-http", is_flag=True, help="Allow plain http to a non-loopback host."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@_state_option
+@_api_options
+@_json_option
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
 def pull(
