@@ -690,6 +690,71 @@ def demo(workdir: Path | None) -> None:
         _fail(exc, False)
 
 
+# ---------------------------------------------------------------- serve (owner: web)
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD).",
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: a free one).",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="BSG_STATE",
+    help="State store (env BSG_STATE; default: a file in your user data dir).",
+)
+@_api_options
+def serve(
+    host: str,
+    port: int,
+    state: Path | None,
+    api_url: str,
+    api_key_file: Path | None,
+    allow_insecure_http: bool,
+    as_json: bool,
+) -> None:
+    """Serve the web page for marketing staff: upload, map, preview, apply, download."""
+    import os
+
+    from bsg_sync.state import default_state_path
+    from bsg_sync.web import PASSWORD_ENV, WebConfig, check_bind, create_app
+    from bsg_sync.web import serve as serve_app
+
+    _setup_logging(0, False)
+    password = os.environ.get(PASSWORD_ENV) or None
+    try:
+        check_bind(host, password)
+        key = _api_key_from_env_or_file(api_key_file)
+        config = WebConfig(
+            api_url=api_url,
+            api_key=key,
+            state=state or default_state_path(),
+            password=password,
+            allow_insecure_http=allow_insecure_http,
+        )
+        app = create_app(config)
+        serve_app(
+            app,
+            host,
+            port,
+            on_ready=lambda url: click.echo(
+                json.dumps({"url": url}) if as_json else f"serving on {url}"
+            ),
+        )
+    except BsgSyncError as exc:
+        _fail(exc, False)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+
+
 def main() -> None:
     cli(prog_name="bsg-sync")
     sys.exit(0)

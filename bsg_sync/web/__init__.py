@@ -1,0 +1,50 @@
+"""A small web page for marketing staff: upload a sheet, map it, preview, apply, download.
+
+Start it with ``bsg-sync serve``; in code::
+
+    app = create_app(WebConfig(api_url=..., api_key=..., state=Path("state.sqlite3")))
+    serve(app, "127.0.0.1", 8080, on_ready=print)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+
+from bsg_sync.emulator.server import is_loopback
+from bsg_sync.errors import UsageError
+from bsg_sync.web.app import WebConfig, create_app, services
+
+PASSWORD_ENV = "BSG_SYNC_WEB_PASSWORD"
+
+__all__ = ["PASSWORD_ENV", "WebConfig", "check_bind", "create_app", "serve"]
+
+
+def check_bind(host: str, password: str | None) -> None:
+    """Loopback needs nothing; any other address needs a password (UsageError otherwise)."""
+    if not is_loopback(host) and not password:
+        raise UsageError(
+            f"--host {host} is reachable from other machines; set {PASSWORD_ENV} "
+            "to a password first (the page then asks for it), or serve on 127.0.0.1"
+        )
+
+
+def serve(app: Flask, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+    """Serve until Ctrl-C, then stop any run's dispatch and delete the uploads."""
+    from werkzeug.serving import make_server
+
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except BaseException:
+        services(app).close()
+        raise
+    shown = f"[{host}]" if ":" in host else host
+    on_ready(f"http://{shown}:{server.server_port}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        services(app).close()

@@ -1,0 +1,543 @@
+"""The Flask app: upload -> mapping -> preview (dry run) -> apply -> result, and history.
+
+Every step calls the library (reader, mapping, run_sync, report); nothing here reads,
+diffs or sends by itself."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import secrets
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Flask,
+    Response,
+    abort,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from bsg_sync import mapping as mapping_mod
+from bsg_sync import report
+from bsg_sync.client import ApiError, BsgClient, RetryPolicy
+from bsg_sync.errors import BsgSyncError, ConfigError, UsageError
+from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Account, RowResult, Status
+from bsg_sync.reader import read_sheet
+from bsg_sync.sync import SyncOptions, api_error_as_run_error
+from bsg_sync.web import forms
+from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
+from bsg_sync.web.store import WEB_DB_NAME, RunInfo, WebStore, get_run, list_runs, run_results
+from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+PAGE_SIZE = 200
+STATUS_LABELS = {
+    Status.OK.value: "OK",
+    Status.UNCHANGED.value: "Unchanged",
+    Status.PLANNED.value: "Will change",
+    Status.INVALID.value: "Invalid",
+    Status.NOT_FOUND.value: "Not found",
+    Status.FAILED.value: "Failed",
+    Status.NOT_SENT.value: "Not sent",
+}
+PROBLEM_STATUSES = (Status.INVALID.value, Status.NOT_FOUND.value, Status.FAILED.value)
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What the server needs; the API key stays on the server and never reaches a page."""
+
+    api_url: str
+    api_key: str
+    state: Path
+    password: str | None = None
+    allow_insecure_http: bool = False
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_rps: float | None = DEFAULT_MAX_RPS
+    policy: RetryPolicy | None = None
+    upload_root: Path | None = None  # where the private temp dir is made (default: system tmp)
+
+
+@dataclass
+class Services:
+    config: WebConfig
+    uploads: UploadStore
+    jobs: JobRunner
+    store: WebStore
+
+    def close(self) -> None:
+        self.jobs.stop_all()
+        self.uploads.close()
+        self.store.close()
+
+
+def services(app: Flask) -> Services:
+    svc: Services = app.extensions["bsg_sync"]
+    return svc
+
+
+def create_app(config: WebConfig) -> Flask:
+    """The app; call `services(app).close()` when done to delete uploads."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.token_bytes(32),
+        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+    )
+    app.extensions["bsg_sync"] = Services(
+        config,
+        UploadStore(config.upload_root),
+        JobRunner(),
+        WebStore(config.state.with_name(WEB_DB_NAME)),
+    )
+    app.jinja_env.globals.update(
+        STATUS_LABELS=STATUS_LABELS, csrf_token=_csrf_token, accept=_accept_attr()
+    )
+    app.jinja_env.filters["change_items"] = _change_items
+    app.before_request(_check_password)
+    app.before_request(_check_csrf)
+    app.after_request(_security_headers)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _http_error)
+    _add_routes(app)
+    return app
+
+
+# --------------------------------------------------------------------------- safety
+
+
+def _check_password() -> BaseResponse | None:
+    password = services_of_request().config.password
+    if not password:
+        return None
+    auth = request.authorization
+    given = auth.password if auth is not None and auth.password is not None else ""
+    if hmac.compare_digest(given.encode(), password.encode()):
+        return None
+    return Response(
+        "This page needs the password set in BSG_SYNC_WEB_PASSWORD.\n",
+        401,
+        {
+            "WWW-Authenticate": 'Basic realm="bsg-sync", charset="UTF-8"',
+            "Content-Type": "text/plain",
+        },
+    )
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _check_csrf() -> None:
+    if request.method != "POST":
+        return
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token", "")
+    if not isinstance(expected, str) or not given or not hmac.compare_digest(given, expected):
+        abort(
+            400,
+            "The form's security token is missing or out of date; reload the page and try again.",
+        )
+
+
+def _security_headers(resp: BaseResponse) -> BaseResponse:
+    resp.headers.setdefault("Content-Security-Policy", _CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def _too_large(exc: RequestEntityTooLarge) -> tuple[str, int]:
+    limit = services_of_request().config.max_upload_bytes // (1024 * 1024)
+    return _error_page(f"The file is larger than {limit} MB; split it or upload a CSV.", 413)
+
+
+def _http_error(exc: HTTPException) -> tuple[str, int]:
+    return _error_page(exc.description or exc.name, exc.code or 500)
+
+
+def _error_page(message: str, status: int) -> tuple[str, int]:
+    return render_template("error.html", message=message, status=status), status
+
+
+def services_of_request() -> Services:
+    from flask import current_app
+
+    return services(current_app)
+
+
+def _accept_attr() -> str:
+    return ",".join(sorted(ALLOWED_EXTENSIONS))
+
+
+def _change_items(changes: str) -> list[str]:
+    return [c.strip() for c in changes.split("; ") if c.strip()]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _upload_or_404(token: str) -> Upload:
+    upload = services_of_request().uploads.get(token)
+    if upload is None:
+        abort(404, "This upload has expired or was discarded; upload the sheet again.")
+    return upload
+
+
+def _client(config: WebConfig) -> BsgClient:
+    return BsgClient(
+        config.api_url,
+        config.api_key,
+        policy=config.policy,
+        allow_insecure_http=config.allow_insecure_http,
+    )
+
+
+def _account(svc: Services, upload: Upload) -> Account:
+    if upload.account is None:
+        try:
+            with _client(svc.config) as client:
+                upload.account = Account(tuple(client.list_fields()), tuple(client.list_groups()))
+        except ApiError as exc:
+            raise api_error_as_run_error(exc) from exc
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return upload.account
+
+
+def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
+    cfg = svc.config
+    suffix = ".csv" if upload.is_text else ".xlsx"
+    kind = "preview" if dry_run else "result"
+    opts = SyncOptions(
+        sheet=upload.sheet_path,
+        state=cfg.state,
+        api_url=cfg.api_url,
+        mapping=upload.mapping_path,
+        report=upload.private_path(f"{kind}.report.xlsx"),
+        errors=upload.private_path(f"{kind}.errors{suffix}"),
+        dry_run=dry_run,
+        create_missing=upload.create_missing,
+        concurrency=cfg.concurrency,
+        max_rps=cfg.max_rps,
+        allow_insecure_http=cfg.allow_insecure_http,
+    )
+    return opts if cfg.policy is None else replace(opts, policy=cfg.policy)
+
+
+def _start(svc: Services, upload: Upload, dry_run: bool) -> BaseResponse | tuple[str, int]:
+    opts = _sync_options(svc, upload, dry_run)
+
+    def on_done(job: Job) -> None:
+        outcome = job.outcome
+        if outcome is None:
+            return
+        kind = "preview" if dry_run else "result"
+        if dry_run:
+            upload.preview = outcome
+        else:
+            upload.result = outcome
+            upload.forget_sheet()  # the upload itself is no longer needed
+        if opts.report is not None and opts.report.is_file():
+            upload.files[f"{kind}-report"] = opts.report
+        if opts.errors is not None and opts.errors.is_file():
+            upload.files[f"{kind}-errors"] = opts.errors
+        if outcome.summary.run_id is not None:
+            svc.store.name_run(outcome.summary.run_id, upload.filename)
+
+    try:
+        job = svc.jobs.start(upload.token, opts, svc.config.api_key, on_done)
+    except RunInProgress as exc:
+        return _error_page(str(exc), 409)
+    return redirect(url_for("job_page", token=upload.token, job_id=job.id), 303)
+
+
+def _filtered(results: Sequence[RowResult], status: str | None, page: int) -> dict[str, Any]:
+    rows = [r for r in results if not status or _status(r) == status]
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    return {
+        "rows": rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+        "page": page,
+        "pages": pages,
+        "matching": len(rows),
+        "status": status or "",
+    }
+
+
+def _status(r: RowResult) -> str:
+    return str(getattr(r.status, "value", r.status))
+
+
+def _int_arg(name: str, default: int) -> int:
+    text = request.args.get(name, "")
+    return int(text) if text.isdigit() else default
+
+
+def _download(path: Path, name: str) -> BaseResponse:
+    return send_file(path, as_attachment=True, download_name=name, max_age=0)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _add_routes(app: Flask) -> None:
+    @app.get("/")
+    def index() -> str:
+        return render_template("upload.html", error=None)
+
+    @app.post("/upload")
+    def upload_sheet() -> BaseResponse | tuple[str, int]:
+        svc = services_of_request()
+        svc.uploads.expire(busy=svc.jobs.busy_uploads())
+        file = request.files.get("sheet")
+        if file is None or not file.filename:
+            return render_template("upload.html", error="Choose a spreadsheet file first."), 400
+        try:
+            upload = svc.uploads.add(file.filename, file.stream)
+        except BsgSyncError as exc:
+            return render_template("upload.html", error=str(exc)), 400
+        try:
+            sheet = read_sheet(upload.sheet_path, max_bytes=svc.config.max_upload_bytes)
+        except BsgSyncError as exc:
+            svc.uploads.discard(upload.token)
+            message = str(exc).replace(str(upload.sheet_path), upload.filename)
+            message = message.replace(upload.sheet_path.name, upload.filename)
+            return render_template("upload.html", error=message), 400
+        upload.headers, upload.rows = sheet.headers, len(sheet.rows)
+        return redirect(url_for("mapping_page", token=upload.token), 303)
+
+    @app.get("/u/<token>/mapping")
+    def mapping_page(token: str) -> str | tuple[str, int]:
+        svc = services_of_request()
+        upload = _upload_or_404(token)
+        try:
+            account = _account(svc, upload)
+        except BsgSyncError as exc:
+            return _error_page(str(exc), 502)
+        form = forms.prefill(upload.headers, account, svc.store.saved_mapping(upload.headers))
+        return _render_mapping(upload, account, form, None, 200)
+
+    @app.post("/u/<token>/mapping")
+    def save_mapping(token: str) -> BaseResponse | tuple[str, int]:
+        svc = services_of_request()
+        upload = _upload_or_404(token)
+        try:
+            account = _account(svc, upload)
+        except BsgSyncError as exc:
+            return _error_page(str(exc), 502)
+        try:
+            form = forms.read_form(request.form, upload.headers, account)
+        except ConfigError as exc:
+            return _error_page(f"The mapping does not fit this sheet: {exc}", 400)
+        text = forms.to_toml(form)
+        try:
+            raw = mapping_mod.parse_mapping(text, source=Path("mapping"))
+            mapping_mod.resolve_mapping(raw, upload.headers, account)
+        except ConfigError as exc:
+            return _render_mapping(upload, account, form, str(exc), 422)
+        upload.mapping_path = upload.private_path("mapping.toml")
+        upload.mapping_path.write_text(text, encoding="utf-8")
+        upload.create_missing = form.create_missing
+        svc.store.save_mapping(upload.headers, text, form.create_missing)
+        return _start(svc, upload, dry_run=True)
+
+    @app.get("/u/<token>/jobs/<int:job_id>")
+    def job_page(token: str, job_id: int) -> str:
+        upload = _upload_or_404(token)
+        job = services_of_request().jobs.get(job_id)
+        if job is None or job.upload != token:
+            abort(404, "No such run.")
+        return render_template(
+            "progress.html", upload=upload, job=job, p=job.progress(), next_url=_next_url(job)
+        )
+
+    @app.get("/jobs/<int:job_id>.json")
+    def job_status(job_id: int) -> BaseResponse:
+        job = services_of_request().jobs.get(job_id)
+        if job is None:
+            abort(404, "No such run.")
+        return jsonify({**job.progress(), "next": _next_url(job)})
+
+    @app.post("/jobs/<int:job_id>/stop")
+    def stop_job(job_id: int) -> BaseResponse:
+        job = services_of_request().jobs.get(job_id)
+        if job is None:
+            abort(404, "No such run.")
+        job.hooks.stop.set()
+        return redirect(url_for("job_page", token=job.upload, job_id=job_id), 303)
+
+    @app.get("/u/<token>/preview")
+    def preview(token: str) -> str:
+        upload = _upload_or_404(token)
+        if upload.preview is None:
+            abort(404, "There is no preview yet; choose the mapping first.")
+        return _render_outcome("preview.html", upload, upload.preview.results)
+
+    @app.post("/u/<token>/apply")
+    def apply(token: str) -> BaseResponse | tuple[str, int]:
+        upload = _upload_or_404(token)
+        if upload.preview is None or upload.mapping_path is None:
+            abort(409, "Preview the changes before applying them.")
+        if upload.result is not None:
+            abort(409, "This upload was already applied; upload the sheet again to re-run it.")
+        return _start(services_of_request(), upload, dry_run=False)
+
+    @app.get("/u/<token>/result")
+    def result(token: str) -> str:
+        upload = _upload_or_404(token)
+        if upload.result is None:
+            abort(404, "This upload has not been applied yet.")
+        return _render_outcome("result.html", upload, upload.result.results)
+
+    @app.get("/u/<token>/download/<kind>")
+    def download(token: str, kind: str) -> BaseResponse:
+        upload = _upload_or_404(token)
+        path = upload.files.get(kind)
+        if path is None or not path.is_file():
+            abort(404, "No such file.")
+        stem = upload.stem
+        name = {
+            "preview-report": f"{stem}.dry-run.report.xlsx",
+            "result-report": f"{stem}.report.xlsx",
+        }.get(kind, f"{stem}.errors{path.suffix}")
+        return _download(path, name)
+
+    @app.post("/u/<token>/discard")
+    def discard(token: str) -> BaseResponse:
+        svc = services_of_request()
+        if token in svc.jobs.busy_uploads():
+            abort(409, "This upload has a run in progress.")
+        svc.uploads.discard(token)
+        return redirect(url_for("index"), 303)
+
+    @app.get("/history")
+    def history() -> str:
+        svc = services_of_request()
+        runs = list_runs(svc.config.state)
+        return render_template("history.html", runs=runs, names=svc.store.run_names())
+
+    @app.get("/history/<int:run_id>")
+    def history_run(run_id: int) -> str:
+        svc = services_of_request()
+        run = get_run(svc.config.state, run_id)
+        if run is None:
+            abort(404, "No such run in the state store.")
+        results = run_results(svc.config.state, run_id)
+        status = request.args.get("status") or None
+        return render_template(
+            "run.html",
+            run=run,
+            name=svc.store.run_names().get(run_id, Path(run.sheet).name),
+            view=_filtered(results, status, _int_arg("page", 1)),
+            counts=_counts(results),
+        )
+
+    @app.get("/history/<int:run_id>/report.xlsx")
+    def history_report(run_id: int) -> BaseResponse:
+        svc = services_of_request()
+        run = get_run(svc.config.state, run_id)
+        if run is None:
+            abort(404, "No such run in the state store.")
+        data = _history_report(run_id, run, run_results(svc.config.state, run_id), svc)
+        name = Path(svc.store.run_names().get(run_id, Path(run.sheet).name)).stem
+        return send_file(
+            io.BytesIO(data), as_attachment=True, download_name=f"{name}.run-{run_id}.report.xlsx"
+        )
+
+
+def _next_url(job: Job) -> str | None:
+    if job.state != "done" or job.outcome is None:
+        return None
+    endpoint = "preview" if job.dry_run else "result"
+    return url_for(endpoint, token=job.upload)
+
+
+def _counts(results: Sequence[RowResult]) -> dict[str, int]:
+    counts = {s.value: 0 for s in Status}
+    for r in results:
+        counts[_status(r)] += 1
+    return counts
+
+
+def _render_mapping(
+    upload: Upload, account: Account, form: forms.MappingForm, error: str | None, status: int
+) -> tuple[str, int]:
+    page = render_template(
+        "mapping.html",
+        upload=upload,
+        form=form,
+        choices=forms.target_choices(account),
+        error=error,
+    )
+    return page, status
+
+
+def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult]) -> str:
+    outcome = upload.result if template == "result.html" else upload.preview
+    assert outcome is not None
+    status = request.args.get("status") or None
+    return render_template(
+        template,
+        upload=upload,
+        outcome=outcome,
+        summary=outcome.summary,
+        sentence=report.summary_sentence(
+            replace(outcome.summary, report_path=None, errors_path=None)
+        ),
+        hlr_sentence=report.hlr_sentence(outcome.summary),
+        counts=_counts(results),
+        problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
+        view=_filtered(results, status, _int_arg("page", 1)),
+        planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
+    )
+
+
+def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Services) -> bytes:
+    """A report of a past run, rebuilt from the results the state store journalled."""
+    summary = report.summarise(
+        results,
+        run_id=run_id,
+        sheet=Path(svc.store.run_names().get(run_id, run.sheet)),
+        sheet_sha256=run.sha256,
+        report_path=None,
+        errors_path=None,
+        dry_run=run.dry_run,
+        started_at=run.started_at,
+        finished_at=run.ended_at or "",
+        duration_s=0.0,
+        options=run.options,
+        requests=0,
+        retries=0,
+    )
+    with tempfile.TemporaryDirectory(dir=svc.uploads.root) as tmp:
+        path = Path(tmp) / "report.xlsx"
+        report.write_report(path, results, summary)
+        return path.read_bytes()

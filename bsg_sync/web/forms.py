@@ -1,0 +1,140 @@
+"""The mapping page's form: one target per column, pre-filled, and turned into mapping TOML."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bsg_sync import mapping as mapping_mod
+from bsg_sync.errors import ConfigError
+from bsg_sync.models import Account
+
+IGNORE = "ignore"
+SIMPLE_CHOICES = (("phone", "Phone number"), ("id", "BSG contact id"), ("groups", "Lists"))
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """One row of the mapping form."""
+
+    index: int
+    header: str
+    target: str  # ignore | id | phone | groups | field:<name>
+    clear: bool  # an empty cell clears the value
+
+
+@dataclass(frozen=True)
+class MappingForm:
+    columns: tuple[ColumnChoice, ...]
+    default_country: str
+    groups_mode: str  # add | exact
+    create_missing: bool
+
+
+def target_choices(account: Account) -> list[tuple[str, str]]:
+    """(value, label) of every dropdown option, "ignore" first."""
+    fields = [(f"field:{f.name}", f"Custom field: {f.name}") for f in account.fields]
+    return [(IGNORE, "Ignore this column"), *SIMPLE_CHOICES, *fields]
+
+
+def _as_choice(value: str | int, account: Account) -> str:
+    """A mapping file's target as a dropdown value (field ids become field:<name>)."""
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        field_id = int(value)
+        return next((f"field:{f.name}" for f in account.fields if f.id == field_id), IGNORE)
+    word = value.strip()
+    if word.lower() in ("id", "phone", "groups"):
+        return word.lower()
+    if word.lower().startswith("field:"):
+        name = word[len("field:") :].strip()
+        if name.isdigit():
+            return _as_choice(int(name), account)
+        return next((f"field:{f.name}" for f in account.fields if f.name == name), IGNORE)
+    return IGNORE
+
+
+def prefill(
+    headers: Sequence[str], account: Account, saved: tuple[str, bool] | None
+) -> MappingForm:
+    """The saved mapping for this header set, else the one `bsg-sync init` would write."""
+    raw = None
+    if saved is not None:
+        try:
+            raw = mapping_mod.parse_mapping(saved[0])
+        except ConfigError:
+            raw = None
+    if raw is None:
+        text, _unmapped = mapping_mod.generate_mapping(headers, account, default_country=None)
+        raw = mapping_mod.parse_mapping(text)
+    columns = tuple(
+        ColumnChoice(
+            i,
+            h,
+            _as_choice(raw.columns[h], account) if h in raw.columns else IGNORE,
+            raw.blanks.get(h) == "clear",
+        )
+        for i, h in enumerate(headers)
+    )
+    options = raw.options
+    return MappingForm(
+        columns,
+        str(options.get("default_country", "")),
+        "exact" if options.get("groups") == "exact" else "add",
+        saved[1] if saved is not None else False,
+    )
+
+
+def read_form(form: Mapping[str, str], headers: Sequence[str], account: Account) -> MappingForm:
+    """The posted form; ConfigError for a column not in the sheet or a target not offered."""
+    allowed = {value for value, _label in target_choices(account)}
+    problems = []
+    columns = []
+    for i, header in enumerate(headers):
+        posted = form.get(f"header-{i}")
+        if posted is not None and posted != header:
+            problems.append(f"column '{posted}' is not in the sheet (column {i + 1} is '{header}')")
+            continue
+        target = form.get(f"target-{i}", IGNORE)
+        if target not in allowed:
+            problems.append(f"column '{header}': '{target}' is not a target this account offers")
+            continue
+        columns.append(ColumnChoice(i, header, target, form.get(f"clear-{i}") == "on"))
+    extra = sorted(
+        k for k in form if k.startswith("header-") and not _index_ok(k[7:], len(headers))
+    )
+    problems += [f"column '{form[k]}' is not in the sheet" for k in extra]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return MappingForm(
+        tuple(columns),
+        form.get("default_country", "").strip().upper(),
+        "exact" if form.get("groups_mode") == "exact" else "add",
+        form.get("create_missing") == "on",
+    )
+
+
+def _index_ok(text: str, n: int) -> bool:
+    return text.isdigit() and int(text) < n
+
+
+def _toml_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def to_toml(form: MappingForm) -> str:
+    """The mapping file `run_sync` reads (options that are not TOML keys stay out of it)."""
+    lines = ["# written by the bsg-sync web page", "[columns]"]
+    for c in form.columns:
+        if c.target == IGNORE:
+            continue
+        if c.clear:
+            lines.append(
+                f'{_toml_str(c.header)} = {{ target = {_toml_str(c.target)}, blank = "clear" }}'
+            )
+        else:
+            lines.append(f"{_toml_str(c.header)} = {_toml_str(c.target)}")
+    lines += ["", "[options]", f'groups = "{form.groups_mode}"']
+    if form.default_country:
+        lines.append(f"default_country = {_toml_str(form.default_country)}")
+    return "\n".join(lines) + "\n"

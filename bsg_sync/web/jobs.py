@@ -1,0 +1,144 @@
+"""Runs a sync (or dry run) in a background thread, one at a time, with live progress."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bsg_sync.errors import BsgSyncError
+from bsg_sync.models import Action, RowResult
+from bsg_sync.sync import Hooks, SyncOptions, SyncOutcome, run_sync
+
+log = logging.getLogger(__name__)
+
+
+class RunInProgress(Exception):
+    """Another run (started from this page) has not finished yet."""
+
+
+@dataclass
+class Job:
+    """One run and its live counters (read by the status endpoint while the thread writes)."""
+
+    id: int
+    upload: str
+    dry_run: bool
+    state: str = "running"  # running | done | failed
+    stage: str = "starting"
+    total: int | None = None  # rows to send, known once the plan is made
+    done: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    sending_since: float | None = None
+    outcome: SyncOutcome | None = None
+    error: str = ""
+    hooks: Hooks = field(default_factory=Hooks)
+
+    def on_result(self, result: RowResult) -> None:
+        self.counts[getattr(result.status, "value", str(result.status))] += 1
+        if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
+            self.done += 1
+
+    def on_plan(self, n: int) -> None:
+        self.total = n
+        self.sending_since = time.monotonic()
+        self.stage = "sending"
+
+    def progress(self) -> dict[str, Any]:
+        """The JSON the page polls: state, stage, rows done of total, rows/s, ETA, counts."""
+        rate = eta = None
+        if self.sending_since is not None and self.done:
+            elapsed = max(time.monotonic() - self.sending_since, 1e-6)
+            rate = self.done / elapsed
+            eta = max((self.total or 0) - self.done, 0) / rate
+        return {
+            "id": self.id,
+            "state": self.state,
+            "stage": self.stage,
+            "dry_run": self.dry_run,
+            "total": self.total,
+            "done": self.done,
+            "rows_per_s": None if rate is None else round(rate, 1),
+            "eta_s": None if eta is None else round(eta, 1),
+            "elapsed_s": round(time.monotonic() - self.started, 1),
+            "counts": dict(self.counts),
+            "error": self.error,
+        }
+
+
+class JobRunner:
+    """Starts jobs in threads, refusing a second one while the first runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[int, Job] = {}
+        self._current: Job | None = None
+        self._next_id = 1
+
+    def get(self, job_id: int) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def busy_uploads(self) -> set[str]:
+        with self._lock:
+            current = self._current
+        return {current.upload} if current is not None and current.state == "running" else set()
+
+    def start(
+        self,
+        upload: str,
+        opts: SyncOptions,
+        api_key: str,
+        on_done: Callable[[Job], None],
+    ) -> Job:
+        with self._lock:
+            if self._current is not None and self._current.state == "running":
+                raise RunInProgress(
+                    "a run is already in progress; wait for it to finish, then try again"
+                )
+            job = Job(self._next_id, upload, opts.dry_run)
+            self._next_id += 1
+            self._jobs[job.id] = job
+            self._current = job
+        job.hooks = Hooks(
+            on_stage=lambda s: setattr(job, "stage", s),
+            on_plan=job.on_plan,
+            on_result=job.on_result,
+        )
+        thread = threading.Thread(
+            target=self._run, args=(job, opts, api_key, on_done), name=f"bsg-sync-web-{job.id}"
+        )
+        thread.daemon = True
+        thread.start()
+        return job
+
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Ask a running job to stop dispatching (rows not sent are `not_sent`)."""
+        with self._lock:
+            current = self._current
+        if current is not None and current.state == "running":
+            current.hooks.stop.set()
+
+    def _run(
+        self, job: Job, opts: SyncOptions, api_key: str, on_done: Callable[[Job], None]
+    ) -> None:
+        try:
+            job.outcome = run_sync(opts, api_key, job.hooks)
+            if job.outcome.aborted is not None:
+                job.error = str(job.outcome.aborted)
+        except BsgSyncError as exc:
+            job.error = str(exc)
+        except Exception as exc:  # a bug must not leave the page polling forever
+            log.exception("web run %s failed", job.id)
+            job.error = f"unexpected error ({type(exc).__name__}); see the server log"
+        try:
+            on_done(job)
+        except Exception:
+            log.exception("web run %s: cannot finish", job.id)
+        job.stage = "finished"
+        job.state = "done" if job.outcome is not None else "failed"

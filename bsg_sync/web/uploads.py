@@ -1,0 +1,115 @@
+"""Uploaded sheets: each in its own 0700 temp dir under a random name, deleted when done."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import IO
+
+from bsg_sync.errors import InputFileError
+from bsg_sync.models import Account
+from bsg_sync.reader import EXCEL_EXTENSIONS, TEXT_EXTENSIONS
+from bsg_sync.sync import SyncOutcome
+
+ALLOWED_EXTENSIONS = frozenset(TEXT_EXTENSIONS | EXCEL_EXTENSIONS)
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass
+class Upload:
+    """One uploaded sheet and what the page has learnt about it so far."""
+
+    token: str
+    dir: Path
+    sheet_path: Path
+    filename: str  # as the person named it; shown (escaped), never used as a path
+    created: float
+    headers: tuple[str, ...] = ()
+    rows: int = 0
+    account: Account | None = None
+    mapping_path: Path | None = None
+    create_missing: bool = False
+    preview: SyncOutcome | None = None
+    result: SyncOutcome | None = None
+    files: dict[str, Path] = field(default_factory=dict)  # download kind -> path
+
+    @property
+    def stem(self) -> str:
+        return PurePath(self.filename).stem or "sheet"
+
+    @property
+    def is_text(self) -> bool:
+        return self.sheet_path.suffix in TEXT_EXTENSIONS
+
+    def private_path(self, name: str) -> Path:
+        return self.dir / name
+
+    def forget_sheet(self) -> None:
+        """Delete the uploaded file itself (reports stay until the upload expires)."""
+        self.sheet_path.unlink(missing_ok=True)
+
+
+def display_name(raw: str | None) -> str:
+    """The base name a browser sent (some send a full Windows path), at most 200 characters."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:200] or "sheet"
+
+
+class UploadStore:
+    """All live uploads, under one private temp dir that is removed on close."""
+
+    def __init__(self, root: Path | None = None, ttl_s: float = 4 * 3600) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="bsg-sync-web-", dir=root))
+        os.chmod(self.root, 0o700)
+        self.ttl_s = ttl_s
+        self._uploads: dict[str, Upload] = {}
+        self._lock = threading.Lock()
+
+    def add(self, filename: str, stream: IO[bytes]) -> Upload:
+        """Store the stream under a random name; InputFileError for a type we cannot read."""
+        name = display_name(filename)
+        suffix = PurePath(name).suffix.lower()
+        if suffix not in ALLOWED_EXTENSIONS:
+            allowed = ", ".join(sorted(e.lstrip(".").upper() for e in ALLOWED_EXTENSIONS))
+            raise InputFileError(
+                f"{name} is not a spreadsheet this page can read; upload one of: {allowed}"
+            )
+        folder = Path(tempfile.mkdtemp(prefix="u-", dir=self.root))  # 0700
+        sheet = folder / f"{secrets.token_hex(16)}{suffix}"
+        fd = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(stream, out, _COPY_CHUNK)
+        upload = Upload(secrets.token_urlsafe(24), folder, sheet, name, time.monotonic())
+        with self._lock:
+            self._uploads[upload.token] = upload
+        return upload
+
+    def get(self, token: str) -> Upload | None:
+        with self._lock:
+            return self._uploads.get(token)
+
+    def discard(self, token: str) -> None:
+        with self._lock:
+            upload = self._uploads.pop(token, None)
+        if upload is not None:
+            shutil.rmtree(upload.dir, ignore_errors=True)
+
+    def expire(self, busy: set[str] | frozenset[str] = frozenset()) -> int:
+        """Delete uploads older than the time-to-live (not those with a run in progress)."""
+        cutoff = time.monotonic() - self.ttl_s
+        with self._lock:
+            old = [t for t, u in self._uploads.items() if u.created < cutoff and t not in busy]
+        for token in old:
+            self.discard(token)
+        return len(old)
+
+    def close(self) -> None:
+        with self._lock:
+            self._uploads.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
