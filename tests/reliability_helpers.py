@@ -251,9 +251,9 @@ def sync_args(world: World, url: str, *extra: str, report: Path | None = None) -
 
 
 def run_cli(args: Sequence[str], env: dict[str, str], *, timeout: float = 60,
-            prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+            prefix: Sequence[str] = (), umask: int = -1) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*prefix, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, umask=umask)
 
 
 def start_cli(args: Sequence[str], env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
