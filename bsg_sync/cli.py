@@ -705,13 +705,9 @@ def demo(workdir: Path | None) -> None:
     type=click.IntRange(0, 65535),
     help="Port (0: a free one).",
 )
-@click.option(
-    "--state",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="BSG_STATE",
-    help="State store (env BSG_STATE; default: a file in your user data dir).",
-)
+@_state_option
 @_api_options
+@_json_option
 def serve(
     host: str,
     port: int,

@@ -112,7 +112,10 @@ def create_app(config: WebConfig) -> Flask:
         WebStore(config.state.with_name(WEB_DB_NAME)),
     )
     app.jinja_env.globals.update(
-        STATUS_LABELS=STATUS_LABELS, csrf_token=_csrf_token, accept=_accept_attr()
+        STATUS_LABELS=STATUS_LABELS,
+        csrf_token=_csrf_token,
+        accept=_accept_attr(),
+        max_upload=size_text(config.max_upload_bytes),
     )
     app.jinja_env.filters["change_items"] = _change_items
     app.before_request(_check_password)
@@ -175,8 +178,16 @@ def _security_headers(resp: BaseResponse) -> BaseResponse:
 
 
 def _too_large(exc: RequestEntityTooLarge) -> tuple[str, int]:
-    limit = services_of_request().config.max_upload_bytes // (1024 * 1024)
-    return _error_page(f"The file is larger than {limit} MB; split it or upload a CSV.", 413)
+    limit = size_text(services_of_request().config.max_upload_bytes)
+    return _error_page(f"The file is larger than {limit}; split it or upload a CSV.", 413)
+
+
+def size_text(n: int) -> str:
+    """1048576 -> "1 MB", 1000 -> "1000 bytes" (the upload limit as people read it)."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def _http_error(exc: HTTPException) -> tuple[str, int]:

@@ -1,0 +1,478 @@
+"""The web page (bsg-sync serve): every step and every error, with Flask's test client against
+the real emulator over 127.0.0.1 (seeded from sample_sheets/seed.json)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bsg_sync.cli import cli
+from bsg_sync.client import RetryPolicy
+from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.errors import UsageError
+from bsg_sync.state import StateStore
+from bsg_sync.web import WebConfig, check_bind, create_app
+from bsg_sync.web.app import services
+from bsg_sync.web.store import WEB_DB_NAME, header_key
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_sheets"
+CONTACTS_CSV = SAMPLES / "contacts.csv"
+API_KEY = "live_web_test_key_0123456789"
+FAST = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, retry_after_cap=0.1)
+CITY = "387716"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    emulator.reset()
+    return emulator
+
+
+def make_app(emu: Emulator, tmp_path: Path, **kw: Any) -> Flask:
+    config = WebConfig(
+        api_url=emu.url,
+        api_key=API_KEY,
+        state=tmp_path / "state" / "state.sqlite3",
+        max_rps=None,
+        policy=FAST,
+        upload_root=tmp_path,
+        **kw,
+    )
+    return create_app(config)
+
+
+@pytest.fixture
+def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(emu, tmp_path)
+    yield app
+    services(app).close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def csrf(client: FlaskClient) -> str:
+    page = client.get("/").text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def upload(client: FlaskClient, data: bytes, name: str) -> Any:
+    return client.post(
+        "/upload", data={"csrf_token": csrf(client), "sheet": (io.BytesIO(data), name)}
+    )
+
+
+def mapping_form(page: str) -> dict[str, str]:
+    """The mapping form as a browser would post it unchanged."""
+    form = dict(re.findall(r'name="(header-\d+)" value="([^"]*)"', page))
+    for select, body in re.findall(r'<select id="(target-\d+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', body)
+        form[select] = chosen.group(1) if chosen else "ignore"
+    for box in re.findall(r'name="(clear-\d+)" checked', page):
+        form[box] = "on"
+    country = re.search(r'name="default_country" value="([^"]*)"', page)
+    form["default_country"] = country.group(1) if country else ""
+    form["groups_mode"] = "add"
+    form["csrf_token"] = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]
+    return form
+
+
+def wait_job(client: FlaskClient, location: str, timeout: float = 20) -> dict[str, Any]:
+    job_id = location.rstrip("/").rsplit("/", 1)[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = client.get(f"/jobs/{job_id}.json").json or {}
+        if status["state"] != "running":
+            return status
+        time.sleep(0.02)
+    raise AssertionError("the run did not finish")
+
+
+def upload_and_map(client: FlaskClient, **changes: str) -> tuple[str, str]:
+    """Upload contacts.csv, post the pre-filled mapping (with changes); (token, job url)."""
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    assert r.status_code == 303, r.text
+    mapping_url = r.headers["Location"]
+    form = mapping_form(client.get(mapping_url).text)
+    form.update({"default_country": "GB", **changes})
+    r = client.post(mapping_url, data=form)
+    assert r.status_code == 303, r.text
+    return mapping_url.split("/")[2], r.headers["Location"]
+
+
+# --------------------------------------------------------------------------- the flow
+
+
+def test_upload_page_is_safe_by_default(client: FlaskClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and "Up to 50 MB." in r.text
+    assert 'type="file"' in r.text and 'accept=".csv,' in r.text
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "SameSite=Strict" in r.headers["Set-Cookie"]
+
+
+def test_whole_flow_upload_map_preview_apply_result_history(
+    client: FlaskClient, emu: Emulator, app: Flask
+) -> None:
+    pages: list[str] = []
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    assert r.status_code == 303
+    token = r.headers["Location"].split("/")[2]
+    up = services(app).uploads.get(token)
+    assert up is not None and up.sheet_path.name != "contacts.csv"  # stored under a random name
+    assert stat.S_IMODE(up.dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(services(app).uploads.root.stat().st_mode) == 0o700
+    assert stat.S_IMODE(up.sheet_path.stat().st_mode) == 0o600
+
+    page = client.get(r.headers["Location"]).text
+    pages.append(page)
+    form = mapping_form(page)  # pre-filled from generate_mapping and the account's fields
+    assert [form[f"target-{i}"] for i in range(6)] == [
+        "id",
+        "phone",
+        "field:First name",
+        "field:City",
+        "field:Plan",
+        "groups",
+    ]
+    form.update(default_country="GB")
+    r = client.post(r.headers["Location"], data=form)
+    assert r.status_code == 303
+    pages.append(client.get(r.headers["Location"]).text)  # the progress page
+    status = wait_job(client, r.headers["Location"])
+    assert status["state"] == "done" and status["error"] == ""
+    assert status["counts"] == {"unchanged": 29, "planned": 10, "invalid": 2, "not_found": 1}
+    assert emu.stats()["writes"] == 0  # the preview sends nothing
+
+    preview = client.get(status["next"]).text
+    pages.append(preview)
+    assert "City: York → Leeds" in preview
+    assert "phone-precision-lost" in preview and "Row 6" in preview  # invalid rows with reasons
+    assert "Apply: send 10 changes to BSG" in preview
+    invalid_only = client.get(f"{status['next']}?status=invalid").text
+    assert "2 rows with status “Invalid”" in invalid_only
+    assert "City: York → Leeds" not in invalid_only
+
+    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
+    assert r.status_code == 303
+    status = wait_job(client, r.headers["Location"])
+    assert status["state"] == "done" and status["done"] == status["total"] == 10
+    assert status["next"] == f"/u/{token}/result"
+    result = client.get(status["next"]).text
+    pages.append(result)
+    assert "10 updated" in result and "absent" in result  # counts and the HLR summary
+    assert emu.stats()["writes"] == 10
+    contact = next(c for c in emu.contacts() if c["id"] == 248400003)
+    assert contact["fields"][CITY] == "Leeds"
+    assert not up.sheet_path.exists()  # the upload itself is deleted after the run
+
+    rep = client.get(f"/u/{token}/download/result-report")
+    assert rep.status_code == 200
+    assert "contacts.report.xlsx" in rep.headers["Content-Disposition"]
+    assert zipfile.ZipFile(io.BytesIO(rep.data)).namelist()
+    errs = client.get(f"/u/{token}/download/result-errors")
+    assert errs.status_code == 200 and b"phone-precision-lost" in errs.data
+
+    history = client.get("/history").text
+    pages.append(history)
+    assert history.count("contacts.csv") == 2 and "Preview (dry run)" in history
+    run_ids = [int(n) for n in re.findall(r'href="/history/(\d+)"', history)]
+    detail = client.get(f"/history/{max(run_ids)}?status=ok").text
+    pages.append(detail)
+    assert "10 rows with status “OK”" in detail
+    old = client.get(f"/history/{max(run_ids)}/report.xlsx")
+    assert old.status_code == 200 and zipfile.ZipFile(io.BytesIO(old.data)).namelist()
+    for text in pages:  # the API key never reaches a page
+        assert API_KEY not in text
+
+
+def test_mapping_is_remembered_for_the_same_header_set(
+    client: FlaskClient, app: Flask, tmp_path: Path
+) -> None:
+    _token, job = upload_and_map(client, **{"target-3": "ignore", "clear-4": "on"})
+    wait_job(client, job)
+    # the same columns in another order and case still find the saved mapping
+    text = "mobile,Contact ID,Lists,CITY,Plan,First name\n447700900123,248400001,,,,\n"
+    r = upload(client, text.encode(), "again.csv")
+    page = client.get(r.headers["Location"]).text
+    form = mapping_form(page)
+    assert form["default_country"] == "GB"
+    assert (tmp_path / "state" / WEB_DB_NAME).is_file()
+    assert header_key(["A", "b "]) == header_key(["B", "a"])
+    # headers match loosely: "City" was saved as ignore, "Plan" with clear
+    assert form["target-0"] == "ignore" or form["target-0"] == "phone"
+    r2 = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    form2 = mapping_form(client.get(r2.headers["Location"]).text)
+    assert form2["target-3"] == "ignore" and form2.get("clear-4") == "on"
+
+
+def test_not_applied_twice_and_unknown_upload(client: FlaskClient) -> None:
+    token, job = upload_and_map(client)
+    wait_job(client, job)
+    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
+    wait_job(client, r.headers["Location"])
+    again = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
+    assert again.status_code == 409 and "already applied" in again.text
+    assert client.get("/u/nope/mapping").status_code == 404
+
+
+def test_discard_deletes_the_upload(client: FlaskClient, app: Flask) -> None:
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    token = r.headers["Location"].split("/")[2]
+    folder = services(app).uploads.get(token).dir  # type: ignore[union-attr]
+    assert folder.is_dir()
+    r = client.post(f"/u/{token}/discard", data={"csrf_token": csrf(client)})
+    assert r.status_code == 303 and not folder.exists()
+
+
+def test_closing_removes_every_upload(emu: Emulator, tmp_path: Path) -> None:
+    app = make_app(emu, tmp_path)
+    c = app.test_client()
+    upload(c, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    root = services(app).uploads.root
+    assert any(root.iterdir())
+    services(app).close()
+    assert not root.exists()
+
+
+def test_history_without_a_state_store(client: FlaskClient) -> None:
+    r = client.get("/history")
+    assert r.status_code == 200 and "No runs yet." in r.text
+    assert client.get("/history/7").status_code == 404
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_wrong_file_type_is_refused(client: FlaskClient, app: Flask) -> None:
+    r = upload(client, b"%PDF-1.4", "notes.pdf")
+    assert r.status_code == 400
+    assert "notes.pdf is not a spreadsheet this page can read" in r.text
+    assert not any(services(app).uploads.root.iterdir())
+
+
+def test_unreadable_file_is_refused_and_deleted(client: FlaskClient, app: Flask) -> None:
+    r = upload(client, b"this is not a workbook at all", "list.xlsx")
+    assert r.status_code == 400
+    assert "Cannot use this file" in r.text and "list.xlsx" in r.text
+    assert not re.search(r"[0-9a-f]{32}\.xlsx", r.text)  # the random name stays private
+    assert not any(services(app).uploads.root.iterdir())
+
+
+def test_no_file_chosen(client: FlaskClient) -> None:
+    r = client.post("/upload", data={"csrf_token": csrf(client)})
+    assert r.status_code == 400 and "Choose a spreadsheet file first." in r.text
+
+
+def test_file_over_the_size_limit(emu: Emulator, tmp_path: Path) -> None:
+    app = make_app(emu, tmp_path, max_upload_bytes=1000)
+    try:
+        r = upload(app.test_client(), b"Mobile\n" + b"447700900123\n" * 200, "big.csv")
+        assert r.status_code == 413 and "larger than 1000 bytes" in r.text
+        assert "split it or upload a CSV" in r.text
+    finally:
+        services(app).close()
+
+
+def test_unknown_header_in_the_mapping(client: FlaskClient) -> None:
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    form = mapping_form(client.get(r.headers["Location"]).text)
+    form["header-1"] = "Telephone"
+    bad = client.post(r.headers["Location"], data=form)
+    assert bad.status_code == 400
+    assert "column &#39;Telephone&#39; is not in the sheet" in bad.text
+    form = mapping_form(client.get(r.headers["Location"]).text)
+    form["header-9"] = "Extra"
+    assert client.post(r.headers["Location"], data=form).status_code == 400
+
+
+def test_target_the_account_does_not_have(client: FlaskClient) -> None:
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    form = mapping_form(client.get(r.headers["Location"]).text)
+    form["target-3"] = "field:Shoe size"
+    bad = client.post(r.headers["Location"], data=form)
+    assert bad.status_code == 400 and "Shoe size" in bad.text
+
+
+def test_mapping_without_phone_or_id_is_explained(client: FlaskClient) -> None:
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    form = mapping_form(client.get(r.headers["Location"]).text)
+    form.update({"target-0": "ignore", "target-1": "ignore"})
+    bad = client.post(r.headers["Location"], data=form)
+    assert bad.status_code == 422
+    assert "no column is mapped to phone or id" in bad.text
+    assert 'id="target-1"' in bad.text  # the form is shown again with the choices kept
+
+
+def test_a_run_already_in_progress(tmp_path: Path) -> None:
+    with Emulator(EmulatorConfig(latency_ms=150), seed=SAMPLES / "seed.json") as slow:
+        app = make_app(slow, tmp_path)
+        try:
+            c = app.test_client()
+            token, job = upload_and_map(c)  # a dry run that takes well over a second
+            second = c.post(
+                f"/u/{token}/mapping", data=mapping_form(c.get(f"/u/{token}/mapping").text)
+            )
+            assert second.status_code == 409
+            assert "a run is already in progress" in second.text
+            assert wait_job(c, job, timeout=60)["state"] == "done"
+        finally:
+            services(app).close()
+
+
+def test_a_cli_sync_holding_the_state_store(client: FlaskClient, tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir(exist_ok=True)
+    with StateStore(tmp_path / "state" / "state.sqlite3") as store:
+        store.acquire_lock()
+        try:
+            _token, job = upload_and_map(client)
+            status = wait_job(client, job)
+        finally:
+            store.release_lock()
+    assert status["state"] == "failed" and status["next"] is None
+    assert "another sync holds" in status["error"]
+    assert "another sync holds" in client.get(job).text
+
+
+@pytest.mark.parametrize("token", [None, "", "forged"])
+def test_forms_need_the_csrf_token(client: FlaskClient, token: str | None) -> None:
+    data: dict[str, Any] = {"sheet": (io.BytesIO(CONTACTS_CSV.read_bytes()), "contacts.csv")}
+    if token is not None:
+        data["csrf_token"] = token
+    client.get("/")  # the session has a token; the form does not carry it
+    r = client.post("/upload", data=data)
+    assert r.status_code == 400 and "security token" in r.text
+
+
+def test_csrf_token_is_checked_on_apply_too(client: FlaskClient, emu: Emulator) -> None:
+    token, job = upload_and_map(client)
+    wait_job(client, job)
+    assert client.post(f"/u/{token}/apply", data={}).status_code == 400
+    assert emu.stats()["writes"] == 0
+
+
+def test_password_is_required_when_set(emu: Emulator, tmp_path: Path) -> None:
+    app = make_app(emu, tmp_path, password="s3cret")
+    try:
+        c = app.test_client()
+        assert c.get("/").status_code == 401
+        assert c.get("/static/style.css").status_code == 401
+        wrong = c.get("/", auth=("marketing", "guess"))
+        assert wrong.status_code == 401 and "Basic" in wrong.headers["WWW-Authenticate"]
+        assert c.get("/", auth=("marketing", "s3cret")).status_code == 200
+    finally:
+        services(app).close()
+
+
+def test_other_addresses_need_a_password() -> None:
+    check_bind("127.0.0.1", None)
+    check_bind("::1", None)
+    check_bind("localhost", None)
+    check_bind("0.0.0.0", "pw")
+    with pytest.raises(UsageError, match="BSG_SYNC_WEB_PASSWORD"):
+        check_bind("0.0.0.0", None)
+    with pytest.raises(UsageError):
+        check_bind("192.168.1.20", "")
+
+
+def test_serve_refuses_a_public_address_without_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSG_SYNC_WEB_PASSWORD", raising=False)
+    monkeypatch.setenv("BSG_API_KEY", API_KEY)
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert result.exit_code == 2
+    assert "set BSG_SYNC_WEB_PASSWORD" in result.stderr and result.stdout == ""
+
+
+def test_serve_needs_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSG_API_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--port", "0"])
+    assert result.exit_code == 2 and "BSG_API_KEY" in result.stderr
+
+
+def test_sheet_values_are_escaped(client: FlaskClient, emu: Emulator) -> None:
+    text = 'Mobile,<script>alert("x")</script>\n447700900123,<b>bold</b>\n'
+    r = upload(client, text.encode(), "<img src=x onerror=alert(1)>.csv")
+    assert r.status_code == 303
+    page = client.get(r.headers["Location"]).text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert "<script>alert" not in page and "<img src=x" not in page
+
+
+def test_api_errors_are_shown_not_raised(tmp_path: Path) -> None:
+    with Emulator(EmulatorConfig(api_key="live_other"), seed=SAMPLES / "seed.json") as other:
+        app = make_app(other, tmp_path)
+        try:
+            c = app.test_client()
+            r = upload(c, CONTACTS_CSV.read_bytes(), "contacts.csv")
+            page = c.get(r.headers["Location"])
+            assert page.status_code == 502 and "did not accept the API key" in page.text
+            assert API_KEY not in page.text
+        finally:
+            services(app).close()
+
+
+def test_serve_command_serves_and_cleans_up(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "BSG_API_KEY": API_KEY,
+        "BSG_STATE": str(tmp_path / "s.sqlite3"),
+        "TMPDIR": str(tmp_path),
+    }
+    env.pop("BSG_SYNC_WEB_PASSWORD", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bsg_sync",
+            "serve",
+            "--port",
+            "0",
+            "--api-url",
+            "http://127.0.0.1:9",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.fullmatch(r"serving on (http://127\.0\.0\.1:\d+/)\n", line)
+        assert match, line
+        import requests
+
+        page = requests.get(match.group(1), timeout=5)
+        assert page.status_code == 200 and "Upload a contact sheet" in page.text
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("bsg-sync-web-")]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("bsg-sync-web-")]
