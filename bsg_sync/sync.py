@@ -149,14 +149,17 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
             "no API key: set BSG_API_KEY or pass --api-key-file PATH (or plan from the snapshot with --offline --dry-run)"
         )
     limiter = RateLimiter(opts.max_rps) if opts.max_rps is not None else None
-    return BsgClient(
-        opts.api_url,
-        api_key,
-        policy=opts.policy,
-        pool_size=max(opts.concurrency, 1),
-        allow_insecure_http=opts.allow_insecure_http,
-        pace=limiter.pace if limiter is not None else None,
-    )
+    try:
+        return BsgClient(
+            opts.api_url,
+            api_key,
+            policy=opts.policy,
+            pool_size=max(opts.concurrency, 1),
+            allow_insecure_http=opts.allow_insecure_http,
+            pace=limiter.pace if limiter is not None else None,
+        )
+    except ValueError as exc:  # a malformed or plain-http --api-url: usage error, nothing sent
+        raise UsageError(str(exc)) from None
 
 
 def api_error_as_run_error(exc: ApiError) -> BsgSyncError:

@@ -96,8 +96,6 @@ def test_plain_http_to_a_remote_host_is_refused_at_once(world: World, command: s
     assert "refusing plain http to 10.255.255.1" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug (sync.make_client): BsgClient's ValueError for an "
-                   "insecure URL is not turned into a UsageError: traceback, exit 1")
 def test_sync_refuses_plain_http_to_a_remote_host(world: World) -> None:
     t0 = time.monotonic()
     done = run_cli(sync_args(world, NON_ROUTABLE), cli_env(world.state), timeout=10)
