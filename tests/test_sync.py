@@ -517,3 +517,29 @@ def test_missing_api_key_is_a_usage_error(tmp_path: Path) -> None:
                        state=tmp_path / "s.sqlite3", api_url="http://127.0.0.1:9")
     with pytest.raises(UsageError, match="no API key"):
         run_sync(opts, None)
+
+
+def test_phone_only_sheet_on_a_cold_state_lists_the_book_instead_of_searching_each_phone(
+        tmp_path: Path) -> None:
+    """300 phone-only rows, no snapshot: one list page resolves them all; 300 searches do not.
+
+    Fails today: refresh.refresh_known chooses GET-vs-list only for rows with known ids, then
+    resolves every other phone with its own GET /api/contacts/search (100k rows: 100k GETs,
+    hours at the default --max-rps 10).
+    """
+    n = 300
+    seed = {"fields": [{"id": 1, "name": "City", "type": "text"}], "groups": [],
+            "contacts": [{"id": 1000 + i, "phone": 447700000000 + i, "fields": {"1": "A"},
+                          "groups": []} for i in range(n)]}
+    sheet = _write_sheet(tmp_path / "phones.csv", ["Phone", "City"],
+                         [[f"+{447700000000 + i}", "A"] for i in range(n)])
+    mapping = tmp_path / "phones.toml"
+    mapping.write_text('[columns]\n"Phone" = "phone"\n"City" = "field:City"\n', encoding="utf-8")
+    with Emulator(seed=seed) as emu:
+        opts = SyncOptions(sheet=sheet, mapping=mapping, state=tmp_path / "s.sqlite3",
+                           api_url=emu.url, report=tmp_path / "r.jsonl", dry_run=True,
+                           policy=RetryPolicy.fast(), max_rps=None)
+        outcome = run_sync(opts, KEY)
+        assert outcome.summary.counts["unchanged"] == n
+        # fields + lists + (count) + one page of 500
+        assert _gets(emu) <= 4, f"{_gets(emu)} GETs for {n} rows that fit one list page"
