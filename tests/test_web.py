@@ -176,6 +176,7 @@ def test_whole_flow_upload_map_preview_apply_result_history(
     assert "City: York → Leeds" in preview
     assert "phone-precision-lost" in preview and "Row 6" in preview  # invalid rows with reasons
     assert "Apply: send 10 changes to BSG" in preview
+    assert "tick “create contacts whose phone number is not in BSG yet”" in preview
     invalid_only = client.get(f"{status['next']}?status=invalid").text
     assert "2 rows with status “Invalid”" in invalid_only
     assert "City: York → Leeds" not in invalid_only
@@ -184,6 +185,7 @@ def test_whole_flow_upload_map_preview_apply_result_history(
     assert r.status_code == 303
     status = wait_job(client, r.headers["Location"])
     assert status["state"] == "done" and status["done"] == status["total"] == 10
+    assert status["rows_per_s"] > 0 and status["eta_s"] == 0
     assert status["next"] == f"/u/{token}/result"
     result = client.get(status["next"]).text
     pages.append(result)
@@ -213,24 +215,47 @@ def test_whole_flow_upload_map_preview_apply_result_history(
         assert API_KEY not in text
 
 
-def test_mapping_is_remembered_for_the_same_header_set(
-    client: FlaskClient, app: Flask, tmp_path: Path
-) -> None:
+def test_mapping_is_remembered_for_the_same_header_set(client: FlaskClient, tmp_path: Path) -> None:
+    fresh = mapping_form(
+        client.get(upload(client, CONTACTS_CSV.read_bytes(), "a.csv").headers["Location"]).text
+    )
+    assert fresh["target-3"] == "field:City" and "clear-4" not in fresh
+    assert fresh["default_country"] == ""
     _token, job = upload_and_map(client, **{"target-3": "ignore", "clear-4": "on"})
     wait_job(client, job)
-    # the same columns in another order and case still find the saved mapping
-    text = "mobile,Contact ID,Lists,CITY,Plan,First name\n447700900123,248400001,,,,\n"
-    r = upload(client, text.encode(), "again.csv")
-    page = client.get(r.headers["Location"]).text
-    form = mapping_form(page)
-    assert form["default_country"] == "GB"
     assert (tmp_path / "state" / WEB_DB_NAME).is_file()
+    again = mapping_form(
+        client.get(upload(client, CONTACTS_CSV.read_bytes(), "b.csv").headers["Location"]).text
+    )
+    assert again["target-3"] == "ignore" and again["clear-4"] == "on"
+    assert again["default_country"] == "GB"
+    # the same columns in another order and case are the same layout
+    text = "mobile,Contact ID,Lists,CITY,Plan,First name\n447700900123,248400001,,,,\n"
+    moved = mapping_form(
+        client.get(upload(client, text.encode(), "c.csv").headers["Location"]).text
+    )
+    assert [moved[f"target-{i}"] for i in range(6)] == [
+        "phone",
+        "id",
+        "groups",
+        "ignore",
+        "field:Plan",
+        "field:First name",
+    ]
+    assert moved["clear-4"] == "on"
+    # another layout is not pre-filled from it
+    other = mapping_form(
+        client.get(
+            upload(client, b"Mobile,City\n447700900123,x\n", "d.csv").headers["Location"]
+        ).text
+    )
+    assert other["target-1"] == "field:City" and other["default_country"] == ""
+
+
+def test_header_key_ignores_order_case_and_spacing() -> None:
     assert header_key(["A", "b "]) == header_key(["B", "a"])
-    # headers match loosely: "City" was saved as ignore, "Plan" with clear
-    assert form["target-0"] == "ignore" or form["target-0"] == "phone"
-    r2 = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
-    form2 = mapping_form(client.get(r2.headers["Location"]).text)
-    assert form2["target-3"] == "ignore" and form2.get("clear-4") == "on"
+    assert header_key(["First  name"]) == header_key(["first name"])
+    assert header_key(["A"]) != header_key(["A", "B"])
 
 
 def test_not_applied_twice_and_unknown_upload(client: FlaskClient) -> None:

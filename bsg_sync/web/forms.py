@@ -67,12 +67,15 @@ def prefill(
     if raw is None:
         text, _unmapped = mapping_mod.generate_mapping(headers, account, default_country=None)
         raw = mapping_mod.parse_mapping(text)
+    # the saved layout matches however the columns are ordered or capitalised this time
+    targets = {_loose(h): v for h, v in raw.columns.items()}
+    clears = {_loose(h) for h, b in raw.blanks.items() if b == "clear"}
     columns = tuple(
         ColumnChoice(
             i,
             h,
-            _as_choice(raw.columns[h], account) if h in raw.columns else IGNORE,
-            raw.blanks.get(h) == "clear",
+            _as_choice(targets[_loose(h)], account) if _loose(h) in targets else IGNORE,
+            _loose(h) in clears,
         )
         for i, h in enumerate(headers)
     )
@@ -112,6 +115,10 @@ def read_form(form: Mapping[str, str], headers: Sequence[str], account: Account)
         "exact" if form.get("groups_mode") == "exact" else "add",
         form.get("create_missing") == "on",
     )
+
+
+def _loose(header: str) -> str:
+    return " ".join(header.casefold().split())
 
 
 def _index_ok(text: str, n: int) -> bool:

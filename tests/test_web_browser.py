@@ -1,0 +1,193 @@
+"""The web page end to end in a real browser: Playwright driving Debian's Chromium against the
+app served on 127.0.0.1 and the emulator. Screenshots of each step go to the test's tmp_path;
+with BSG_SYNC_UPDATE_SCREENSHOT=1 the preview is also saved to docs/web-screenshot.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bsg_sync.client import RetryPolicy
+from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.web import WebConfig, create_app
+from bsg_sync.web.app import services
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_sheets"
+DOCS_SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+TIMEOUT_MS = 20_000
+
+try:
+    from playwright.sync_api import Page, sync_playwright
+except ImportError:  # pragma: no cover - CI installs it
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(
+        sync_playwright is None, reason="playwright is not installed (pip install playwright)"
+    ),
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"
+    ),
+]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
+    from werkzeug.serving import make_server
+
+    with Emulator(EmulatorConfig(latency_ms=20), seed=SAMPLES / "seed.json") as emu:
+        app = create_app(
+            WebConfig(
+                api_url=emu.url,
+                api_key="live_browser_test_key",
+                state=tmp_path / "state.sqlite3",
+                max_rps=None,
+                concurrency=2,
+                policy=RetryPolicy(backoff_initial=0.01, backoff_max=0.05, retry_after_cap=0.1),
+                upload_root=tmp_path,
+            )
+        )
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}", emu
+        finally:
+            server.shutdown()
+            server.server_close()
+            services(app).close()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    assert sync_playwright is not None
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def drop_file(page: Page, selector: str, path: Path) -> None:
+    """Drag and drop a file onto an element, as a person dragging it from their desktop does."""
+    data = page.evaluate_handle(
+        """([name, text]) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([text], name, {type: "text/csv"}));
+            return dt;
+        }""",
+        [path.name, path.read_text(encoding="utf-8-sig")],
+    )
+    page.dispatch_event(selector, "dragenter", {"dataTransfer": data})
+    page.dispatch_event(selector, "drop", {"dataTransfer": data})
+
+
+def no_sideways_scroll(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_upload_map_preview_apply_download(
+    served: tuple[str, Emulator], page: Page, tmp_path: Path
+) -> None:
+    url, emu = served
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+
+    # 1. upload, by drag and drop; the first Tab reaches the skip link (keyboard users)
+    page.goto(url)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.screenshot(path=str(shots / "1-upload.png"))
+    drop_file(page, "#drop", SAMPLES / "contacts.csv")
+    page.wait_for_url("**/mapping")
+
+    # 2. mapping: pre-filled; set the country, make an empty Plan clear it, submit by keyboard
+    assert page.locator("#target-1").input_value() == "phone"
+    assert page.locator("#target-3").input_value() == "field:City"
+    page.fill("#default_country", "GB")
+    page.check("input[name=clear-4]")
+    page.screenshot(path=str(shots / "2-mapping.png"), full_page=True)
+    page.focus("form button[type=submit] >> text=Preview the changes")
+    page.keyboard.press("Enter")
+
+    # 3. preview: the dry run's plan (the page polls the run, then moves on by itself)
+    page.wait_for_url("**/preview")
+    assert emu.stats()["writes"] == 0
+    body = page.inner_text("main")
+    assert "Apply: send 11 changes to BSG" in body
+    assert "City: York → Leeds" in body
+    assert "phone-precision-lost" in body
+    assert no_sideways_scroll(page)
+    page.screenshot(path=str(shots / "3-preview.png"))
+    if os.environ.get("BSG_SYNC_UPDATE_SCREENSHOT") == "1":
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copy(shots / "3-preview.png", DOCS_SCREENSHOT)
+    page.click("a:has-text('Invalid (2)')")
+    assert page.locator("table.rows tbody tr").count() == 2
+    page.set_viewport_size({"width": 1024, "height": 700})  # a small laptop
+    assert no_sideways_scroll(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # 4. apply: the progress page, then the result
+    page.click("#apply")
+    page.wait_for_url("**/jobs/*")
+    page.screenshot(path=str(shots / "4-apply.png"))
+    page.wait_for_url("**/result")
+    body = page.inner_text("main")
+    assert "11 updated" in body and "2 invalid" in body
+    assert "absent" in body  # the HLR summary
+    page.screenshot(path=str(shots / "5-result.png"), full_page=True)
+
+    # 5. download the report, and check it
+    with page.expect_download() as info:
+        page.click("#download-report")
+    report = tmp_path / "downloaded.report.xlsx"
+    info.value.save_as(report)
+    assert info.value.suggested_filename == "contacts.report.xlsx"
+    from openpyxl import load_workbook
+
+    rows: list[Any] = list(
+        load_workbook(report, read_only=True).worksheets[0].iter_rows(values_only=True)
+    )
+    assert rows[0][:5] == ("row", "contact_id", "phone", "action", "status")
+    assert len(rows) == 43 and sum(1 for r in rows if r[4] == "ok") == 11
+
+    # the emulator's final state
+    assert emu.stats()["writes"] == 11
+    contacts = {c["id"]: c for c in emu.contacts()}
+    assert contacts[248400003]["fields"]["387716"] == "Leeds"
+    cleared = [r for r in rows if r[4] == "ok" and "Plan: Pro → (empty)" in str(r[7])]
+    assert len(cleared) == 1  # the clear box on the Plan column took effect
+    assert contacts[cleared[0][1]]["fields"].get("387718", "") == ""
+
+    # 6. history lists both runs
+    page.click("nav >> text=History")
+    assert page.locator("table.rows tbody tr").count() == 2
+    page.screenshot(path=str(shots / "6-history.png"))
+    assert not console_errors, console_errors  # no script errors, no CSP violations
