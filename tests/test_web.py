@@ -258,6 +258,29 @@ def test_header_key_ignores_order_case_and_spacing() -> None:
     assert header_key(["A"]) != header_key(["A", "B"])
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        SAMPLES / "newsletter.xlsx",
+        ROOT / "tests" / "data" / "reader_small.xls",
+        ROOT / "tests" / "data" / "reader_small.ods",
+    ],
+    ids=lambda p: p.suffix,
+)
+def test_workbooks_are_read_by_the_library(client: FlaskClient, path: Path) -> None:
+    from markupsafe import escape
+
+    from bsg_sync.reader import read_sheet
+
+    r = upload(client, path.read_bytes(), path.name.upper())  # extension case does not matter
+    assert r.status_code == 303, r.text
+    page = client.get(r.headers["Location"]).text
+    sheet = read_sheet(path)
+    assert f"{len(sheet.rows)} data row" in page
+    for header in sheet.headers:
+        assert f'value="{escape(header)}"' in page
+
+
 def test_not_applied_twice_and_unknown_upload(client: FlaskClient) -> None:
     token, job = upload_and_map(client)
     wait_job(client, job)

@@ -38,11 +38,13 @@ class Job:
     outcome: SyncOutcome | None = None
     error: str = ""
     hooks: Hooks = field(default_factory=Hooks)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def on_result(self, result: RowResult) -> None:
-        self.counts[getattr(result.status, "value", str(result.status))] += 1
-        if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
-            self.done += 1
+        with self._lock:  # executor workers call this concurrently
+            self.counts[getattr(result.status, "value", str(result.status))] += 1
+            if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
+                self.done += 1
 
     def on_plan(self, n: int) -> None:
         self.total = n
@@ -51,22 +53,24 @@ class Job:
 
     def progress(self) -> dict[str, Any]:
         """The JSON the page polls: state, stage, rows done of total, rows/s, ETA, counts."""
+        with self._lock:
+            counts, done = dict(self.counts), self.done
         rate = eta = None
-        if self.sending_since is not None and self.done:
+        if self.sending_since is not None and done:
             elapsed = max(time.monotonic() - self.sending_since, 1e-6)
-            rate = self.done / elapsed
-            eta = max((self.total or 0) - self.done, 0) / rate
+            rate = done / elapsed
+            eta = max((self.total or 0) - done, 0) / rate
         return {
             "id": self.id,
             "state": self.state,
             "stage": self.stage,
             "dry_run": self.dry_run,
             "total": self.total,
-            "done": self.done,
+            "done": done,
             "rows_per_s": None if rate is None else round(rate, 1),
             "eta_s": None if eta is None else round(eta, 1),
             "elapsed_s": round(time.monotonic() - self.started, 1),
-            "counts": dict(self.counts),
+            "counts": counts,
             "error": self.error,
         }
 
