@@ -23,7 +23,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
 )
 
 from bsg_sync import __version__
@@ -113,7 +112,14 @@ class TransportError(ApiError):  # connection refused/dropped, timeout, bad body
     code = "retries-exhausted"
 
 
+class Unreachable(TransportError):  # nothing listens / no route: the connection never opened
+    pass
+
+
 _RETRYABLE = (Throttled, ServerError, TransportError)
+# Until the API has answered once, a refused connection is a wrong URL or a down service:
+# say so in seconds instead of backing off for a minute.
+UNREACHABLE_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -417,6 +423,16 @@ def _transport_text(exc: requests.RequestException, timeout: float, host: str) -
     return f"could not connect to {host}"
 
 
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the TCP connection was never opened (refused, no route, DNS failure)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.Timeout):
+        return False
+    text = str(exc)
+    return not ("aborted" in text or "RemoteDisconnected" in text or "reset" in text)
+
+
 def _data(payload: dict[str, Any]) -> Any:
     if "data" not in payload:
         raise TransportError("BSG answered without the expected `data` member")
@@ -481,6 +497,7 @@ class BsgClient:
         self._requests_sent = 0
         self._retries = 0
         self.logins = 0
+        self._answered = False  # has the API ever answered this client?
 
     def __repr__(self) -> str:
         return f"BsgClient({self.base_url!r})"
@@ -607,7 +624,7 @@ class BsgClient:
             return _Reply(status, payload, attempts, token)
 
         retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.policy.max_attempts)),
+            stop=self._should_stop,
             wait=self._retry_wait,
             retry=retry_if_exception_type(_RETRYABLE),
             sleep=self._sleep,
@@ -638,7 +655,9 @@ class BsgClient:
                 status = resp.status_code
                 retry_after = resp.headers.get("Retry-After")
         except requests.RequestException as exc:
-            raise TransportError(_transport_text(exc, self.policy.timeout, self._host)) from None
+            error = Unreachable if _never_connected(exc) else TransportError
+            raise error(_transport_text(exc, self.policy.timeout, self._host)) from None
+        self._answered = True
         return status, self._classify(status, raw, retry_after)
 
     def _classify(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
@@ -650,6 +669,13 @@ class BsgClient:
             exc.retry_after = _retry_after(retry_after, self.policy.retry_after_cap)
             raise exc
         return payload
+
+    def _should_stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= max(1, self.policy.max_attempts):
+            return True
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return (isinstance(exc, Unreachable) and not self._answered
+                and state.attempt_number >= UNREACHABLE_ATTEMPTS)
 
     def _retry_wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

@@ -21,6 +21,7 @@ from bsg_sync.client import (
     ServerError,
     Throttled,
     TransportError,
+    Unreachable,
 )
 from bsg_sync.differ import plan_changes
 from bsg_sync.errors import (
@@ -166,8 +167,13 @@ def api_error_as_run_error(exc: ApiError) -> BsgSyncError:
     """An API failure outside any one row (login, fields, refresh) is the run's failure."""
     if isinstance(exc, AuthFailed):
         return AuthError(exc.message)
+    if isinstance(exc, Unreachable):
+        return ApiUnreachable(
+            f"cannot reach the BSG API: {exc.message}; check --api-url (or BSG_API_URL) "
+            "and the network"
+        )
     if isinstance(exc, (TransportError, ServerError, Throttled)):
-        return ApiUnreachable(f"cannot reach the BSG API: {exc.message}")
+        return ApiUnreachable(f"the BSG API is not answering properly: {exc.message}")
     return RunRefused(f"BSG refused a request: {exc.message}")
 
 

@@ -24,6 +24,7 @@ from bsg_sync.client import (
     RetryPolicy,
     ServerError,
     TransportError,
+    Unreachable,
     ValidationFailed,
     _decode_success,
     _DuplicateGuard,
@@ -571,3 +572,24 @@ def test_pace_is_called_before_every_request_retries_and_login_included(live: An
         live.inject("503", "drop")
         client.update_contact(101, _put_body())
         assert len(paced) == client.requests_sent == 4  # login + 503 + drop + 200
+
+
+def test_a_refused_connection_before_any_answer_gives_up_after_two_attempts() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_attempts=6, backoff_initial=0.5)
+    with BsgClient("http://127.0.0.1:1", KEY, policy=policy, sleep=sleeps.append) as client:
+        with pytest.raises(Unreachable) as info:
+            client.login()
+    assert info.value.attempts == 2
+    assert len(sleeps) == 1
+    assert "could not connect to 127.0.0.1:1" in info.value.message
+
+
+def test_a_refused_connection_after_the_api_answered_is_retried_fully(live: Any) -> None:
+    sleeps: list[float] = []
+    with _client(live.url, sleeps, max_attempts=4) as client:
+        client.login()
+        client.base_url = "http://127.0.0.1:1"  # the service went away mid-run
+        with pytest.raises(TransportError) as info:
+            client.get_contact(101)
+    assert info.value.attempts == 4
