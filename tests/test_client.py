@@ -577,9 +577,9 @@ def test_pace_is_called_before_every_request_retries_and_login_included(live: An
 def test_a_refused_connection_before_any_answer_gives_up_after_two_attempts() -> None:
     sleeps: list[float] = []
     policy = RetryPolicy(max_attempts=6, backoff_initial=0.5)
-    with BsgClient("http://127.0.0.1:1", KEY, policy=policy, sleep=sleeps.append) as client:
-        with pytest.raises(Unreachable) as info:
-            client.login()
+    client = BsgClient("http://127.0.0.1:1", KEY, policy=policy, sleep=sleeps.append)
+    with client, pytest.raises(Unreachable) as info:
+        client.login()
     assert info.value.attempts == 2
     assert len(sleeps) == 1
     assert "could not connect to 127.0.0.1:1" in info.value.message
