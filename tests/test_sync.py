@@ -519,6 +519,8 @@ def test_missing_api_key_is_a_usage_error(tmp_path: Path) -> None:
         run_sync(opts, None)
 
 
+@pytest.mark.xfail(strict=True, reason="bug (refresh): phones the snapshot cannot resolve are "
+                   "searched one GET each, even when one list page would resolve them all")
 def test_phone_only_sheet_on_a_cold_state_lists_the_book_instead_of_searching_each_phone(
         tmp_path: Path) -> None:
     """300 phone-only rows, no snapshot: one list page resolves them all; 300 searches do not.
