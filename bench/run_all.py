@@ -30,6 +30,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_send": ["400"],  # its rate-cap scenario sends 400 rows to a book of ROWS
     "bench_refresh": ["5000"],
     "bench_resume": ["1000"],
+    "bench_soak": ["--rows", "2000"],
 }
 TIMEOUT = 3600.0
 HEADERS = ("figure", "value", "anchor", "ratio", "target", "met?")
