@@ -637,15 +637,14 @@ def pull(
 ) -> None:
     """Refresh the local snapshot of the whole contact book, fields and lists."""
     from bsg_sync import refresh
-    from bsg_sync.client import ApiError, BsgClient
+    from bsg_sync.client import ApiError
     from bsg_sync.state import StateStore, default_state_path
     from bsg_sync.sync import api_error_as_run_error
 
     _setup_logging(verbose, False)
     path = state or default_state_path()
     try:
-        key = _api_key_from_env_or_file(api_key_file)
-        client = BsgClient(api_url, key, allow_insecure_http=allow_insecure_http)
+        client = _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http)
         try:
             with StateStore(path) as store:
                 count, account = refresh.pull_all(client, store)

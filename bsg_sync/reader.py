@@ -61,8 +61,15 @@ def read_sheet(
     if kind == "text":
         return _read_csv(path, digest, encoding, header_row)
     tab, grid = _open_workbook(path, kind, sheet)
-    header_at = header_row
-    headers, rows, header_at = _build_table(path, grid, header_at)
+    try:
+        headers, rows, header_at = _build_table(path, grid, header_row)
+    except (KeyboardInterrupt, SystemExit, InputFileError):
+        raise
+    except BaseException as exc:  # calamine panics (a BaseException) on some damaged cells
+        raise InputFileError(
+            f"{path} has a cell that cannot be read ({type(exc).__name__}: {exc}); "
+            "open it in Excel, check for damaged dates or numbers, and save a new copy."
+        ) from None
     return Sheet(path, headers, rows, digest, sheet_name=tab, header_row=header_at)
 
 

@@ -83,11 +83,8 @@ def test_a_key_file_readable_by_others_gets_a_warning(
 # --------------------------------------------------------------------------- plain http
 
 
-PULL_BUG = pytest.mark.xfail(strict=True, reason="bug (cli.pull): BsgClient's ValueError for an "
-                             "insecure URL is not turned into a UsageError: traceback, exit 1")
 
-
-@pytest.mark.parametrize("command", ["fields", "lists", pytest.param("pull", marks=PULL_BUG)])
+@pytest.mark.parametrize("command", ["fields", "lists", "pull"])
 def test_plain_http_to_a_remote_host_is_refused_at_once(world: World, command: str) -> None:
     t0 = time.monotonic()
     result = _invoke([command, "--api-url", NON_ROUTABLE], world.state)
