@@ -52,7 +52,8 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     phones = {d.phone for d in desired if d.contact_id is None and d.phone}
     snapshot = store.ids_by_phone(phones) if phones else {}
     ids = {d.contact_id for d in desired if d.contact_id is not None} | set(snapshot.values())
-    live = _fetch(client, store, ids)
+    # each phone the snapshot cannot place costs a search, unless the whole book is listed
+    live = _fetch(client, store, ids, searches=len(phones - snapshot.keys()))
     resolved = _resolve_phones(client, phones, snapshot, live)
     store.save_seen(live.contacts.values())
     gone = ids - live.contacts.keys()
@@ -70,16 +71,18 @@ def _with_id(d: Desired, resolved: dict[str, int]) -> Desired:
     return dataclasses.replace(d, contact_id=resolved[d.phone])
 
 
-def _fetch(client: BsgClient, store: StateStore, ids: Collection[int]) -> _Live:
+def _fetch(client: BsgClient, store: StateStore, ids: Collection[int], *, searches: int) -> _Live:
+    """Per-contact requests (a GET per id, a search per unplaced phone) or the paged list."""
     stats = RefreshStats(gets=0, list_pages=0, searches=0, strategy="none")
-    if not ids:
+    one_by_one = len(ids) + searches
+    if one_by_one == 0:
         return _Live({}, {}, stats)
     estimate = store.count_contacts()
-    if _gets_are_cheaper(len(ids), estimate):
+    if _gets_are_cheaper(one_by_one, estimate):
         return _fetch_by_get(client, ids, stats)
     total = client.count_contacts()
     stats.counts = 1
-    if len(ids) <= math.ceil(total / PAGE):
+    if one_by_one <= math.ceil(total / PAGE):
         return _fetch_by_get(client, ids, stats)
     return _fetch_by_list(client, stats)
 
@@ -94,6 +97,8 @@ def _gets_are_cheaper(n: int, snapshot_size: int) -> bool:
 def _fetch_by_get(client: BsgClient, ids: Collection[int], stats: RefreshStats) -> _Live:
     stats.strategy = "get"
     stats.gets = len(ids)
+    if not ids:
+        return _Live({}, {}, stats)
     with ThreadPoolExecutor(max_workers=min(GET_WORKERS, len(ids))) as pool:
         found = list(pool.map(client.get_contact, sorted(ids)))
     return _Live({c.id: c for c in found if c is not None}, {}, stats)

@@ -519,15 +519,12 @@ def test_missing_api_key_is_a_usage_error(tmp_path: Path) -> None:
         run_sync(opts, None)
 
 
-@pytest.mark.xfail(strict=True, reason="bug (refresh): phones the snapshot cannot resolve are "
-                   "searched one GET each, even when one list page would resolve them all")
 def test_phone_only_sheet_on_a_cold_state_lists_the_book_instead_of_searching_each_phone(
         tmp_path: Path) -> None:
     """300 phone-only rows, no snapshot: one list page resolves them all; 300 searches do not.
 
-    Fails today: refresh.refresh_known chooses GET-vs-list only for rows with known ids, then
-    resolves every other phone with its own GET /api/contacts/search (100k rows: 100k GETs,
-    hours at the default --max-rps 10).
+    Each phone the snapshot cannot place costs a search; the refresh weighs those searches
+    against the listing (100k phone-only rows would otherwise be 100k GETs).
     """
     n = 300
     seed = {"fields": [{"id": 1, "name": "City", "type": "text"}], "groups": [],
