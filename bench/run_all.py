@@ -124,11 +124,11 @@ def figures_from_table(bench: str, table: list[list[str]]) -> list[Figure]:
                               f"{cell['seconds']} s, {cell['peak mib']} MiB peak",
                               f"{cell.get('base mib', '-')} MiB base", "-",
                               "< 10 s, < 300 MiB", _truth(cell.get("verdict", ""))))
-        elif head and head[0] == "measure":  # bench_send
-            result = cell.get("result", "")
-            target = cell.get("target", "-")
-            out.append(Figure(bench, cell["measure"], result, "-", "-", target,
-                              _truth(cell.get("pass", ""))))
+        elif head and head[0] == "measure":  # bench_send (+ pass), bench_soak (measure, value)
+            result = cell.get("result", cell.get("value", ""))
+            verdict = cell.get("pass", result if cell["measure"] == "verdict" else "")
+            out.append(Figure(bench, cell["measure"], result, "-", "-", cell.get("target", "-"),
+                              _truth(verdict) if verdict else "-"))
         else:
             met = next((cell[k] for k in ("met?", "verdict", "pass", "ok") if k in cell), "-")
             out.append(Figure(bench, row[0], " ".join(row[1:]), met=_truth(met)))
