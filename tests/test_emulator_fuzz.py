@@ -30,7 +30,7 @@ KEYS = st.sampled_from([
 VALUES = st.one_of(st.sampled_from(["", "0", "-1", "15", "501", "id", "phone", "like", "=",
                                     ">=", "387714", "1864618", "447700900123", "2025-01-01",
                                     "asc", "desc", "created_at", "group_id"]), st.text(max_size=8))
-JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
                       st.text(max_size=10))
 JSON = st.recursive(JSON_LEAF, lambda kids: st.lists(kids, max_size=3)
                     | st.dictionaries(st.text(max_size=6), kids, max_size=3), max_leaves=8)
