@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,27 +43,7 @@ class _Names:
         return self.groups.get(gid) or f"list {gid}"
 
 
-# --------------------------------------------------------------------------- fast unchanged row
-
-_LAYOUT = ("row", "action", "status", "contact_id", "phone", "changes", "error_code", "error",
-           "body", "detach", "expected", "hlr_status", "hlr_last_check")
-
-
-def _slow_unchanged(row: int, cid: int, c: Contact) -> PlannedRow:
-    return PlannedRow(row, Action.NONE, Status.UNCHANGED, cid, c.phone,
-                      hlr_status=c.hlr_status, hlr_last_check=c.hlr_last_check)
-
-
-def _slot_setters() -> tuple[Callable[[PlannedRow, Any], None], ...] | None:
-    # A frozen dataclass __init__ costs ~3 µs (object.__setattr__ per field); filling the slots
-    # through their descriptors is ~2x faster, which matters for million-row sheets where
-    # nearly every row is unchanged. Used only while PlannedRow keeps the layout above.
-    if tuple(f.name for f in dataclasses.fields(PlannedRow)) != _LAYOUT:
-        return None
-    return tuple(PlannedRow.__dict__[name].__set__ for name in _LAYOUT)
-
-
-_FAST = _slot_setters()
+# --------------------------------------------------------------------------- plan helpers
 
 
 @contextmanager
@@ -85,17 +64,19 @@ def _no_gc() -> Iterator[None]:
 def plan_changes(desired: Sequence[Desired], known: Mapping[int, Known], *, account: Account,
                  create_missing: bool = False, keep_drift: bool = False) -> list[PlannedRow]:
     """One PlannedRow per desired row, in order; only changed rows get text and a body."""
-    if _FAST is None:
-        return [_plan_one(d, known.get(d.contact_id) if d.contact_id is not None else None,
-                          _Names.of(account), create_missing, keep_drift) for d in desired]
     with _no_gc():
         return _plan_fast(desired, known, _Names.of(account), create_missing, keep_drift)
+
+
+def _unchanged(row: int, cid: int, c: Contact) -> PlannedRow:
+    return PlannedRow(row, Action.NONE, Status.UNCHANGED, cid, c.phone,
+                      hlr_status=c.hlr_status, hlr_last_check=c.hlr_last_check)
 
 
 def _plan_one(d: Desired, k: Known | None, names: _Names, create_missing: bool,
               keep_drift: bool) -> PlannedRow:
     if k is not None and _same(d, k.seen):
-        return _slow_unchanged(d.row, k.seen.id, k.seen)
+        return _unchanged(d.row, k.seen.id, k.seen)
     return _plan_row(d, k, names, create_missing, keep_drift)
 
 
@@ -114,10 +95,8 @@ def _same(d: Desired, seen: Contact) -> bool:
 def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _Names,
                create_missing: bool, keep_drift: bool) -> list[PlannedRow]:
     """_plan_one for a million rows: the exact test and the unchanged row inlined (per-row
-    calls cost ~25% here); equivalence with _plan_one is tested."""
-    assert _FAST is not None
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12 = _FAST
-    new, none, unchanged, nothing = PlannedRow.__new__, Action.NONE, Status.UNCHANGED, frozenset[int]()
+    calls cost ~25% here, keyword arguments more); equivalence with _plan_one is tested."""
+    make, none, unchanged, nothing = tuple.__new__, Action.NONE, Status.UNCHANGED, frozenset[int]()
     out: list[PlannedRow] = []
     append, kget, add_mode = out.append, known.get, GroupsMode.ADD
     for d in desired:
@@ -133,21 +112,10 @@ def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _N
                 if (phone is None or phone == seen.phone) and (
                         g is None or (g <= seen.groups if d.groups_mode is add_mode
                                       else g == seen.groups)):
-                    o = new(PlannedRow)
-                    s0(o, d.row)
-                    s1(o, none)
-                    s2(o, unchanged)
-                    s3(o, cid)
-                    s4(o, seen.phone)
-                    s5(o, "")
-                    s6(o, "")
-                    s7(o, "")
-                    s8(o, None)
-                    s9(o, nothing)
-                    s10(o, None)
-                    s11(o, seen.hlr_status)
-                    s12(o, seen.hlr_last_check)
-                    append(o)
+                    # PlannedRow's field order: the same row _unchanged() builds
+                    append(make(PlannedRow, (d.row, none, unchanged, cid, seen.phone, "", "", "",
+                                             None, nothing, None, seen.hlr_status,
+                                             seen.hlr_last_check)))
                     continue
         append(_plan_row(d, k, names, create_missing, keep_drift))
     return out
@@ -209,7 +177,7 @@ def _plan_update(d: Desired, k: Known, names: _Names, keep_drift: bool) -> Plann
     _diff_phone(d, k, keep_drift, o)
     _diff_groups(d, k, names, keep_drift, o)
     if not o.texts:
-        return _slow_unchanged(d.row, seen.id, seen)
+        return _unchanged(d.row, seen.id, seen)
     groups = (frozenset(seen.groups) - o.removed) | o.added
     expected = Contact(seen.id, o.phone, {f: v for f, v in o.fields.items() if v}, groups,
                        seen.hlr_status, seen.hlr_last_check)

@@ -6,7 +6,7 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # Sending defaults: BSG publishes no rate limit, so start gently (README: "Tuning").
 DEFAULT_CONCURRENCY = 4
@@ -188,9 +188,12 @@ class Known:
 # --------------------------------------------------------------------------- plan
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedRow:
-    """The plan for one spreadsheet row."""
+class PlannedRow(NamedTuple):
+    """The plan for one spreadsheet row.
+
+    A NamedTuple rather than a frozen dataclass: a plan holds one per sheet row (a million for
+    a large sheet), and a tuple is built several times faster than a frozen dataclass.
+    """
 
     row: int
     action: Action
