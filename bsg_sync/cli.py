@@ -71,6 +71,12 @@ def cli() -> None:
     metavar="PHONE",
     help="A verified number for test mode (repeatable).",
 )
+@click.option(
+    "--random-seed",
+    type=int,
+    default=None,
+    help="Seed for the random faults, so a faulty run can be repeated exactly.",
+)
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
 def emulator(**opts: Any) -> None:
@@ -93,6 +99,7 @@ def emulator(**opts: Any) -> None:
         "token_ttl",
         "test_mode",
         "verbose",
+        "random_seed",
     )
     config = EmulatorConfig(
         verified_phones=frozenset(opts["verified"]), **{k: opts[k] for k in keys}
