@@ -360,7 +360,7 @@ class _DuplicateGuard:
 def _read_body(resp: requests.Response) -> bytes:
     """The whole body, refusing anything over MAX_BODY_BYTES."""
     declared = resp.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise TransportError(_oversized(int(declared)), status=resp.status_code)
     chunks: list[bytes] = []
     size = 0

@@ -239,7 +239,7 @@ def _diff_groups(d: Desired, k: Known, names: _Names, keep_drift: bool, o: _Outc
 
 
 def _digits(phone: str) -> str:
-    return "".join(ch for ch in phone if ch.isdigit())
+    return "".join(ch for ch in phone if "0" <= ch <= "9")
 
 
 def _by_name(groups: frozenset[int] | set[int], names: _Names) -> list[int]:
@@ -267,10 +267,13 @@ def max_changes_exceeded(plan: Sequence[PlannedRow], threshold: Threshold) -> bo
     return threshold.exceeded(count_changes(plan), len(plan))
 
 
-def check_max_changes(plan: Sequence[PlannedRow], threshold: Threshold | None) -> None:
-    """Raise TooManyChanges when the plan writes more rows than --max-changes allows."""
-    if threshold is None or not max_changes_exceeded(plan, threshold):
+def check_max_changes(plan: Sequence[PlannedRow], threshold: Threshold | None,
+                      total: int | None = None) -> None:
+    """Raise TooManyChanges when the plan writes more rows than --max-changes allows;
+    a percentage is of `total` rows (the whole sheet; default: the plan's rows)."""
+    rows = len(plan) if total is None else total
+    if threshold is None or not threshold.exceeded(count_changes(plan), rows):
         return
     raise TooManyChanges(
-        f"the plan changes {count_changes(plan)} of {len(plan)} rows, more than "
+        f"the plan changes {count_changes(plan)} of {rows} rows, more than "
         f"--max-changes {threshold}; check the sheet, or raise the limit")

@@ -207,6 +207,17 @@ class ExecutionOutcome:
     aborted: errors.BsgSyncError | None
 
 
+def _guarded(write: Callable[[], None]) -> errors.BsgSyncError | None:
+    """Run a journal write; a failure becomes the run's abort reason."""
+    try:
+        write()
+    except errors.BsgSyncError as exc:
+        return exc
+    except Exception as exc:  # the store failed in a way it did not classify
+        return errors.StateStoreError(f"cannot record the row result: {exc}")
+    return None
+
+
 class _Run:
     """Shared state of one execute_plan call; workers pull row indexes from a queue."""
 
@@ -235,6 +246,7 @@ class _Run:
         self.closed = False
         self.inflight: set[int] = set()
         self.limiter: RateLimiter | None = None
+        self.journal_many: Callable[[list[RowResult]], None] | None = None
 
     # ---- shared state
     def halted(self) -> bool:
@@ -264,14 +276,7 @@ class _Run:
                 return
             self.results[index] = result
             self.inflight.discard(index)
-            try:
-                self.journal(result, confirmed)
-            except errors.BsgSyncError as exc:
-                journal_error: errors.BsgSyncError | None = exc
-            except Exception as exc:  # the store failed in a way it did not classify
-                journal_error = errors.StateStoreError(f"cannot record the row result: {exc}")
-            else:
-                journal_error = None
+            journal_error = _guarded(lambda: self.journal(result, confirmed))
         if journal_error is not None:
             self.abort(journal_error)
             return
@@ -279,6 +284,25 @@ class _Run:
             self.on_result(result)
         if result.status is Status.FAILED:
             self.count_failure()
+
+    def deliver_unsent(self, rows: list[tuple[int, RowResult]]) -> None:
+        """Journal rows that send nothing in one transaction (a million-row sheet is mostly
+        unchanged rows; one commit each would cost more than the diff)."""
+        if self.journal_many is None:
+            for index, result in rows:
+                self.deliver(index, result, None)
+            return
+        many = self.journal_many
+        with self.lock:
+            for index, result in rows:
+                self.results[index] = result
+            journal_error = _guarded(lambda: many([r for _, r in rows]))
+        if journal_error is not None:
+            self.abort(journal_error)
+            return
+        if self.on_result is not None:
+            for _, result in rows:
+                self.on_result(result)
 
     def count_failure(self) -> None:
         with self.lock:
@@ -335,9 +359,10 @@ def _not_sent(p: PlannedRow, reason: str) -> RowResult:
 
 
 def _pass_through(run: _Run) -> None:
-    for i, p in enumerate(run.plan):
-        if p.status is not Status.PLANNED and not run.halt.is_set():
-            run.deliver(i, result_from_plan(p), None)
+    rows = [(i, result_from_plan(p)) for i, p in enumerate(run.plan)
+            if p.status is not Status.PLANNED]
+    if rows and not run.halt.is_set():
+        run.deliver_unsent(rows)
 
 
 def _wait_for_workers(run: _Run, threads: list[threading.Thread], drain_timeout: float) -> None:
@@ -396,9 +421,14 @@ def execute_plan(
     stop: threading.Event | None = None,
     on_result: Callable[[RowResult], None] | None = None,
     drain_timeout: float = 30.0,
+    journal_many: Callable[[list[RowResult]], None] | None = None,
 ) -> ExecutionOutcome:
-    """Send every PLANNED row (others pass through); results come back in plan order."""
+    """Send every PLANNED row (others pass through); results come back in plan order.
+
+    `journal` records each sent row as it is confirmed; `journal_many`, when given, records
+    the rows that send nothing (unchanged, invalid, not found) in one go."""
     run = _Run(plan, client, journal, on_result, max_failures, stop)
+    run.journal_many = journal_many
     # A client built with its own pace already caps every request it sends (retries and
     # re-logins included); a second limiter here would halve the rate.
     if max_rps is not None and not client.paced:

@@ -211,11 +211,11 @@ def _resolve_target(
     word = value.strip()
     if word.lower() in SIMPLE_TARGETS:
         return SIMPLE_TARGETS[word.lower()], None
-    if word.isdigit():
+    if word.isascii() and word.isdigit():
         return _field_by_id(key, int(word), account, problems)
     if word.lower().startswith("field:"):
         name = word[len("field:") :].strip()
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             return _field_by_id(key, int(name), account, problems)
         return _field_by_name(key, name, account, problems)
     hint = _did_you_mean(word, [*SIMPLE_TARGETS, *(f"field:{f.name}" for f in account.fields)])
@@ -428,7 +428,7 @@ class _GroupParser:
         return result
 
     def _lookup(self, token: str) -> int | None:
-        if token.isdigit() and (int(token) in self._ids or not self._account.groups):
+        if token.isascii() and token.isdigit() and (int(token) in self._ids or not self._account.groups):
             return int(token)
         return self._by_name.get(_norm(token))
 
@@ -494,7 +494,7 @@ def _identify(
     contact_id: int | None = None
     raw_id = values[plan.id_idx] if plan.id_idx is not None else ""
     if raw_id:
-        if not raw_id.isdigit() or int(raw_id) < 1:
+        if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) < 1:
             return _invalid(row, "invalid-id", f"Contact ID '{raw_id}' is not a whole number "
                             "above 0; use the contact's BSG id or leave it empty.")
         contact_id = int(raw_id)

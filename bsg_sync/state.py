@@ -151,6 +151,16 @@ class LockInfo:
     started_at: str
 
 
+_INSERT_RESULT = (f"INSERT OR REPLACE INTO results (run_id, {_RESULT_COLUMNS}, recorded_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _result_values(run_id: int, r: RowResult, now: str) -> tuple[object, ...]:
+    return (run_id, r.row, r.contact_id, r.phone, Action(r.action).value,
+            Status(r.status).value, r.error_code, r.error, r.changes, r.attempts,
+            r.http_status, r.hlr_status, r.hlr_last_check, now)
+
+
 class StateStore:
     """Thread-safe (one connection guarded by a lock); every write commits at once."""
 
@@ -387,16 +397,17 @@ class StateStore:
                       confirmed: Contact | None = None) -> None:
         """Commit one row result; with `confirmed`, also the contact's new seen+written state,
         in the same transaction (this is the journal that makes a kill lose nothing)."""
-        r = result
-        values = (run_id, r.row, r.contact_id, r.phone, Action(r.action).value,
-                  Status(r.status).value, r.error_code, r.error, r.changes, r.attempts,
-                  r.http_status, r.hlr_status, r.hlr_last_check, _now())
         with self._tx("record a result in") as cur:
-            cur.execute(f"INSERT OR REPLACE INTO results (run_id, {_RESULT_COLUMNS}, "
-                        "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        values)
+            cur.execute(_INSERT_RESULT, _result_values(run_id, result, _now()))
             if confirmed is not None:
                 self._upsert_written(cur, confirmed)
+
+    def record_results(self, run_id: int, results: Iterable[RowResult]) -> None:
+        """Commit many results that confirm no write (unchanged, invalid, …) in one transaction."""
+        now = _now()
+        values = [_result_values(run_id, r, now) for r in results]
+        with self._tx("record results in") as cur:
+            cur.executemany(_INSERT_RESULT, values)
 
     def end_run(self, run_id: int, counts: Mapping[str, int]) -> None:
         with self._tx("finish a run in") as cur:

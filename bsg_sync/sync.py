@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +23,7 @@ from bsg_sync.client import (
     TransportError,
     Unreachable,
 )
-from bsg_sync.differ import plan_changes
+from bsg_sync.differ import check_max_changes, plan_changes
 from bsg_sync.errors import (
     ApiUnreachable,
     AuthError,
@@ -31,7 +31,6 @@ from bsg_sync.errors import (
     ConfigError,
     ExitCode,
     RunRefused,
-    TooManyChanges,
     UsageError,
 )
 from bsg_sync.executor import execute_plan
@@ -39,9 +38,7 @@ from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RPS,
     Account,
-    Action,
     Contact,
-    PlannedRow,
     RowResult,
     Sheet,
     Status,
@@ -253,7 +250,7 @@ def _run_locked(
         create_missing=opts.create_missing,
         keep_drift=opts.keep_drift,
     )
-    _check_max_changes(plan, opts.max_changes, total=len(sheet.rows))
+    check_max_changes(plan, opts.max_changes, total=len(sheet.rows))
 
     run_id = store.begin_run(
         sheet=str(opts.sheet),
@@ -265,18 +262,19 @@ def _run_locked(
     def journal(result: RowResult, confirmed: Contact | None) -> None:
         store.record_result(run_id, result, confirmed)
 
+    def journal_many(results: list[RowResult]) -> None:
+        store.record_results(run_id, results)
+
+    journal_many(mapped.results)
     for r in mapped.results:
-        journal(r, None)
         hooks.on_result(r)
     aborted: BsgSyncError | None = None
     sent_rows: list[RowResult]
     if opts.dry_run or client is None:
-        sent_rows = []
-        for p in plan:
-            r = result_from_plan(p)
-            journal(r, None)
+        sent_rows = [result_from_plan(p) for p in plan]
+        journal_many(sent_rows)
+        for r in sent_rows:
             hooks.on_result(r)
-            sent_rows.append(r)
     else:
         hooks.on_plan(sum(1 for p in plan if p.status is Status.PLANNED))
         outcome = execute_plan(
@@ -288,6 +286,7 @@ def _run_locked(
             max_failures=opts.max_failures,
             stop=hooks.stop,
             on_result=hooks.on_result,
+            journal_many=journal_many,
         )
         sent_rows, aborted = outcome.results, outcome.aborted
 
@@ -336,17 +335,6 @@ def _load_account(client: BsgClient | None, store: StateStore) -> Account:
     account = refresh.load_account(client)
     store.save_account(account)
     return account
-
-
-def _check_max_changes(plan: Sequence[PlannedRow], limit: Threshold | None, total: int) -> None:
-    if limit is None:
-        return
-    changing = sum(1 for p in plan if p.action in (Action.UPDATE, Action.CREATE))
-    if limit.exceeded(changing, total):
-        raise TooManyChanges(
-            f"the plan changes {changing} of {total} rows, more than --max-changes {limit}; "
-            "check that this is the right sheet, or raise the limit"
-        )
 
 
 def _refuse_overwrite(sheet: Path, target: Path, option: str) -> None:

@@ -227,6 +227,11 @@ INVALID_CASES = [
      "Contact ID 'abc' is not a whole number above 0; use the contact's BSG id or leave it empty."),
     (("0", "", "", "", "", ""), "invalid-id",
      "Contact ID '0' is not a whole number above 0; use the contact's BSG id or leave it empty."),
+    # str.isdigit() is true for these, but int() refuses the first (found by the fuzz test)
+    (("²", "", "", "", "", ""), "invalid-id",
+     "Contact ID '²' is not a whole number above 0; use the contact's BSG id or leave it empty."),
+    (("١٢", "", "", "", "", ""), "invalid-id",
+     "Contact ID '١٢' is not a whole number above 0; use the contact's BSG id or leave it empty."),
     (("", "", "Ann", "Leeds", "", ""), "missing-contact", "The row needs a contact id or a phone."),
     (("5", "4.47712E+11", "", "", "", ""), "phone-precision-lost", None),
     (("", "12345", "", "", "", ""), "invalid-phone", None),
