@@ -453,3 +453,28 @@ def test_a_rate_cap_still_sends_everything(emu: Emulator) -> None:
     with make_client(emu) as client:
         outcome = run([update_row(n, "Leeds") for n in range(10)], client, max_rps=200.0)
     assert {r.status for r in outcome.results} == {Status.OK}
+
+
+def test_rows_that_send_nothing_are_journalled_in_one_batch(emu: Emulator) -> None:
+    unsent = [PlannedRow(row=n, action=Action.NONE, status=Status.UNCHANGED, contact_id=n)
+              for n in range(1, 6)]
+    plan = [*unsent, update_row(0, "Batch")]
+    journal, batches = Journal(), []
+    with make_client(emu) as client:
+        outcome = run(plan, client, journal, journal_many=batches.append)
+    assert [[r.row for r in b] for b in batches] == [[1, 2, 3, 4, 5]]
+    assert journal.rows() == [plan[-1].row]  # only the sent row, with its confirmation
+    assert [r.status for r in outcome.results] == [Status.UNCHANGED] * 5 + [Status.OK]
+
+
+def test_a_failing_batch_journal_aborts_before_anything_is_sent(emu: Emulator) -> None:
+    def broken(_rows: list[RowResult]) -> None:
+        raise OSError("disk full")
+
+    plan = [PlannedRow(row=1, action=Action.NONE, status=Status.UNCHANGED, contact_id=1),
+            update_row(0, "Never")]
+    with make_client(emu) as client:
+        outcome = run(plan, client, Journal(), journal_many=broken)
+    assert isinstance(outcome.aborted, errors.StateStoreError)
+    assert emu.stats()["requests"]["PUT"] == 0
+    assert outcome.results[1].status is Status.NOT_SENT

@@ -249,3 +249,12 @@ def test_forget_contacts(store: StateStore) -> None:
     store.save_seen([_contact(1), _contact(2, "447700900124"), _contact(3, "447700900125")])
     assert store.forget_contacts([2, 3, 2]) == 2
     assert store.contact_ids() == {1}
+
+
+def test_record_results_commits_many_rows_at_once(store: StateStore, tmp_path: Path) -> None:
+    run_id = store.begin_run(sheet="s.csv", sheet_sha256="0" * 64, mapping="m.toml", options={})
+    rows = [RowResult(row=n, contact_id=n, phone="447700900123", status=Status.UNCHANGED)
+            for n in range(2, 1002)]
+    store.record_results(run_id, rows)
+    with StateStore(tmp_path / "state.sqlite3") as again:  # a second connection sees them
+        assert again.run_results(run_id) == rows
