@@ -176,6 +176,12 @@ def resolve_mapping(raw: RawMapping, headers: Sequence[str], account: Account) -
         if header is not None and target is not None:
             columns.append(ColumnTarget(header, target[0], target[1], blank))
     _check_columns(columns, problems)
+    lost = [k for k in raw.columns if _match_header(k, headers, []) is None]
+    if lost and not columns and not any(_did_you_mean(k, headers) for k in lost):
+        # nothing matched and nothing is close: most likely the wrong header row
+        shown = ", ".join(f"'{h}'" for h in headers[:8]) + (", …" if len(headers) > 8 else "")
+        problems.append(f"the header row read from the sheet is {shown}; if the real headers "
+                        "are further down, set header_row in [options]")
     if not any(c.kind in (TargetKind.ID, TargetKind.PHONE) for c in columns) and not any(
         v in ("id", "phone") for v in map(_target_word, raw.columns.values())
     ):

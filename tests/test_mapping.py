@@ -150,6 +150,18 @@ def test_every_problem_is_listed_once_with_the_file_name(tmp_path: Path) -> None
     )
 
 
+def test_no_header_matching_points_at_header_row() -> None:
+    title_row = ("Export from CRM, 2026-11-27", "Column 2")
+    with pytest.raises(ConfigError) as info:
+        resolve_mapping(parse_mapping(COLS), title_row, ACCOUNT)
+    assert str(info.value) == (
+        "mapping has 2 problems:\n"
+        "  - column 'Mobile' is not in the sheet\n"
+        "  - the header row read from the sheet is 'Export from CRM, 2026-11-27', 'Column 2'; "
+        "if the real headers are further down, set header_row in [options]"
+    )
+
+
 def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "m.toml"
     path.write_text('[columns]\n"Mobile" = phone\n', encoding="utf-8")
