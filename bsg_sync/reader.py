@@ -108,6 +108,11 @@ def _check_file(path: Path, max_bytes: int) -> str:
     elif kind == "ole":
         _check_ole(path)
     elif ext in EXCEL_EXTENSIONS:
+        if _looks_binary(head):
+            raise InputFileError(
+                f"{path} is not a {ext} workbook (its content is not a spreadsheet); "
+                "open it in Excel and save it again, or export it as .csv."
+            )
         raise InputFileError(
             f"{path} is not a real {ext} workbook (it is plain text); "
             "if it is a CSV export, rename it to .csv."
@@ -129,14 +134,19 @@ def _kind_of(head: bytes) -> str:
 
 def _check_text_head(path: Path, head: bytes) -> None:
     """Refuse binary junk saved as .csv (NULs or control bytes in a file that is not UTF-16)."""
-    if _utf16_codec(head) is not None:
-        return
-    controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 26))
-    if b"\x00" in head or controls > len(head) // 100:
+    if _looks_binary(head):
         raise InputFileError(
             f"{path} is not a text spreadsheet (it contains binary data); "
             f"save it as {SUPPORTED}."
         )
+
+
+def _looks_binary(head: bytes) -> bool:
+    """NULs or control bytes in a file that is not UTF-16 text."""
+    if _utf16_codec(head) is not None:
+        return False
+    controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 26))
+    return b"\x00" in head or controls > len(head) // 100
 
 
 def _check_zip(path: Path) -> None:

@@ -192,6 +192,14 @@ def test_bad_files_raise_one_sentence(name: str, message: str) -> None:
     assert str(info.value).endswith(".")
 
 
+def test_binary_junk_named_xlsx_is_not_called_plain_text(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.xlsx"
+    junk.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(InputFileError, match=r"is not a \.xlsx workbook \(its content is not a "
+                       r"spreadsheet\); open it in Excel and save it again"):
+        read_sheet(junk)
+
+
 def test_empty_file_and_size_limit(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
