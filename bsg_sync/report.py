@@ -463,8 +463,11 @@ def _column_letter(index: int) -> str:
     return letters
 
 
+EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a workbook with a longer cell damaged
+
+
 def _xml_text(text: str) -> str:
-    text = _XML_ILLEGAL.sub("", text)
+    text = _XML_ILLEGAL.sub("", text)[:EXCEL_CELL_LIMIT]
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("\r", "&#13;")
 

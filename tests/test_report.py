@@ -440,3 +440,12 @@ def test_summary_json(tmp_path: Path) -> None:
         "report_path": str(tmp_path / "contacts.report.xlsx"),
         "errors_path": str(tmp_path / "e.csv"),
     }
+
+
+def test_xlsx_cells_longer_than_excel_allows_are_cut(tmp_path: Path) -> None:
+    long_error = "x" * 40_000
+    results = [RowResult(row=2, status=Status.FAILED, error_code="http-422", error=long_error)]
+    path = tmp_path / "r.xlsx"
+    report.write_report(path, results, make_summary(tmp_path, results))
+    ws = openpyxl.load_workbook(path)["Report"]
+    assert len(ws["G2"].value) == 32_767
