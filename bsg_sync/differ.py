@@ -276,4 +276,4 @@ def check_max_changes(plan: Sequence[PlannedRow], threshold: Threshold | None,
         return
     raise TooManyChanges(
         f"the plan changes {count_changes(plan)} of {rows} rows, more than "
-        f"--max-changes {threshold}; check the sheet, or raise the limit")
+        f"--max-changes {threshold}; check that this is the right sheet, or raise the limit")

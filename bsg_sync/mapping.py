@@ -67,9 +67,16 @@ def _rows_text(rows: Sequence[int], limit: int = 5) -> str:
     return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
+def _one_line(text: str) -> str:
+    """Headers and keys may hold line breaks (a cell typed with Alt+Enter, a form feed): shown
+    escaped, each problem stays on its line."""
+    return "".join(repr(ch)[1:-1] if ch.splitlines() != [ch] else ch for ch in text)
+
+
 def _raise_problems(problems: Sequence[str], source: Path | None) -> None:
     if not problems:
         return
+    problems = [_one_line(p) for p in problems]
     where = source.name if source is not None else "mapping"
     if len(problems) == 1:
         raise ConfigError(f"{where}: {problems[0]}")
@@ -179,7 +186,7 @@ def resolve_mapping(raw: RawMapping, headers: Sequence[str], account: Account) -
     lost = [k for k in raw.columns if _match_header(k, headers, []) is None]
     if lost and not columns and not any(_did_you_mean(k, headers) for k in lost):
         # nothing matched and nothing is close: most likely the wrong header row
-        shown = ", ".join(f"'{h}'" for h in headers[:8]) + (", …" if len(headers) > 8 else "")
+        shown = ", ".join(repr(h) for h in headers[:8]) + (", …" if len(headers) > 8 else "")
         problems.append(f"the header row read from the sheet is {shown}; if the real headers "
                         "are further down, set header_row in [options]")
     if not any(c.kind in (TargetKind.ID, TargetKind.PHONE) for c in columns) and not any(

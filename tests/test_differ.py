@@ -236,6 +236,6 @@ def test_check_max_changes_message() -> None:
     with pytest.raises(TooManyChanges) as info:
         check_max_changes(_plan(812, 1000), Threshold.parse("10%"))
     assert str(info.value) == ("the plan changes 812 of 1000 rows, more than --max-changes 10%; "
-                               "check the sheet, or raise the limit")
+                               "check that this is the right sheet, or raise the limit")
     check_max_changes(_plan(812, 1000), None)
     check_max_changes(_plan(5, 1000), Threshold.parse("5"))

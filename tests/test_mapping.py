@@ -494,3 +494,13 @@ def test_a_second_sync_of_each_sample_sends_nothing(tmp_path: Path, name: str) -
             writes.append(emu.stats()["writes"] - before)
     assert writes[0] > 0
     assert writes[1] == 0
+
+
+def test_problems_stay_one_per_line_when_headers_hold_line_breaks() -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_mapping(parse_mapping('[columns]\n"Mobile\\nphone" = "phone"\n"Town" = "x"\n'),
+                        ("0\x0c0",), ACCOUNT)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "mapping has 4 problems:"
+    assert all(line.startswith("  - ") for line in lines[1:])
+    assert "column 'Mobile\\nphone' is not in the sheet" in str(info.value)
