@@ -305,7 +305,7 @@ def _write_report_csv(path: Path, results: list[RowResult], summary: RunSummary)
 def _write_report_jsonl(path: Path, results: list[RowResult], summary: RunSummary) -> None:
     with _private_file(path, "wb") as (handle, _tmp):
         for r in results:
-            line = json.dumps(report_record(r), ensure_ascii=False) + "\n"
+            line = _json_line(report_record(r))
             handle.write(line.encode("utf-8"))
 
 
@@ -461,6 +461,16 @@ def _column_letter(index: int) -> str:
         index, rem = divmod(index - 1, 26)
         letters = chr(65 + rem) + letters
     return letters
+
+
+# Characters that str.splitlines() (and old JavaScript) treat as line ends, though JSON lets
+# them stand raw inside a string: escaped, so each record stays on one line for every reader.
+_LINE_BREAKS_IN_JSON = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028",
+                                      "\u2029": "\\u2029"})
+
+
+def _json_line(record: Mapping[str, object]) -> str:
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS_IN_JSON) + "\n"
 
 
 EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a workbook with a longer cell damaged

@@ -449,3 +449,14 @@ def test_xlsx_cells_longer_than_excel_allows_are_cut(tmp_path: Path) -> None:
     report.write_report(path, results, make_summary(tmp_path, results))
     ws = openpyxl.load_workbook(path)["Report"]
     assert len(ws["G2"].value) == 32_767
+
+
+def test_jsonl_keeps_one_record_per_line_whatever_the_text(tmp_path: Path) -> None:
+    odd = "a\x85b\u2028c\u2029d\ne é"
+    results = [RowResult(row=2, status=Status.INVALID, error=odd), RowResult(row=3)]
+    path = tmp_path / "r.jsonl"
+    report.write_report(path, results, make_summary(tmp_path, results))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0])["error"] == odd
+    assert "é" in lines[0]  # accents stay readable
