@@ -380,7 +380,7 @@ def test_mapping_without_phone_or_id_is_explained(client: FlaskClient) -> None:
 
 
 def test_a_run_already_in_progress(tmp_path: Path) -> None:
-    with Emulator(EmulatorConfig(latency_ms=150), seed=SAMPLES / "seed.json") as slow:
+    with Emulator(EmulatorConfig(latency_ms=400), seed=SAMPLES / "seed.json") as slow:
         app = make_app(slow, tmp_path)
         try:
             c = app.test_client()
