@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +39,8 @@ from bsg_sync.models import (
     DEFAULT_MAX_RPS,
     Account,
     Contact,
+    Desired,
+    PlannedRow,
     RowResult,
     Sheet,
     Status,
@@ -183,9 +185,24 @@ def run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks | None = None)
         raise api_error_as_run_error(exc) from exc
 
 
+@dataclass
+class _Run:
+    """What the stages of one locked run share."""
+
+    opts: SyncOptions
+    hooks: Hooks
+    client: BsgClient | None
+    store: StateStore
+    sheet: Sheet
+    mapping_path: Path
+    report_path: Path
+    started: str
+    t0: float = field(default_factory=time.monotonic)
+    run_id: int = 0
+
+
 def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutcome:
-    started = _now()
-    t0 = time.monotonic()
+    started, t0 = _now(), time.monotonic()
     mapping_path = resolve_mapping_path(opts)
     raw = mapping_mod.load_mapping(mapping_path)
     hooks.on_stage(f"reading {opts.sheet.name}")
@@ -199,16 +216,16 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     _refuse_overwrite(opts.sheet, report_path, "--report")
     if opts.errors is not None:
         _refuse_overwrite(opts.sheet, opts.errors, "--errors")
-
     # --offline plans from the snapshot without GETs; only a real send needs the API.
     client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key)
     try:
         with StateStore(opts.state) as store:
             store.acquire_lock()
             try:
-                return _run_locked(
-                    opts, hooks, client, store, sheet, raw, mapping_path, report_path, started, t0
+                run = _Run(
+                    opts, hooks, client, store, sheet, mapping_path, report_path, started, t0
                 )
+                return _run_locked(run, raw)
             finally:
                 store.release_lock()
     finally:
@@ -216,33 +233,40 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
             client.close()
 
 
-def _run_locked(
-    opts: SyncOptions,
-    hooks: Hooks,
-    client: BsgClient | None,
-    store: StateStore,
-    sheet: Sheet,
-    raw: mapping_mod.RawMapping,
-    mapping_path: Path,
-    report_path: Path,
-    started: str,
-    t0: float,
-) -> SyncOutcome:
-    account = _load_account(None if opts.offline else client, store)
-    column_mapping = mapping_mod.resolve_mapping(raw, sheet.headers, account)
-    warnings: list[str] = []
-    unmapped = mapping_mod.unmapped_headers(column_mapping, sheet.headers)
-    if unmapped:
-        warnings.append("ignored columns (not in the mapping): " + ", ".join(unmapped))
-    for w in warnings:
-        hooks.on_warning(w)
-    mapped = mapping_mod.map_rows(sheet, column_mapping, account)
+def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
+    account = _load_account(None if run.opts.offline else run.client, run.store)
+    mapped, warnings = _map(run, raw, account)
+    plan = _plan(run, mapped.desired, account)
+    run.run_id = run.store.begin_run(
+        sheet=str(run.opts.sheet),
+        sheet_sha256=run.sheet.sha256,
+        mapping=str(run.mapping_path),
+        options=run.opts.described(),
+    )
+    _journal_unsent(run, mapped.results)
+    sent_rows, aborted = _send(run, plan)
+    results = sorted([*mapped.results, *sent_rows], key=lambda r: r.row)
+    return _finish(run, results, warnings, aborted)
 
-    hooks.on_stage("reading the local snapshot" if opts.offline else "refreshing known state")
-    if opts.offline or client is None:
-        desired, known = refresh.resolve_offline(store, mapped.desired)
+
+def _map(
+    run: _Run, raw: mapping_mod.RawMapping, account: Account
+) -> tuple[mapping_mod.MappedRows, list[str]]:
+    column_mapping = mapping_mod.resolve_mapping(raw, run.sheet.headers, account)
+    unmapped = mapping_mod.unmapped_headers(column_mapping, run.sheet.headers)
+    warnings = ["ignored columns (not in the mapping): " + ", ".join(unmapped)] if unmapped else []
+    for w in warnings:
+        run.hooks.on_warning(w)
+    return mapping_mod.map_rows(run.sheet, column_mapping, account), warnings
+
+
+def _plan(run: _Run, rows: Sequence[Desired], account: Account) -> list[PlannedRow]:
+    opts = run.opts
+    run.hooks.on_stage("reading the local snapshot" if opts.offline else "refreshing known state")
+    if opts.offline or run.client is None:
+        desired, known = refresh.resolve_offline(run.store, rows)
     else:
-        desired, known, _stats = refresh.refresh_known(client, store, mapped.desired)
+        desired, known, _stats = refresh.refresh_known(run.client, run.store, rows)
     plan = plan_changes(
         desired,
         known,
@@ -250,67 +274,67 @@ def _run_locked(
         create_missing=opts.create_missing,
         keep_drift=opts.keep_drift,
     )
-    check_max_changes(plan, opts.max_changes, total=len(sheet.rows))
+    check_max_changes(plan, opts.max_changes, total=len(run.sheet.rows))
+    return plan
 
-    run_id = store.begin_run(
-        sheet=str(opts.sheet),
-        sheet_sha256=sheet.sha256,
-        mapping=str(mapping_path),
-        options=opts.described(),
-    )
+
+def _journal_unsent(run: _Run, results: list[RowResult]) -> None:
+    """Rows that send nothing: one transaction for all of them."""
+    run.store.record_results(run.run_id, results)
+    for r in results:
+        run.hooks.on_result(r)
+
+
+def _send(run: _Run, plan: list[PlannedRow]) -> tuple[list[RowResult], BsgSyncError | None]:
+    """The plan's results: sent and journalled row by row, or (dry run) only journalled."""
+    if run.opts.dry_run or run.client is None:
+        rows = [result_from_plan(p) for p in plan]
+        _journal_unsent(run, rows)
+        return rows, None
+    store, run_id = run.store, run.run_id
 
     def journal(result: RowResult, confirmed: Contact | None) -> None:
         store.record_result(run_id, result, confirmed)
 
-    def journal_many(results: list[RowResult]) -> None:
-        store.record_results(run_id, results)
+    run.hooks.on_plan(sum(1 for p in plan if p.status is Status.PLANNED))
+    outcome = execute_plan(
+        plan,
+        run.client,
+        journal=journal,
+        journal_many=lambda rows: store.record_results(run_id, rows),
+        concurrency=run.opts.concurrency,
+        max_rps=run.opts.max_rps,
+        max_failures=run.opts.max_failures,
+        stop=run.hooks.stop,
+        on_result=run.hooks.on_result,
+    )
+    return outcome.results, outcome.aborted
 
-    journal_many(mapped.results)
-    for r in mapped.results:
-        hooks.on_result(r)
-    aborted: BsgSyncError | None = None
-    sent_rows: list[RowResult]
-    if opts.dry_run or client is None:
-        sent_rows = [result_from_plan(p) for p in plan]
-        journal_many(sent_rows)
-        for r in sent_rows:
-            hooks.on_result(r)
-    else:
-        hooks.on_plan(sum(1 for p in plan if p.status is Status.PLANNED))
-        outcome = execute_plan(
-            plan,
-            client,
-            journal=journal,
-            concurrency=opts.concurrency,
-            max_rps=opts.max_rps,
-            max_failures=opts.max_failures,
-            stop=hooks.stop,
-            on_result=hooks.on_result,
-            journal_many=journal_many,
-        )
-        sent_rows, aborted = outcome.results, outcome.aborted
 
-    results = sorted([*mapped.results, *sent_rows], key=lambda r: r.row)
-    finished = _now()
+def _finish(
+    run: _Run, results: list[RowResult], warnings: list[str], aborted: BsgSyncError | None
+) -> SyncOutcome:
+    """Summary, report, errors file, and the run's end in the store."""
+    opts, client = run.opts, run.client
     summary = report.summarise(
         results,
-        run_id=run_id,
+        run_id=run.run_id,
         sheet=opts.sheet,
-        sheet_sha256=sheet.sha256,
-        report_path=report_path,
+        sheet_sha256=run.sheet.sha256,
+        report_path=run.report_path,
         errors_path=opts.errors,
         dry_run=opts.dry_run,
-        started_at=started,
-        finished_at=finished,
-        duration_s=round(time.monotonic() - t0, 3),
+        started_at=run.started,
+        finished_at=_now(),
+        duration_s=round(time.monotonic() - run.t0, 3),
         options=opts.described(),
         requests=client.requests_sent if client else 0,
         retries=client.retries if client else 0,
     )
-    report.write_report(report_path, results, summary)
+    report.write_report(run.report_path, results, summary)
     if opts.errors is not None:
-        report.write_errors(opts.errors, sheet, results)
-    store.end_run(run_id, summary.counts)
+        report.write_errors(opts.errors, run.sheet, results)
+    run.store.end_run(run.run_id, summary.counts)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
 
 
@@ -320,7 +344,9 @@ def _header_row(raw: mapping_mod.RawMapping, path: Path) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{path.name}: header_row must be a row number (1 or more), not {value!r}")
+        raise ConfigError(
+            f"{path.name}: header_row must be a row number (1 or more), not {value!r}"
+        )
     return value
 
 
