@@ -1,4 +1,4 @@
-"""Refresh bench (issue 4): how many GETs a sync's refresh costs, counted by the emulator.
+"""Refresh bench: how many GETs a sync's refresh costs, counted by the emulator.
 
 Scenarios, each against a BOOK-contact book in an in-process emulator whose API handler is
 wrapped to classify every request (list page, count, single GET, phone search, account):

@@ -1,4 +1,4 @@
-"""Resume bench (issue 5): a sync killed with SIGKILL mid-send loses nothing and resends nothing.
+"""Resume bench: a sync killed with SIGKILL mid-send loses nothing and resends nothing.
 
 An emulator subprocess (`bsg-sync emulator --latency-ms 20`) holds ROWS contacts; a sheet
 changes every one of them. `bsg-sync sync` runs as a subprocess and is killed with SIGKILL about

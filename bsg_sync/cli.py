@@ -29,7 +29,7 @@ def cli() -> None:
     """Keep a BSG contact book in step with spreadsheets."""
 
 
-# ---------------------------------------------------------------- emulator (owner: emulator)
+# ---------------------------------------------------------------- emulator
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port (0: a free one).")
@@ -122,7 +122,7 @@ def emulator(**opts: Any) -> None:
             pass
 
 
-# ---------------------------------------------------------------- fields / lists (owner: client)
+# ---------------------------------------------------------------- fields / lists
 if TYPE_CHECKING:
     from bsg_sync.client import BsgClient
 
@@ -297,7 +297,7 @@ def lists(
     )
 
 
-# ---------------------------------------------------------------- init (owner: mapping)
+# ---------------------------------------------------------------- init
 @cli.command()
 @click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -383,7 +383,7 @@ def init(
         click.echo(f"not mapped (sync ignores them): {names}")
 
 
-# ---------------------------------------------------------------- sync / pull / demo (owner: lead)
+# ---------------------------------------------------------------- sync / pull / demo
 def _threshold(ctx: click.Context, param: click.Parameter, value: str | None) -> Threshold | None:
     if value is None:
         return None
@@ -696,7 +696,7 @@ def demo(workdir: Path | None) -> None:
         _fail(exc, False)
 
 
-# ---------------------------------------------------------------- serve (owner: web)
+# ---------------------------------------------------------------- serve
 @cli.command()
 @click.option(
     "--host",
