@@ -388,26 +388,33 @@ def _finish(run: _Run) -> ExecutionOutcome:
         reason = "Not sent: the run was interrupted (Ctrl-C or a stop signal)"
     else:
         reason = f"Not sent: the run was aborted ({aborted})"
-    journal_ok = not isinstance(aborted, errors.StateStoreError)
     results: list[RowResult] = []
+    unsent: list[RowResult] = []
     for i, (p, r) in enumerate(zip(run.plan, run.results, strict=True)):
         if r is None and p.status is not Status.PLANNED:
             r = result_from_plan(p)  # not journalled: the store failed before it
         elif r is None:
             r = _not_sent(p, UNCONFIRMED if i in run.inflight else reason)
-            _journal_quietly(run, r, journal_ok)
+            unsent.append(r)
         results.append(r)
+    if unsent and not isinstance(aborted, errors.StateStoreError):
+        _journal_quietly(run, unsent)
+    if run.on_result is not None:
+        for r in unsent:
+            run.on_result(r)
     return ExecutionOutcome(results=results, aborted=aborted)
 
 
-def _journal_quietly(run: _Run, result: RowResult, journal_ok: bool) -> None:
-    if journal_ok:
-        try:
-            run.journal(result, None)
-        except Exception:
-            log.exception("row %s: cannot record the not-sent result", result.row)
-    if run.on_result is not None:
-        run.on_result(result)
+def _journal_quietly(run: _Run, unsent: list[RowResult]) -> None:
+    """Record the not-sent rows; the run already failed, so a store error is only logged."""
+    try:
+        if run.journal_many is not None:
+            run.journal_many(unsent)
+        else:
+            for r in unsent:
+                run.journal(r, None)
+    except Exception:
+        log.exception("cannot record %d not-sent results", len(unsent))
 
 
 def execute_plan(

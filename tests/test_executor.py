@@ -478,3 +478,15 @@ def test_a_failing_batch_journal_aborts_before_anything_is_sent(emu: Emulator) -
     assert isinstance(outcome.aborted, errors.StateStoreError)
     assert emu.stats()["requests"]["PUT"] == 0
     assert outcome.results[1].status is Status.NOT_SENT
+
+
+def test_not_sent_rows_of_an_aborted_run_are_journalled_in_one_batch(emu: Emulator) -> None:
+    plan = [update_row(n, "Leeds", extra_field=999) for n in range(10)]
+    journal, batches = Journal(), []
+    with make_client(emu) as client:
+        outcome = run(plan, client, journal, concurrency=1, max_failures=Threshold(2),
+                      journal_many=batches.append)
+    not_sent = [r.row for r in outcome.results if r.status is Status.NOT_SENT]
+    assert len(not_sent) >= 5
+    assert [[r.row for r in b] for b in batches] == [not_sent]
+    assert sorted(journal.rows() + not_sent) == [p.row for p in plan]  # each row once
