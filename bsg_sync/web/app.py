@@ -36,6 +36,7 @@ from bsg_sync.client import ApiError, BsgClient, RetryPolicy
 from bsg_sync.errors import BsgSyncError, ConfigError, UsageError
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Account, RowResult, Status
 from bsg_sync.reader import read_sheet
+from bsg_sync.refresh import load_account
 from bsg_sync.sync import SyncOptions, api_error_as_run_error
 from bsg_sync.web import forms
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
@@ -235,7 +236,7 @@ def _account(svc: Services, upload: Upload) -> Account:
     if upload.account is None:
         try:
             with _client(svc.config) as client:
-                upload.account = Account(tuple(client.list_fields()), tuple(client.list_groups()))
+                upload.account = load_account(client)
         except ApiError as exc:
             raise api_error_as_run_error(exc) from exc
         except ValueError as exc:
