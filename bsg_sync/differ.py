@@ -263,8 +263,10 @@ def count_changes(plan: Sequence[PlannedRow]) -> int:
     return sum(1 for p in plan if p.action is Action.UPDATE or p.action is Action.CREATE)
 
 
-def max_changes_exceeded(plan: Sequence[PlannedRow], threshold: Threshold) -> bool:
-    return threshold.exceeded(count_changes(plan), len(plan))
+def max_changes_exceeded(plan: Sequence[PlannedRow], threshold: Threshold,
+                         total: int | None = None) -> bool:
+    """More rows change than `threshold` allows, a percentage being of `total` rows."""
+    return threshold.exceeded(count_changes(plan), len(plan) if total is None else total)
 
 
 def check_max_changes(plan: Sequence[PlannedRow], threshold: Threshold | None,
@@ -272,7 +274,7 @@ def check_max_changes(plan: Sequence[PlannedRow], threshold: Threshold | None,
     """Raise TooManyChanges when the plan writes more rows than --max-changes allows;
     a percentage is of `total` rows (the whole sheet; default: the plan's rows)."""
     rows = len(plan) if total is None else total
-    if threshold is None or not threshold.exceeded(count_changes(plan), rows):
+    if threshold is None or not max_changes_exceeded(plan, threshold, rows):
         return
     raise TooManyChanges(
         f"the plan changes {count_changes(plan)} of {rows} rows, more than "
