@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -213,9 +212,10 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
         header_row=_header_row(raw, mapping_path),
     )
     report_path = opts.report or default_report_path(opts.sheet)
-    _refuse_overwrite(opts.sheet, report_path, "--report")
+    # the writers check again; checking here means a bad path is found before anything is sent
+    report.check_output_path(report_path, opts.sheet, "--report", report.REPORT_FORMATS)
     if opts.errors is not None:
-        _refuse_overwrite(opts.sheet, opts.errors, "--errors")
+        report.check_output_path(opts.errors, opts.sheet, "--errors", report.ERRORS_FORMATS)
     # --offline plans from the snapshot without GETs; only a real send needs the API.
     client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key)
     try:
@@ -361,15 +361,6 @@ def _load_account(client: BsgClient | None, store: StateStore) -> Account:
     account = refresh.load_account(client)
     store.save_account(account)
     return account
-
-
-def _refuse_overwrite(sheet: Path, target: Path, option: str) -> None:
-    try:
-        same = target.exists() and os.path.samefile(sheet, target)
-    except OSError:
-        same = False
-    if same or target.resolve() == sheet.resolve():
-        raise UsageError(f"{option} would overwrite the input sheet; choose another path")
 
 
 def _now() -> str:

@@ -512,6 +512,21 @@ def test_errors_file_round_trip(fresh: Emulator, tmp_path: Path) -> None:
     assert phones[248400013] == "447700900999"
 
 
+@pytest.mark.parametrize(("report_name", "message"), [
+    ("out.pdf", "--report must end in .xlsx, .csv or .jsonl"),
+    ("missing/out.csv", "--report: directory"),
+])
+def test_a_bad_report_path_is_refused_before_anything_is_sent(
+        tmp_path: Path, report_name: str, message: str) -> None:
+    with Emulator(seed=SAMPLES / "seed.json") as emu:
+        opts = SyncOptions(sheet=SAMPLES / "contacts.csv", mapping=SAMPLES / "contacts.toml",
+                           state=tmp_path / "s.sqlite3", api_url=emu.url,
+                           report=tmp_path / report_name, policy=RetryPolicy.fast())
+        with pytest.raises(UsageError, match=message):
+            run_sync(opts, KEY)
+        assert sum(emu.stats()["requests"].values()) == 0
+
+
 def test_missing_api_key_is_a_usage_error(tmp_path: Path) -> None:
     opts = SyncOptions(sheet=SAMPLES / "contacts.csv", mapping=SAMPLES / "contacts.toml",
                        state=tmp_path / "s.sqlite3", api_url="http://127.0.0.1:9")
