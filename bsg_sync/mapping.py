@@ -26,6 +26,7 @@ from bsg_sync.models import (
     MappingOptions,
     RowResult,
     Sheet,
+    SheetRow,
     Status,
     TargetKind,
 )
@@ -380,6 +381,7 @@ class _Plan:
     groups_clear: bool
     fields: tuple[tuple[int, int, bool], ...]  # (column index, field id, blank clears)
     groups_mode: GroupsMode
+    mapped: frozenset[int] = frozenset()  # every mapped column index
 
 
 def _plan(sheet: Sheet, mapping: ColumnMapping) -> _Plan:
@@ -404,6 +406,7 @@ def _plan(sheet: Sheet, mapping: ColumnMapping) -> _Plan:
             if c.kind is TargetKind.FIELD and c.field_id is not None
         ),
         groups_mode=mapping.options.groups,
+        mapped=frozenset(index[c.header] for c in mapping.columns if c.header in index),
     )
 
 
@@ -483,6 +486,10 @@ def map_rows(
     desired: list[Desired] = []
     results: list[RowResult] = []
     for srow in sheet.rows:
+        bad = _mapped_problem(srow, plan, sheet.headers) if srow.problems else None
+        if bad is not None:
+            results.append(bad)
+            continue
         who = _identify(srow.row, srow.values, plan, phones)
         if isinstance(who, RowResult):
             results.append(who)
@@ -491,6 +498,25 @@ def map_rows(
     if groups.unknown:
         groups.raise_unknown()
     return _dedupe(desired, results)
+
+
+_PROBLEM_SENTENCES = {
+    "cell-error": "The cell in column '{header}' shows the error {detail}; fix the formula or "
+                  "the value in the sheet.",
+    "control-character": "The cell in column '{header}' holds an invisible control character "
+                         "({detail}); retype the value or remove the character.",
+}
+
+
+def _mapped_problem(srow: SheetRow, plan: _Plan, headers: Sequence[str]) -> RowResult | None:
+    """The row's first problem cell in a mapped column, as an invalid result."""
+    for p in srow.problems:
+        if p.column in plan.mapped:
+            template = _PROBLEM_SENTENCES.get(p.code, "The cell in column '{header}' cannot "
+                                              "be sent ({detail}).")
+            header = _one_line(headers[p.column]) if p.column < len(headers) else str(p.column)
+            return _invalid(srow.row, p.code, template.format(header=header, detail=p.detail))
+    return None
 
 
 class _PhoneLookup(NamedTuple):

@@ -58,12 +58,23 @@ class TargetKind(str, Enum):
 # --------------------------------------------------------------------------- sheet
 
 
+class CellProblem(NamedTuple):
+    """A cell whose text must not be sent: an error cell (`#N/A`), a control character, ...
+
+    The reader notes it; the row is `invalid` only when the cell's column is mapped."""
+
+    column: int  # index into Sheet.headers
+    code: str  # the row's error_code: `cell-error`, `control-character`
+    detail: str  # what the cell holds, for the sentence ("#N/A", "U+202E")
+
+
 @dataclass(frozen=True, slots=True)
 class SheetRow:
     """One non-blank data row: its spreadsheet row number and the text of each cell."""
 
     row: int
     values: tuple[str, ...]  # aligned with Sheet.headers; "" for an empty cell
+    problems: tuple[CellProblem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
