@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bsg_sync import errors
 from bsg_sync.client import (
@@ -19,6 +19,7 @@ from bsg_sync.client import (
     NotFound,
     ValidationFailed,
 )
+from bsg_sync.differ import Replanner
 from bsg_sync.models import (
     Action,
     Contact,
@@ -41,6 +42,8 @@ Pace = Callable[[], None]
 NOT_APPLIED = "not-applied"
 NOT_SENT = "not-sent"
 INTERNAL = "internal-error"
+ALREADY_SO = ("BSG already held these values when the row was about to be sent (changed in BSG "
+              "during the run); nothing sent.")
 UNCONFIRMED = "Not confirmed: BSG had not answered when the run stopped; sync again to make sure"
 
 
@@ -51,39 +54,29 @@ def _no_pace() -> None:
 # --------------------------------------------------------------------------- verification
 
 
-def _expected_from_body(p: PlannedRow) -> Contact:
-    body = p.body or {}
-    return Contact(
-        id=p.contact_id or 0,
-        phone=str(body.get("phone", p.phone or "")),
-        fields={int(f["id"]): str(f["value"]) for f in body.get("fields", [])},
-        groups=frozenset(_group_id(g) for g in body.get("groups", [])),
-    )
+def find_difference(p: PlannedRow, got: Contact) -> str | None:
+    """The first thing the write should have set that BSG does not hold, as a phrase.
 
-
-def _group_id(g: Any) -> int:
-    return int(g["id"]) if isinstance(g, dict) else int(g)
-
-
-def find_difference(
-    expected: Contact, got: Contact, body: dict[str, Any], *, exact_groups: bool
-) -> str | None:
-    """The first target the write should have set but BSG does not hold, as a phrase."""
-    if "phone" in body and got.phone != expected.phone:
-        return f"phone is {got.phone}, expected {expected.phone}"
-    for item in body.get("fields", []):
-        fid = int(item["id"])
-        want = expected.fields.get(fid, "")
-        have = got.fields.get(fid, "")
+    Only what the row owns is checked (its mapped fields, the phone, the target's lists and,
+    for `groups = exact`, the lists it leaves): other fields may change in BSG meanwhile."""
+    target = p.target
+    if target is None:
+        return "nothing was planned"
+    if target.id and got.id != target.id:
+        return f"BSG answered about contact {got.id}, not contact {target.id}"
+    if got.phone != target.phone:
+        return f"phone is {got.phone}, expected {target.phone}"
+    owned = p.desired.fields.keys() if p.desired is not None else target.fields.keys()
+    for fid in sorted(owned):
+        want, have = target.fields.get(fid, ""), got.fields.get(fid, "")
         if have != want:
             return f"field {fid} is {have!r}, expected {want!r}"
-    if "groups" in body or exact_groups:
-        missing = sorted(expected.groups - got.groups)
-        if missing:
-            return f"not in list {missing[0]}"
-        extra = sorted(got.groups - expected.groups)
-        if exact_groups and extra:
-            return f"still in list {extra[0]}"
+    missing = sorted(target.groups - got.groups)
+    if missing:
+        return f"not in list {missing[0]}"
+    still = sorted(got.groups & p.detach)
+    if still:
+        return f"still in list {still[0]}"
     return None
 
 
@@ -98,12 +91,10 @@ class _Sent:
 
 def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
     contact = call.contact
-    exact = bool(p.detach)
-    expected = p.expected or _expected_from_body(p)
-    diff = find_difference(expected, contact, p.body or {}, exact_groups=exact)
+    diff = find_difference(p, contact)
     base = replace(
         result_from_plan(p),
-        contact_id=contact.id,
+        contact_id=p.contact_id if p.action is Action.UPDATE else contact.id,
         phone=contact.phone,
         attempts=attempts,
         http_status=call.http_status,
@@ -113,43 +104,84 @@ def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
     if diff is not None:
         sentence = f"BSG answered but did not apply the change: {diff}."
         failed = replace(base, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
-        return _Sent(failed, None)
+        return _Sent(failed, None)  # nothing journalled as written: the answer is not ours
     return _Sent(replace(base, status=Status.OK, error_code="", error=""), contact)
 
 
-def _update(
-    p: PlannedRow, client: BsgClient, pace: Pace, contact_id: int, attempts: int = 0
-) -> _Sent:
-    call = client.update_contact(contact_id, p.body or {})
+def _no_longer(p: PlannedRow, status: Status, attempts: int, http: int | None,
+               code: str, sentence: str) -> _Sent:
+    """The fresh read made the write unnecessary (unchanged) or impossible (not found)."""
+    action = Action.NONE if status is Status.UNCHANGED else Action.SKIP
+    return _Sent(replace(result_from_plan(p), action=action, status=status, changes="",
+                         error_code=code, error=sentence, attempts=attempts,
+                         http_status=http), None)
+
+
+def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner,
+                 attempts: int = 0) -> _Sent:
+    """Read the contact again, re-plan the row against it, then write what is still needed."""
+    if p.contact_id is None:
+        raise ValueError(f"row {p.row}: an update without a contact id")
+    read = client.read_contact(p.contact_id)
+    if read is None:
+        return _no_longer(p, Status.NOT_FOUND, attempts + 1, 404, "not-found",
+                          f"Contact {p.contact_id} was deleted in BSG before the write.")
+    attempts += read.attempts
+    fresh = read.contact
+    again = replan(p, fresh)
+    if again.status is not Status.PLANNED:
+        return _no_longer(again, Status.UNCHANGED, attempts, read.http_status, "",
+                          ALREADY_SO)
+    pace()
+    return _write(again, client, pace, fresh, attempts)
+
+
+def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempts: int) -> _Sent:
+    assert p.target is not None
+    call = client.update_contact(p.target, fresh)
     attempts += call.attempts
-    if p.detach:
+    contact = call.contact
+    if contact.id == p.target.id and call.groups_left_out:
+        pace()  # over BSG's 100-list cap: the lists the PUT could not carry
+        attempts += _membership(client.attach, contact.id, call.groups_left_out)
+        contact = replace(contact, groups=contact.groups | call.groups_left_out)
+    if contact.id == p.target.id and p.detach:
         pace()
-        attempts += _detach(client, contact_id, p.detach)
-        left = replace(call.contact, groups=call.contact.groups - p.detach)
-        call = CallResult(left, attempts, call.http_status)
-    return _ok_or_not_applied(p, call, attempts)
+        attempts += _membership(client.detach, contact.id, p.detach)
+        contact = replace(contact, groups=contact.groups - p.detach)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts)
 
 
-def _detach(client: BsgClient, contact_id: int, groups: frozenset[int]) -> int:
-    """Leave the lists; the client returns how many calls it made (retries not counted)."""
-    return max(1, int(client.detach([contact_id], sorted(groups))))
+def _membership(call: Callable[[list[int], list[int]], int], contact_id: int,
+                groups: frozenset[int]) -> int:
+    """Attach or detach one contact; the client returns how many calls it made."""
+    return max(1, int(call([contact_id], sorted(groups))))
 
 
-def _create(p: PlannedRow, client: BsgClient, pace: Pace) -> _Sent:
+def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner) -> _Sent:
+    assert p.target is not None
     try:
-        call = client.create_contact(p.body or {})
+        call = client.create_contact(p.target)
     except ValidationFailed as exc:
         if "already exist" not in exc.message.lower():
             raise
         # Another writer created this phone since the refresh: update that contact instead.
         pace()
-        found = client.find_by_phone(p.phone or str((p.body or {}).get("phone", "")))
+        found = client.find_by_phone(p.phone or p.target.phone)
         if found is None:
             raise
         pace()
-        sent = _update(p, client, pace, found.id, attempts=exc.attempts + 1)
-        return replace(sent, result=replace(sent.result, action=Action.UPDATE))
-    return _ok_or_not_applied(p, call, call.attempts)
+        as_update = p._replace(action=Action.UPDATE, contact_id=found.id,
+                               target=replace(p.target, id=found.id))
+        sent = _send_update(as_update, client, pace, replan, attempts=exc.attempts + 1)
+        return sent
+    attempts = call.attempts
+    contact = call.contact
+    if call.groups_left_out:
+        pace()
+        attempts += _membership(client.attach, contact.id, call.groups_left_out)
+        contact = replace(contact, groups=contact.groups | call.groups_left_out)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts)
 
 
 def _failure_sentence(exc: ApiError) -> str:
@@ -179,18 +211,20 @@ def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
 
 
 def send_row(
-    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace
+    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace, replan: Replanner | None = None
 ) -> tuple[RowResult, Contact | None]:
     """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run).
 
-    `pace` is called before every request after the row's first (the rate cap)."""
+    An update first reads the contact again and re-plans the row against it (`replan`, which
+    names fields and lists; a bare one names them by id), so the body carries BSG's state of
+    right now plus the sheet's values. `pace` is called before every request after the row's
+    first (the rate cap)."""
+    replan = replan or Replanner.bare()
     try:
         if p.action is Action.CREATE:
-            sent = _create(p, client, pace)
-        elif p.contact_id is None:
-            raise ValueError(f"row {p.row}: an update without a contact id")
+            sent = _create(p, client, pace, replan)
         else:
-            sent = _update(p, client, pace, p.contact_id)
+            sent = _send_update(p, client, pace, replan)
     except AuthFailed:
         raise
     except ApiError as exc:
@@ -229,8 +263,10 @@ class _Run:
         on_result: Callable[[RowResult], None] | None,
         max_failures: Threshold | None,
         stop: threading.Event | None,
+        replan: Replanner,
     ) -> None:
         self.plan = plan
+        self.replan = replan
         self.client = client
         self.journal = journal
         self.on_result = on_result
@@ -337,7 +373,7 @@ class _Run:
         p = self.plan[index]
         try:
             pace = self.limiter.pace if self.limiter is not None else _no_pace
-            result, confirmed = send_row(p, self.client, pace)
+            result, confirmed = send_row(p, self.client, pace, self.replan)
         except AuthFailed as exc:
             self.deliver(index, _failed(p, exc), None)
             self.abort(errors.AuthError(exc.message))
@@ -429,12 +465,14 @@ def execute_plan(
     on_result: Callable[[RowResult], None] | None = None,
     drain_timeout: float = 30.0,
     journal_many: Callable[[list[RowResult]], None] | None = None,
+    replan: Replanner | None = None,
 ) -> ExecutionOutcome:
     """Send every PLANNED row (others pass through); results come back in plan order.
 
     `journal` records each sent row as it is confirmed; `journal_many`, when given, records
-    the rows that send nothing (unchanged, invalid, not found) in one go."""
-    run = _Run(plan, client, journal, on_result, max_failures, stop)
+    the rows that send nothing (unchanged, invalid, not found) in one go. Each update reads
+    its contact again right before the write and is re-planned by `replan` (see send_row)."""
+    run = _Run(plan, client, journal, on_result, max_failures, stop, replan or Replanner.bare())
     run.journal_many = journal_many
     # A client built with its own pace already caps every request it sends (retries and
     # re-logins included); a second limiter here would halve the rate.

@@ -7,7 +7,7 @@ import json
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -497,7 +497,7 @@ def map_rows(
             desired.append(_desired(srow.row, srow.values, plan, groups, *who))
     if groups.unknown:
         groups.raise_unknown()
-    return _dedupe(desired, results)
+    return dedupe(desired, results)
 
 
 _PROBLEM_SENTENCES = {
@@ -569,14 +569,26 @@ def _desired(
     return Desired(row, contact_id, phone, fields, group_ids, plan.groups_mode)
 
 
-def _same_wish(a: Desired, b: Desired) -> bool:
-    return (a.contact_id, a.phone, dict(a.fields), a.groups) == (
-        b.contact_id, b.phone, dict(b.fields), b.groups
+def _same_wish(a: Desired, b: Desired, phones: Mapping[int, str]) -> bool:
+    """Both rows ask the same of one contact. A row that names the contact by its current
+    phone (`phones`, by id) asks nothing of the phone, like a row that leaves it blank."""
+    def phone(d: Desired) -> str | None:
+        if d.contact_id is not None and d.phone == phones.get(d.contact_id):
+            return None
+        return d.phone
+    return (a.contact_id, phone(a), dict(a.fields), a.groups) == (
+        b.contact_id, phone(b), dict(b.fields), b.groups
     )
 
 
-def _dedupe(desired: list[Desired], results: list[RowResult]) -> MappedRows:
-    """Identical rows for one contact are sent once; conflicting ones are all invalid."""
+def dedupe(desired: list[Desired], results: list[RowResult],
+           phones: Mapping[int, str] | None = None) -> MappedRows:
+    """Identical rows for one contact are sent once; conflicting ones are all invalid.
+
+    Run once on the sheet (rows keyed by id, else phone) and again once phones are resolved
+    to contacts, with `phones` the resolved contacts' current phones: a row by id and a row
+    by phone can be the same contact."""
+    phones = phones or {}
     first: dict[int | str | None, Desired] = {}
     dupes: dict[int | str | None, list[Desired]] = {}
     for d in desired:  # an id is an int and a phone a str, so the keys cannot collide
@@ -589,7 +601,7 @@ def _dedupe(desired: list[Desired], results: list[RowResult]) -> MappedRows:
     dropped: set[int] = set()
     for group in dupes.values():
         head = group[0]
-        if all(_same_wish(head, d) for d in group[1:]):
+        if all(_same_wish(head, d, phones) for d in group[1:]):
             results.extend(_duplicate_row(d, head.row) for d in group[1:])
             dropped.update(d.row for d in group[1:])
         else:
