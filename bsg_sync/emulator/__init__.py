@@ -28,9 +28,19 @@ list names; a name becomes a list of that name, a bare id a list called "List <i
 ``hlr_status``, ``hlr_last_check`` and ``created_at`` are optional reserved columns. Every other
 column is a text custom field named after its header, with ids 387700, 387701, … in header order.
 
+Fidelity notes (reference = /work/shared/reference/bsg-one-api.md): a missing or unexpected
+*body* key answers ``{"errors": {"any_field": ["This field is missing."]}}`` /
+``…["This field was not expected."]`` without naming the key (§1.2, §3.4; nested ``fields[]``
+items too), while an unexpected *query* key keeps its flattened name (``per``, §3.1); the
+duplicate-request throttle covers every POST except login, and PUT /api/contacts/{id} (§8.4),
+not DELETE, PATCH or PUT on lists; ``page[offset]`` is any non-negative integer; an empty
+``sort=``/``way=`` is a bad choice; a malformed chunked body is a 400 ``Could not decode
+request body.`` and closes the connection; 405 answers carry ``Allow``; any other method
+(TRACE, PROPFIND, …) on an API path gets the JSON 405; HEAD is served as GET without a body.
+
 Behaviour choices where BSG's documentation is silent: an empty-string field value clears the
-field; DELETE of an unknown contact is 422 ``Invalid contact id``; the duplicate-request
-throttle covers every write except login; stats count PATCH only once one was seen.
+field; DELETE of an unknown contact is 422 ``Invalid contact id``; stats count PATCH only once
+one was seen.
 """
 
 from __future__ import annotations

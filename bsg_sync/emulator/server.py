@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -23,6 +24,10 @@ from bsg_sync.emulator.store import Store
 log = logging.getLogger(__name__)
 COUNTED_METHODS = ("GET", "PUT", "POST", "DELETE")
 HUGE_BYTES = 10 * 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a larger chunked body is refused, not buffered
+MAX_LINE = 64 * 1024
+CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+UNDECODABLE = {"message": "Could not decode request body."}
 FAULT_BODIES: dict[str, dict[str, Any]] = {
     "500": {"code": 500, "message": "An internal error occurred"},
     "502": {"code": 502, "message": "Bad Gateway"},
@@ -53,6 +58,10 @@ class Stats:
     def snapshot(self, contacts: int) -> dict[str, Any]:
         with self._lock:
             return {"requests": dict(self._requests), "writes": self._writes, "contacts": contacts}
+
+
+class BadBody(ValueError):
+    """The request body cannot be framed (malformed chunked encoding, bad length)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -94,6 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        """Every other method (TRACE, PROPFIND, …) too: the API answers it (405), not a 501 page."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def _serve(self) -> None:
         body = self._read_body()
         if body is None:
@@ -108,27 +123,52 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"message": "Not Found"})
 
     def _read_body(self) -> bytes | None:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
+        """The request body, or None after answering 400 (the stream can no longer be trusted)."""
+        try:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                return self._read_chunked()
+            return self._read_sized()
+        except BadBody:
+            self.close_connection = True
+            self._reply(400, UNDECODABLE)
+            return None
+
+    def _read_sized(self) -> bytes:
         try:
             length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
+        except ValueError as exc:
+            raise BadBody("Content-Length is not a number") from exc
         if length < 0:
-            self.close_connection = True
-            self._reply(400, {"message": "Could not decode request body."})
-            return None
+            raise BadBody("negative Content-Length")
         return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes:
+        """RFC 9112 chunked framing; anything malformed or truncated is a BadBody."""
         chunks: list[bytes] = []
+        total = 0
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            size_text = self.rfile.readline(MAX_LINE).split(b";")[0].strip()
+            if not CHUNK_SIZE.fullmatch(size_text):
+                raise BadBody(f"bad chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise BadBody("chunked body too large")
             if size == 0:
-                self.rfile.readline()
+                self._skip_trailers()
                 return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(MAX_LINE) not in (b"\r\n", b"\n"):
+                raise BadBody("truncated chunk")
+            chunks.append(chunk)
+
+    def _skip_trailers(self) -> None:
+        while True:
+            line = self.rfile.readline(MAX_LINE)
+            if not line:
+                raise BadBody("no end of the chunked body")
+            if line in (b"\r\n", b"\n"):
+                return
 
     def _serve_api(self, body: bytes, path: str) -> None:
         emu = self.server.emulator
