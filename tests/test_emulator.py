@@ -490,3 +490,109 @@ def test_seed_file_json_roundtrip(tmp_path: Path) -> None:
     path.write_text(json.dumps({"contacts": [{"phone": 447700900123}]}))
     with Emulator(seed=path) as emu:
         assert emu.contacts()[0]["id"] == C1
+
+
+# ---------------------------------------------------------------- groups caps and PUT semantics
+def _many_lists(n: int) -> dict[str, Any]:
+    """A seed with `n` lists (ids 1..n) and C1 in none of them."""
+    return {"fields": [{"id": CITY, "name": "City"}, {"id": AGE, "name": "Age"}],
+            "groups": [{"id": i, "name": f"List {i:03d}"} for i in range(1, n + 1)],
+            "contacts": [{"id": C1, "phone": 447700900123, "fields": {str(CITY): "London",
+                                                                      str(AGE): "40"}},
+                         {"id": C2, "phone": 447700900124}]}
+
+
+def _too_many(key: str, most: int) -> dict[str, Any]:
+    return _v(key, f"This collection should contain {most} elements or less.")
+
+
+@pytest.mark.parametrize("semantics", ["merge", "replace"])
+def test_contact_body_groups_are_capped_at_100(semantics: str) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=_many_lists(101)) as emu:
+        s = login(emu)
+        over = call(s, emu, "PUT", f"/api/contacts/{C1}",
+                    {"phone": 447700900123, "groups": list(range(1, 102))})
+        assert (over.status_code, over.json()) == (422, _too_many("groups", 100))
+        made = call(s, emu, "POST", "/api/contacts",
+                    {"phone": 447700900125, "groups": list(range(1, 102))})
+        assert (made.status_code, made.json()) == (422, _too_many("groups", 100))
+        assert emu.contacts()[0]["groups"] == []  # nothing applied
+        ok = call(s, emu, "PUT", f"/api/contacts/{C1}",
+                  {"phone": 447700900123, "groups": list(range(1, 101))})
+        assert ok.status_code == 200 and len(ok.json()["data"]["groups"]) == 100
+
+
+def test_attach_and_detach_limits_per_call(emu: Emulator, api: requests.Session) -> None:
+    for path in ("/api/groups/attach", "/api/groups/detach"):
+        contacts = call(api, emu, "POST", path, {"contacts": list(range(1, 202)), "groups": [NEWS]})
+        assert (contacts.status_code, contacts.json()) == (422, _too_many("contacts", 200))
+        groups = call(api, emu, "POST", path, {"contacts": [C1], "groups": list(range(1, 102))})
+        assert (groups.status_code, groups.json()) == (422, _too_many("groups", 100))
+    assert [g["id"] for g in emu.contacts()[0]["groups"]] == [NEWS]
+
+
+def test_attach_group_limit_can_be_the_docs_20() -> None:
+    with Emulator(EmulatorConfig(attach_max_groups=20), seed=_many_lists(21)) as emu:
+        s = login(emu)
+        over = call(s, emu, "POST", "/api/groups/attach",
+                    {"contacts": [C1], "groups": list(range(1, 22))})
+        assert (over.status_code, over.json()) == (422, _too_many("groups", 20))
+        ok = call(s, emu, "POST", "/api/groups/attach",
+                  {"contacts": [C1], "groups": list(range(1, 21))})
+        assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("semantics", ["merge", "replace"])
+def test_a_contact_can_be_in_more_than_100_lists_via_attach(semantics: str) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=_many_lists(150)) as emu:
+        s = login(emu)
+        for chunk in (list(range(1, 101)), list(range(101, 151))):
+            resp = call(s, emu, "POST", "/api/groups/attach", {"contacts": [C1, C2],
+                                                               "groups": chunk})
+            assert resp.status_code == 200
+        got = call(s, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+        assert [g["id"] for g in got["groups"]] == list(range(1, 151))
+        assert call(s, emu, "GET", "/api/groups/150").json()["data"]["items"] == 2
+        members = call(s, emu, "GET", "/api/contacts?groups[]=150").json()
+        assert [c["id"] for c in members["data"]] == [C1, C2]
+
+
+# What PUT does with `fields` and `groups` (reference §3.5: the docs say PUT's `groups` are lists
+# "to add the contact to"; §11 #15: the rest is undocumented, so both readings are emulated).
+# C1 starts with City=London, Age=40 and lists 1..150; each case is (body, fields, groups after).
+BASE = {"phone": 447700900123}
+PUT_CASES = {
+    "merge": [
+        ({}, {CITY: "London", AGE: "40"}, list(range(1, 151))),
+        ({"fields": [{"id": CITY, "value": "Leeds"}]}, {CITY: "Leeds", AGE: "40"},
+         list(range(1, 151))),
+        ({"fields": [{"id": AGE, "value": ""}]}, {CITY: "London"}, list(range(1, 151))),
+        ({"fields": []}, {CITY: "London", AGE: "40"}, list(range(1, 151))),
+        ({"groups": [151, 3]}, {CITY: "London", AGE: "40"}, list(range(1, 152))),
+        ({"groups": []}, {CITY: "London", AGE: "40"}, list(range(1, 151))),
+    ],
+    "replace": [
+        ({}, {}, []),
+        ({"fields": [{"id": CITY, "value": "Leeds"}]}, {CITY: "Leeds"}, []),
+        ({"fields": [], "groups": [151, 3]}, {}, [151, 3]),
+        ({"groups": []}, {}, []),
+    ],
+}
+
+
+@pytest.mark.parametrize(("semantics", "body", "fields", "groups"), [
+    (sem, body, fields, groups) for sem, cases in PUT_CASES.items()
+    for body, fields, groups in cases])
+def test_put_semantics_for_absent_and_partial_fields_and_groups(
+    semantics: str, body: dict[str, Any], fields: dict[int, str], groups: list[int]
+) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=_many_lists(151)) as emu:
+        s = login(emu)
+        for chunk in (list(range(1, 101)), list(range(101, 151))):
+            call(s, emu, "POST", "/api/groups/attach", {"contacts": [C1], "groups": chunk})
+        resp = call(s, emu, "PUT", f"/api/contacts/{C1}", {**BASE, **body})
+        assert resp.status_code == 200, resp.text
+        data = resp.json()["data"]
+        assert data["fields"] == ({str(k): v for k, v in fields.items()} or [])
+        assert [g["id"] for g in data["groups"]] == groups
+        assert emu.contacts()[0] == data

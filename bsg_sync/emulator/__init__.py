@@ -28,6 +28,26 @@ list names; a name becomes a list of that name, a bare id a list called "List <i
 ``hlr_status``, ``hlr_last_check`` and ``created_at`` are optional reserved columns. Every other
 column is a text custom field named after its header, with ids 387700, 387701, … in header order.
 
+PUT /api/contacts/{id} semantics (``put_semantics``; BSG documents only that ``groups`` are
+lists "to add the contact to", reference §3.5 and §11 #15, so both readings are served)
+----------------------------------------------------------------------------------------
+``phone`` is required either way. ``merge`` (the default, following the docs):
+
+* ``fields`` absent or ``[]``: every value is kept; present: each sent field is set, an empty
+  string clears that one field, unsent fields are kept.
+* ``groups`` absent or ``[]``: every membership is kept; present: the sent lists are *added*
+  (a union); a PUT never removes a membership (use ``POST /api/groups/detach``).
+
+``replace`` (the hostile reading, for testing clients): the contact becomes exactly the body.
+
+* ``fields`` absent or ``[]``: every value is cleared; present: exactly the sent non-empty values.
+* ``groups`` absent or ``[]``: every membership is dropped; present: exactly the sent lists.
+
+Either way a body's ``groups`` holds at most 100 ids (422 ``groups: This collection should
+contain 100 elements or less.``) while ``POST /api/groups/attach`` has no cap on a contact's
+total, so a contact can be in more than 100 lists; attach/detach take 1-200 contacts and
+1-``attach_max_groups`` lists (100 per BSG's spec; 20 per its docs) per call (§4.7).
+
 Fidelity notes (reference = /work/shared/reference/bsg-one-api.md): a missing or unexpected
 *body* key answers ``{"errors": {"any_field": ["This field is missing."]}}`` /
 ``…["This field was not expected."]`` without naming the key (§1.2, §3.4; nested ``fields[]``
