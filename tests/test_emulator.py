@@ -596,3 +596,107 @@ def test_put_semantics_for_absent_and_partial_fields_and_groups(
         assert data["fields"] == ({str(k): v for k, v in fields.items()} or [])
         assert [g["id"] for g in data["groups"]] == groups
         assert emu.contacts()[0] == data
+
+
+# ---------------------------------------------------------------- hooks: edits behind the client's back
+def _faults(emu: Emulator, spec: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{emu.url}/_emulator/faults", json=spec, timeout=TIMEOUT)
+
+
+def _ids(data: dict[str, Any]) -> list[int]:
+    return [g["id"] for g in data["groups"]]
+
+
+@pytest.mark.parametrize("semantics", ["merge", "replace"])
+def test_edit_before_put_lands_between_the_clients_get_and_its_put(semantics: str) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=SEED) as emu:
+        s = login(emu)
+        before = call(s, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+        queued = _faults(emu, {"edit_before_put": {"id": C1, "fields": {str(AGE): "41"},
+                                                   "groups_add": [VIP]}})
+        assert queued.json() == {"queued": 0, "hooks": {"pending_edits": 1, "applied_edits": 0,
+                                                        "wrong_id_answers": 0}}
+        assert call(s, emu, "GET", f"/api/contacts/{C1}").json()["data"] == before  # not yet
+        put = call(s, emu, "PUT", f"/api/contacts/{C1}", {
+            "phone": 447700900123, "fields": [{"id": CITY, "value": "Leeds"}]}).json()["data"]
+        if semantics == "merge":  # the colleague's Age and VIP survive a partial PUT
+            assert put["fields"] == {str(CITY): "Leeds", str(AGE): "41"}
+            assert _ids(put) == [NEWS, VIP]
+        else:  # a replace PUT that was not built from a fresh read undoes them
+            assert (put["fields"], put["groups"]) == ({str(CITY): "Leeds"}, [])
+        assert emu.hooks() == {"pending_edits": 0, "applied_edits": 1, "wrong_id_answers": 0}
+
+
+def test_edit_before_the_nth_put_of_that_contact_only(emu: Emulator, api: requests.Session) -> None:
+    emu.edit_before_put(C1, fields={CITY: "Oslo"}, groups_remove=[NEWS], nth=2)
+    body = {"phone": 447700900123}
+    call(api, emu, "PUT", f"/api/contacts/{C2}", {"phone": 447700900124})  # another contact
+    first = call(api, emu, "PUT", f"/api/contacts/{C1}", body).json()["data"]
+    assert first["fields"][str(CITY)] == "London" and _ids(first) == [NEWS]
+    emu.inject("503")  # a PUT that never reaches the endpoint does not count
+    assert call(api, emu, "PUT", f"/api/contacts/{C1}", body).status_code == 503
+    assert emu.hooks()["pending_edits"] == 1
+    second = call(api, emu, "PUT", f"/api/contacts/{C1}", body).json()["data"]
+    assert second["fields"][str(CITY)] == "Oslo" and _ids(second) == []
+
+
+def test_edit_after_get_changes_the_contact_once_the_get_was_answered(
+    emu: Emulator, api: requests.Session
+) -> None:
+    _faults(emu, {"edit_after_get": [{"id": C1, "fields": {str(CITY): ""}, "phone": 447700900999},
+                                     {"id": C2, "groups_add": [NEWS]}]})
+    seen = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert seen["fields"][str(CITY)] == "London" and seen["phone"] == 447700900123
+    now = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert now["fields"] == {str(AGE): "40"} and now["phone"] == 447700900999
+    assert emu.hooks()["pending_edits"] == 1  # C2's waits for a GET of C2
+    call(api, emu, "GET", f"/api/contacts/{C2}")
+    assert _ids(emu.contacts()[1]) == [VIP, NEWS]
+    assert call(api, emu, "GET", f"/api/groups/{NEWS}").json()["data"]["items"] == 2
+
+
+@pytest.mark.parametrize("spec", [
+    {"edit_before_put": {"fields": {"387714": "x"}}},  # no id
+    {"edit_before_put": {"id": C1, "colour": "red"}},
+    {"edit_before_put": {"id": C1, "fields": {"999": "x"}}},
+    {"edit_before_put": {"id": C1, "groups_add": [5]}},
+    {"edit_before_put": {"id": C1, "nth": 0}},
+    {"edit_after_get": ["not an edit"]},
+    {"wrong_id_answers": -1},
+    {"wrong_id_answers": True},
+    {"edit_befor_put": {"id": C1}},
+    ["next"],
+])
+def test_bad_hook_requests_are_a_400_and_queue_nothing(emu: Emulator, spec: Any) -> None:
+    resp = _faults(emu, spec)
+    assert resp.status_code == 400 and resp.json()["message"]
+    assert emu.hooks() == {"pending_edits": 0, "applied_edits": 0, "wrong_id_answers": 0}
+
+
+def test_wrong_id_answers_describe_another_contact(emu: Emulator, api: requests.Session) -> None:
+    assert _faults(emu, {"wrong_id_answers": 2}).status_code == 200
+    bad = call(api, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900555})
+    assert call(api, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900124}
+                ).status_code == 422  # a failed write does not use one up
+    assert bad.status_code == 200 and bad.json()["data"] == emu.contacts()[1]  # C2, not C1
+    assert emu.contacts()[0]["phone"] == 447700900555  # the write itself happened
+    made = call(api, emu, "POST", "/api/contacts", {"phone": 447700900556})
+    assert made.status_code == 201 and made.json()["data"]["id"] == C1
+    normal = call(api, emu, "PUT", f"/api/contacts/{C2}", {"phone": 447700900124})
+    assert normal.json()["data"]["id"] == C2 and emu.hooks()["wrong_id_answers"] == 0
+
+
+def test_wrong_id_answer_for_the_only_contact_is_a_made_up_id() -> None:
+    with Emulator(seed={"contacts": [{"id": C1, "phone": 447700900123}]}) as emu:
+        s = login(emu)
+        emu.answer_with_wrong_id()
+        data = call(s, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900123}).json()["data"]
+        assert (data["id"], data["phone"]) == (C1 + 1, 447700900123)
+
+
+def test_reset_forgets_the_hooks(emu: Emulator) -> None:
+    emu.edit_before_put(C1, fields={CITY: "x"})
+    emu.answer_with_wrong_id(3)
+    requests.post(f"{emu.url}/_emulator/reset", timeout=TIMEOUT)
+    hooks = requests.get(f"{emu.url}/_emulator/hooks", timeout=TIMEOUT).json()
+    assert hooks == {"pending_edits": 0, "applied_edits": 0, "wrong_id_answers": 0}

@@ -5,6 +5,11 @@ Use it in tests as a context manager; it serves on 127.0.0.1 on a free port in a
     from bsg_sync.emulator import Emulator, EmulatorConfig
     with Emulator(EmulatorConfig(put_semantics="replace"), seed="seed.json") as emu:
         emu.url; emu.stats(); emu.contacts(); emu.inject("503", "drop"); emu.reset()
+        emu.edit_before_put(248400001, fields={387714: "X"}, groups_add=[5])  # a colleague
+        emu.answer_with_wrong_id(1)  # the next contact PUT/POST answer is about another id
+
+The same over HTTP: ``POST /_emulator/faults`` with ``next``, ``edit_before_put``,
+``edit_after_get`` and ``wrong_id_answers``; ``GET /_emulator/hooks``; see ``hooks.py``.
 
 Seeds
 -----

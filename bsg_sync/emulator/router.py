@@ -13,6 +13,7 @@ from bsg_sync.emulator.auth import Session, TokenIssuer
 from bsg_sync.emulator.call import Answer, Call, Reply
 from bsg_sync.emulator.config import EmulatorConfig
 from bsg_sync.emulator.faults import DuplicateThrottle
+from bsg_sync.emulator.hooks import Hooks, other_contact_wire
 from bsg_sync.emulator.store import Store
 from bsg_sync.emulator.validate import check_keys, parse_body, parse_query
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Call], Reply]
 ID = r"(\d{1,18})"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CONTACT_WRITES = (contacts_api.update_contact, contacts_api.create_contact)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Api:
         self.store = store
         self.issuer = TokenIssuer(config.token_ttl)
         self.throttle = DuplicateThrottle(config.dup_limit, config.dup_window)
+        self.hooks = Hooks()
         self.routes = _routes(self._login, self._refresh)
 
     def handle(self, method: str, target: str, body: bytes, authorization: str | None) -> Answer:
@@ -91,7 +94,18 @@ class Api:
             raise ApiError(429, {"message": "Too many duplicate request detected"})
         call = Call(method, path, query, body, ids, session, self.store, self.config)
         with self.store.lock:
-            return route.handler(call)
+            return self._run(route.handler, call)
+
+    def _run(self, handler: Handler, call: Call) -> Reply:
+        """The handler, with the test hooks (see hooks.py) around it; caller holds the lock."""
+        if handler == contacts_api.update_contact:
+            self.hooks.fire("put", call.ids[0], self.store)
+        status, body = handler(call)
+        if handler == contacts_api.get_contact:
+            self.hooks.fire("get", call.ids[0], self.store)
+        if handler in CONTACT_WRITES and status < 300 and body and self.hooks.take_wrong_id():
+            body = {"data": other_contact_wire(self.store, int(body["data"]["id"]))}
+        return status, body
 
     def _route(self, method: str, path: str) -> tuple[Route, tuple[int, ...]]:
         """The route for `method path`; HEAD is served as GET (the server drops the body)."""

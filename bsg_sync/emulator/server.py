@@ -17,6 +17,7 @@ from typing import Any
 
 from bsg_sync.emulator.config import EmulatorConfig
 from bsg_sync.emulator.faults import Fault, FaultPlan
+from bsg_sync.emulator.hooks import TRIGGERS, HookError, parse_edit
 from bsg_sync.emulator.router import WRITE_METHODS, Api
 from bsg_sync.emulator.seed import Seed, load_seed
 from bsg_sync.emulator.store import Store
@@ -291,6 +292,7 @@ class Emulator:
         self.stats_counter.reset()
         self.faults.clear()
         self.api.throttle.clear()
+        self.api.hooks.clear()
 
     def contacts(self) -> list[dict[str, Any]]:
         with self.store.lock:
@@ -301,10 +303,46 @@ class Emulator:
         """Script faults for the next API requests, in order (see faults.SIMPLE_FAULTS)."""
         self.faults.inject(*faults)
 
+    def edit_before_put(self, contact_id: int, **edit: Any) -> None:
+        """Change a contact right before its `nth` next PUT is processed (see hooks.py)."""
+        self.queue_hooks({"edit_before_put": {"id": contact_id, **edit}})
+
+    def edit_after_get(self, contact_id: int, **edit: Any) -> None:
+        """Change a contact right after its `nth` next GET was answered (see hooks.py)."""
+        self.queue_hooks({"edit_after_get": {"id": contact_id, **edit}})
+
+    def answer_with_wrong_id(self, count: int = 1) -> None:
+        """The next `count` contact PUT/POST answers describe another contact (see hooks.py)."""
+        self.queue_hooks({"wrong_id_answers": count})
+
+    def hooks(self) -> dict[str, int]:
+        return self.api.hooks.status()
+
+    def queue_hooks(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Queue faults (`next`), edits and wrong-id answers; HookError/ValueError if invalid."""
+        unknown = set(spec) - {"next", "wrong_id_answers", *TRIGGERS}
+        if unknown:
+            raise HookError(f"unknown keys {sorted(unknown)}: use next, wrong_id_answers, "
+                            + ", ".join(TRIGGERS))
+        faults = [str(s) for s in spec.get("next", [])]
+        with self.store.lock:
+            edits = [parse_edit(raw, trigger, self.store) for key, trigger in TRIGGERS.items()
+                     for raw in _as_list(spec.get(key))]
+        wrong = spec.get("wrong_id_answers", 0)
+        if isinstance(wrong, bool) or not isinstance(wrong, int) or wrong < 0:
+            raise HookError("wrong_id_answers is a count >= 0")
+        self.inject(*faults)
+        self.api.hooks.add_edits(edits)
+        self.api.hooks.add_wrong_id_answers(wrong)
+        answer: dict[str, Any] = {"queued": len(faults)}
+        return answer | ({"hooks": self.hooks()} if set(spec) - {"next"} else {})
+
     def control(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any] | None]:
         """The `/_emulator/*` introspection routes."""
         if (method, path) == ("GET", "/_emulator/stats"):
             return 200, self.stats()
+        if (method, path) == ("GET", "/_emulator/hooks"):
+            return 200, self.hooks()
         if (method, path) == ("POST", "/_emulator/reset"):
             self.reset()
             return 200, {"reset": True}
@@ -314,11 +352,18 @@ class Emulator:
 
     def _control_faults(self, body: bytes) -> tuple[int, dict[str, Any] | None]:
         try:
-            specs = json.loads(body or b"{}").get("next", [])
-            self.inject(*[str(s) for s in specs])
+            spec = json.loads(body or b"{}")
+            if not isinstance(spec, dict):
+                raise HookError("send a JSON object")
+            return 200, self.queue_hooks(spec)
         except (ValueError, AttributeError, TypeError) as exc:
             return 400, {"message": str(exc)}
-        return 200, {"queued": len(specs)}
+
+
+def _as_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _shutdown_quietly(sock: socket.socket) -> None:
