@@ -1,5 +1,11 @@
 """The bundled BSG One-API emulator: contacts, lists, fields and auth, faithful to the reference.
 
+It also serves BSG's v1 HLR (Number Verifier) API on the same port under ``/rest/hlr/``
+(mirroring ``https://api.bsg.world/rest/``), with ``X-API-KEY`` auth, errors in 200 bodies,
+results chosen by each number's last digit, prices per country/operator and a balance that
+goes down (``hlr_api``, ``hlr_data``); the same latency and faults apply to it, its stats are
+``GET /_emulator/hlr`` (kept apart from the One-API ``/_emulator/stats``).
+
 Use it in tests as a context manager; it serves on 127.0.0.1 on a free port in a thread::
 
     from bsg_sync.emulator import Emulator, EmulatorConfig

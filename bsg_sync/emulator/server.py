@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from bsg_sync.emulator.config import EmulatorConfig
-from bsg_sync.emulator.faults import Fault, FaultPlan
+from bsg_sync.emulator.faults import DuplicateThrottle, Fault, FaultPlan
+from bsg_sync.emulator.hlr_api import HlrService
 from bsg_sync.emulator.hooks import TRIGGERS, HookError, parse_edit
 from bsg_sync.emulator.router import WRITE_METHODS, Api
 from bsg_sync.emulator.seed import Seed, load_seed
@@ -120,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(*emu.control(self.command, path, body))
         elif path.startswith("/api/"):
             self._serve_api(body, path)
+        elif path.startswith("/rest/hlr/"):
+            self._serve_hlr(body, path)
         else:
             self._reply(404, {"message": "Not Found"})
 
@@ -174,16 +177,34 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_api(self, body: bytes, path: str) -> None:
         emu = self.server.emulator
         emu.stats_counter.count(self.command, path)
+        if self._delay_or_fault():
+            return
+        auth = self.headers.get("Authorization")
+        self._reply(*emu.api.handle(self.command, self.path, body, auth))
+
+    def _serve_hlr(self, body: bytes, path: str) -> None:
+        """The v1 HLR API: same latency and faults, its own stats, the duplicate 429 on writes."""
+        emu = self.server.emulator
+        if self._delay_or_fault():
+            return
+        if self.command in ("POST", "PUT") and path.rstrip("/").endswith(("/create", "/check")
+                ) and not emu.hlr_throttle.allow(self.command, self.path, body):
+            self._reply(429, {"message": "Too many duplicate request detected"})
+            return
+        self._reply(200, emu.hlr.handle(self.command, path, body, self.headers.get("X-API-KEY")))
+
+    def _delay_or_fault(self) -> bool:
+        """Apply the configured latency and the next fault; True if the fault answered."""
+        emu = self.server.emulator
         if emu.config.latency_ms:
             time.sleep(emu.config.latency_ms / 1000)
         fault = emu.faults.next_fault()
         if fault is not None and fault.kind != "timeout":
             self._send_fault(fault)
-            return
+            return True
         if fault is not None:
             time.sleep(fault.delay)
-        auth = self.headers.get("Authorization")
-        self._reply(*emu.api.handle(self.command, self.path, body, auth))
+        return False
 
     def _send_fault(self, fault: Fault) -> None:
         kind = fault.kind
@@ -242,6 +263,8 @@ class Emulator:
         self.api = Api(self.config, self.store)
         self.faults = FaultPlan(self.config)
         self.stats_counter = Stats()
+        self.hlr = HlrService(self.config)
+        self.hlr_throttle = DuplicateThrottle(self.config.dup_limit, self.config.dup_window)
         self._server = _Server((host, port), self)
         self._thread: threading.Thread | None = None
 
@@ -293,6 +316,9 @@ class Emulator:
         self.faults.clear()
         self.api.throttle.clear()
         self.api.hooks.clear()
+        with self.hlr.lock:
+            self.hlr.reset()
+        self.hlr_throttle.clear()
 
     def contacts(self) -> list[dict[str, Any]]:
         with self.store.lock:
@@ -314,6 +340,10 @@ class Emulator:
     def answer_with_wrong_id(self, count: int = 1) -> None:
         """The next `count` contact PUT/POST answers describe another contact (see hooks.py)."""
         self.queue_hooks({"wrong_id_answers": count})
+
+    def hlr_stats(self) -> dict[str, Any]:
+        """HLR requests by endpoint, lookups made, paid lookups per MSISDN and the balance."""
+        return self.hlr.stats()
 
     def hooks(self) -> dict[str, int]:
         return self.api.hooks.status()
@@ -343,6 +373,8 @@ class Emulator:
             return 200, self.stats()
         if (method, path) == ("GET", "/_emulator/hooks"):
             return 200, self.hooks()
+        if (method, path) == ("GET", "/_emulator/hlr"):
+            return 200, self.hlr.stats()
         if (method, path) == ("POST", "/_emulator/reset"):
             self.reset()
             return 200, {"reset": True}
