@@ -92,20 +92,14 @@ class _Sent:
 def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
     contact = call.contact
     diff = find_difference(p, contact)
-    base = replace(
-        result_from_plan(p),
-        contact_id=p.contact_id if p.action is Action.UPDATE else contact.id,
-        phone=contact.phone,
-        attempts=attempts,
-        http_status=call.http_status,
-        hlr_status=contact.hlr_status,
-        hlr_last_check=contact.hlr_last_check,
-    )
-    if diff is not None:
+    sent = replace(result_from_plan(p), attempts=attempts, http_status=call.http_status)
+    if diff is not None:  # the answer's phone and HLR may be another contact's: keep ours
         sentence = f"BSG answered but did not apply the change: {diff}."
-        failed = replace(base, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
+        failed = replace(sent, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
         return _Sent(failed, None)  # nothing journalled as written: the answer is not ours
-    return _Sent(replace(base, status=Status.OK, error_code="", error=""), contact)
+    ok = replace(sent, status=Status.OK, contact_id=contact.id, phone=contact.phone,
+                 hlr_status=contact.hlr_status, hlr_last_check=contact.hlr_last_check)
+    return _Sent(ok, contact)
 
 
 def _no_longer(p: PlannedRow, status: Status, attempts: int, http: int | None,

@@ -21,6 +21,7 @@ import requests
 from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.models import Contact, Status
+from bsg_sync.state import StateStore
 from bsg_sync.sync import Hooks, SyncOptions, run_sync
 
 KEY = "live_correct_writes"
@@ -225,3 +226,40 @@ def test_a_write_never_carries_more_than_100_list_ids(tmp_path: Path) -> None:
     assert len(body["groups"]) == MAX_CONTACT_GROUPS
     assert {5, 6} <= set(body["groups"])  # what the write adds goes first
     assert json.dumps(body)  # plain JSON
+
+
+# --------------------------------------------------------------------------- the emulator's hooks
+
+
+def test_an_edit_right_after_the_refresh_read_survives_the_write(emu: Emulator,
+                                                                 tmp_path: Path) -> None:
+    """The emulator edits each contact right after the refresh's GET answered (the GET shows
+    the old state): only the fresh read at send time can know of the edit."""
+    ids = [FIRST_ID + n for n in range(3)]
+    sheet = write_sheet(tmp_path / "c.csv", ["Contact ID", "Mobile", "City"],
+                        [[str(cid), "", "Leeds"] for cid in ids])
+    for cid in ids:
+        emu.edit_after_get(cid, fields={str(PLAN): "Gold"}, groups_add=[EXTRA])
+    outcome = run_sync(options(emu, tmp_path, sheet, CITY_BY_ID), KEY)
+    assert emu.hooks()["applied_edits"] == 3  # each fired after the refresh's GET
+    assert outcome.summary.counts["ok"] == 3
+    for cid in ids:
+        c = contact(emu, cid)
+        assert (fields_of(c)[str(CITY)], fields_of(c)[str(PLAN)]) == ("Leeds", "Gold")
+        assert groups_of(c) == {NEWS, EXTRA}
+
+
+def test_an_answer_about_another_contact_fails_and_is_not_journalled(emu: Emulator,
+                                                                     tmp_path: Path) -> None:
+    sheet = write_sheet(tmp_path / "c.csv", ["Contact ID", "Mobile", "City"],
+                        [[str(FIRST_ID + 5), "", "Leeds"]])
+    emu.answer_with_wrong_id(1)
+    outcome = run_sync(options(emu, tmp_path, sheet, CITY_BY_ID, concurrency=1), KEY)
+    (row,) = outcome.results
+    assert (row.status, row.error_code) == (Status.FAILED, "not-applied")
+    assert f"not contact {FIRST_ID + 5}" in row.error
+    assert (row.contact_id, row.phone) == (FIRST_ID + 5, phone_of(5))  # ours, not the answer's
+    with StateStore(tmp_path / "s.sqlite3") as store:
+        known = store.load_known()
+    assert all(k.written is None for k in known.values())  # nothing recorded as written
+    assert all(k.seen.id == cid for cid, k in known.items())
