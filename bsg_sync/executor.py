@@ -135,15 +135,24 @@ def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempt
     call = client.update_contact(p.target, fresh)
     attempts += call.attempts
     contact = call.contact
-    if contact.id == p.target.id and call.groups_left_out:
-        pace()  # over BSG's 100-list cap: the lists the PUT could not carry
-        attempts += _membership(client.attach, contact.id, call.groups_left_out)
-        contact = replace(contact, groups=contact.groups | call.groups_left_out)
+    if contact.id == p.target.id:
+        contact, attempts = _attach_left_out(client, pace, call, attempts)
     if contact.id == p.target.id and p.detach:
         pace()
         attempts += _membership(client.detach, contact.id, p.detach)
         contact = replace(contact, groups=contact.groups - p.detach)
     return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts)
+
+
+def _attach_left_out(client: BsgClient, pace: Pace, call: CallResult,
+                     attempts: int) -> tuple[Contact, int]:
+    """Attach the lists a write could not carry (over BSG's 100-list cap)."""
+    left, contact = call.groups_left_out, call.contact
+    if not left:
+        return contact, attempts
+    pace()
+    attempts += _membership(client.attach, contact.id, left)
+    return replace(contact, groups=contact.groups | left), attempts
 
 
 def _membership(call: Callable[[list[int], list[int]], int], contact_id: int,
@@ -169,12 +178,7 @@ def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner) -> 
                                target=replace(p.target, id=found.id))
         sent = _send_update(as_update, client, pace, replan, attempts=exc.attempts + 1)
         return sent
-    attempts = call.attempts
-    contact = call.contact
-    if call.groups_left_out:
-        pace()
-        attempts += _membership(client.attach, contact.id, call.groups_left_out)
-        contact = replace(contact, groups=contact.groups | call.groups_left_out)
+    contact, attempts = _attach_left_out(client, pace, call, call.attempts)
     return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts)
 
 
