@@ -84,7 +84,7 @@ def plan_row(n: int, city: str) -> PlannedRow:
                       contact_id=FIRST_ID + n, phone=phone, target=target, desired=desired)
 
 
-def no_journal(result: RowResult, confirmed: Contact | None) -> None:
+def no_journal(result: RowResult, confirmed: Contact | None, before: Contact | None) -> None:
     return None
 
 

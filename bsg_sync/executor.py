@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bsg_sync import errors
 from bsg_sync.client import (
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Journal = Callable[[RowResult, Contact | None], None]
+# (result, the contact as BSG confirmed it after the write, the contact before the write)
+Journal = Callable[[RowResult, Contact | None, Contact | None], None]
 Pace = Callable[[], None]
 
 NOT_APPLIED = "not-applied"
@@ -83,36 +84,41 @@ def find_difference(p: PlannedRow, got: Contact) -> str | None:
 # --------------------------------------------------------------------------- one row
 
 
-@dataclass(frozen=True)
-class _Sent:
+class Sent(NamedTuple):
+    """One row's outcome; a confirmed write also carries the contact before it (its
+    pre-image, None for a contact the row created)."""
+
     result: RowResult
-    confirmed: Contact | None
+    confirmed: Contact | None = None
+    before: Contact | None = None
 
 
-def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
+
+def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int,
+                       before: Contact | None) -> Sent:
     contact = call.contact
     diff = find_difference(p, contact)
     sent = replace(result_from_plan(p), attempts=attempts, http_status=call.http_status)
     if diff is not None:  # the answer's phone and HLR may be another contact's: keep ours
         sentence = f"BSG answered but did not apply the change: {diff}."
         failed = replace(sent, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
-        return _Sent(failed, None)  # nothing journalled as written: the answer is not ours
+        return Sent(failed)  # nothing journalled as written: the answer is not ours
     ok = replace(sent, status=Status.OK, contact_id=contact.id, phone=contact.phone,
                  hlr_status=contact.hlr_status, hlr_last_check=contact.hlr_last_check)
-    return _Sent(ok, contact)
+    return Sent(ok, contact, before)
 
 
 def _no_longer(p: PlannedRow, status: Status, attempts: int, http: int | None,
-               code: str, sentence: str) -> _Sent:
+               code: str, sentence: str) -> Sent:
     """The fresh read made the write unnecessary (unchanged) or impossible (not found)."""
     action = Action.NONE if status is Status.UNCHANGED else Action.SKIP
-    return _Sent(replace(result_from_plan(p), action=action, status=status, changes="",
+    return Sent(replace(result_from_plan(p), action=action, status=status, changes="",
                          error_code=code, error=sentence, attempts=attempts,
                          http_status=http), None)
 
 
 def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner,
-                 attempts: int = 0) -> _Sent:
+                 attempts: int = 0) -> Sent:
     """Read the contact again, re-plan the row against it, then write what is still needed."""
     if p.contact_id is None:
         raise ValueError(f"row {p.row}: an update without a contact id")
@@ -130,7 +136,7 @@ def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner
     return _write(again, client, pace, fresh, attempts)
 
 
-def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempts: int) -> _Sent:
+def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempts: int) -> Sent:
     assert p.target is not None
     call = client.update_contact(p.target, fresh)
     attempts += call.attempts
@@ -141,7 +147,7 @@ def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempt
         pace()
         attempts += _membership(client.detach, contact.id, p.detach)
         contact = replace(contact, groups=contact.groups - p.detach)
-    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts, fresh)
 
 
 def _attach_left_out(client: BsgClient, pace: Pace, call: CallResult,
@@ -161,7 +167,7 @@ def _membership(call: Callable[[list[int], list[int]], int], contact_id: int,
     return max(1, int(call([contact_id], sorted(groups))))
 
 
-def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner) -> _Sent:
+def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner) -> Sent:
     assert p.target is not None
     try:
         call = client.create_contact(p.target)
@@ -179,7 +185,7 @@ def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner) -> 
         sent = _send_update(as_update, client, pace, replan, attempts=exc.attempts + 1)
         return sent
     contact, attempts = _attach_left_out(client, pace, call, call.attempts)
-    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts, None)
 
 
 def _failure_sentence(exc: ApiError) -> str:
@@ -210,7 +216,7 @@ def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
 
 def send_row(
     p: PlannedRow, client: BsgClient, pace: Pace = _no_pace, replan: Replanner | None = None
-) -> tuple[RowResult, Contact | None]:
+) -> Sent:
     """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run).
 
     An update first reads the contact again and re-plans the row against it (`replan`, which
@@ -226,8 +232,8 @@ def send_row(
     except AuthFailed:
         raise
     except ApiError as exc:
-        return _failed(p, exc), None
-    return sent.result, sent.confirmed
+        return Sent(_failed(p, exc))
+    return sent
 
 
 # --------------------------------------------------------------------------- the run
@@ -303,14 +309,15 @@ class _Run:
             self.inflight.add(index)
             return index
 
-    def deliver(self, index: int, result: RowResult, confirmed: Contact | None) -> None:
+    def deliver(self, index: int, result: RowResult, confirmed: Contact | None = None,
+                before: Contact | None = None) -> None:
         """Journal one result (before the worker takes its next row), then report progress."""
         with self.lock:
             if self.closed:
                 return
             self.results[index] = result
             self.inflight.discard(index)
-            journal_error = _guarded(lambda: self.journal(result, confirmed))
+            journal_error = _guarded(lambda: self.journal(result, confirmed, before))
         if journal_error is not None:
             self.abort(journal_error)
             return
@@ -371,7 +378,7 @@ class _Run:
         p = self.plan[index]
         try:
             pace = self.limiter.pace if self.limiter is not None else _no_pace
-            result, confirmed = send_row(p, self.client, pace, self.replan)
+            result, confirmed, before = send_row(p, self.client, pace, self.replan)
         except AuthFailed as exc:
             self.deliver(index, _failed(p, exc), None)
             self.abort(errors.AuthError(exc.message))
@@ -384,8 +391,8 @@ class _Run:
                 error_code=INTERNAL,
                 error=f"Unexpected error while sending this row: {exc}",
             )
-            confirmed = None
-        self.deliver(index, result, confirmed)
+            confirmed = before = None
+        self.deliver(index, result, confirmed, before)
 
 
 def _not_sent(p: PlannedRow, reason: str) -> RowResult:
@@ -446,7 +453,7 @@ def _journal_quietly(run: _Run, unsent: list[RowResult]) -> None:
             run.journal_many(unsent)
         else:
             for r in unsent:
-                run.journal(r, None)
+                run.journal(r, None, None)
     except Exception:
         log.exception("cannot record %d not-sent results", len(unsent))
 

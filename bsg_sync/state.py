@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from json.encoder import encode_basestring as _esc
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from platformdirs import user_data_dir
 
@@ -50,6 +50,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE lock (
             id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
             started_at TEXT NOT NULL)""",
+    ),
+    (  # 2: what each confirmed write changed: the contact before it (NULL: created) and after
+        """CREATE TABLE writes (
+            run_id INTEGER NOT NULL REFERENCES runs(id), row INTEGER NOT NULL,
+            contact_id INTEGER NOT NULL, before TEXT, after TEXT NOT NULL,
+            PRIMARY KEY (run_id, row))""",
+        "CREATE INDEX writes_contact ON writes(contact_id)",
     ),
 )
 
@@ -108,11 +115,23 @@ def _load_fields(text: str) -> dict[int, str]:
 def _known_from_row(row: Sequence[Any]) -> Known:
     cid, phone, fields, groups, hlr, hlr_check, written = row
     seen = Contact(cid, phone, _load_fields(fields), frozenset(json.loads(groups)), hlr, hlr_check)
-    if written is None:
-        return Known(seen)
-    w = json.loads(written)
-    written_fields = {int(k): str(v) for k, v in w["fields"].items()}
-    return Known(seen, Contact(cid, w["phone"], written_fields, frozenset(w["groups"])))
+    return Known(seen, None if written is None else _contact_json(cid, written))
+
+
+def _contact_json(cid: int, text: str) -> Contact:
+    """A contact from _written_json's text (phone, fields, groups)."""
+    w = json.loads(text)
+    return Contact(cid, w["phone"], {int(k): str(v) for k, v in w["fields"].items()},
+                   frozenset(w["groups"]))
+
+
+class Write(NamedTuple):
+    """One confirmed write of a run: the contact before it (None: created) and after."""
+
+    row: int
+    contact_id: int
+    before: Contact | None
+    after: Contact
 
 
 def _result_from_row(row: Sequence[Any]) -> RowResult:
@@ -153,6 +172,10 @@ class LockInfo:
 
 _INSERT_RESULT = (f"INSERT OR REPLACE INTO results (run_id, {_RESULT_COLUMNS}, recorded_at) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+_INSERT_WRITE = ("INSERT OR REPLACE INTO writes (run_id, row, contact_id, before, after) "
+                 "VALUES (?, ?, ?, ?, ?)")
 
 
 def _result_values(run_id: int, r: RowResult, now: str) -> tuple[object, ...]:
@@ -394,13 +417,24 @@ class StateStore:
             return int(cur.lastrowid or 0)
 
     def record_result(self, run_id: int, result: RowResult,
-                      confirmed: Contact | None = None) -> None:
-        """Commit one row result; with `confirmed`, also the contact's new seen+written state,
-        in the same transaction (this is the journal that makes a kill lose nothing)."""
+                      confirmed: Contact | None = None, before: Contact | None = None) -> None:
+        """Commit one row result; with `confirmed`, also the contact's new seen+written state
+        and the write's pre-image `before` (None: the run created it), in the same
+        transaction (this is the journal that makes a kill lose nothing, and undo possible)."""
         with self._tx("record a result in") as cur:
             cur.execute(_INSERT_RESULT, _result_values(run_id, result, _now()))
             if confirmed is not None:
                 self._upsert_written(cur, confirmed)
+                cur.execute(_INSERT_WRITE, (run_id, result.row, confirmed.id,
+                                            None if before is None else _written_json(before),
+                                            _written_json(confirmed)))
+
+    def run_writes(self, run_id: int) -> list[Write]:
+        """The confirmed writes of one run, in row order, with their pre-images."""
+        rows = self._query("SELECT row, contact_id, before, after FROM writes WHERE run_id = ? "
+                           "ORDER BY row", (run_id,))
+        return [Write(r, cid, None if b is None else _contact_json(cid, b), _contact_json(cid, a))
+                for r, cid, b, a in rows]
 
     def record_results(self, run_id: int, results: Iterable[RowResult]) -> None:
         """Commit many results that confirm no write (unchanged, invalid, …) in one transaction."""

@@ -306,8 +306,8 @@ def _send(run: _Run, plan: _Plan) -> tuple[list[RowResult], BsgSyncError | None]
         return rows, None
     store, run_id = run.store, run.run_id
 
-    def journal(result: RowResult, confirmed: Contact | None) -> None:
-        store.record_result(run_id, result, confirmed)
+    def journal(result: RowResult, confirmed: Contact | None, before: Contact | None) -> None:
+        store.record_result(run_id, result, confirmed, before)
 
     run.hooks.on_plan(sum(1 for p in plan.rows if p.status is Status.PLANNED))
     outcome = execute_plan(

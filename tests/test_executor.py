@@ -193,7 +193,8 @@ class Journal:
         self.fail_at = fail_at
         self.lock = threading.Lock()
 
-    def __call__(self, result: RowResult, confirmed: Contact | None) -> None:
+    def __call__(self, result: RowResult, confirmed: Contact | None,
+                 before: Contact | None = None) -> None:
         with self.lock:
             if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
                 raise errors.StateStoreError("the state store is read-only")
@@ -430,7 +431,8 @@ def test_each_worker_journals_a_row_before_taking_the_next(emu: Emulator) -> Non
     client = RecordingClient(emu.url, "live_x", policy=RetryPolicy.fast())
     client.events = []
 
-    def journal(result: RowResult, confirmed: Contact | None) -> None:
+    def journal(result: RowResult, confirmed: Contact | None,
+                before: Contact | None = None) -> None:
         assert result.contact_id is not None
         client.events.append((threading.current_thread().name, "journal", result.contact_id))
 
