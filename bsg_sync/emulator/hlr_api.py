@@ -161,7 +161,7 @@ class HlrService:
             return _created_single(planned[0])
         total = hlr_data.money(sum((lk.price for lk in made), Decimal(0)))
         return {"result": [_created_item(item, p) for item, p in zip(items, planned, strict=True)],
-                "totalprice": str(total), "currency": hlr_data.CURRENCY}
+                "totalprice": hlr_data.money_text(total), "currency": hlr_data.CURRENCY}
 
     def check(self, raw: bytes) -> Body:
         items, _ = _items(raw)
@@ -246,7 +246,7 @@ class HlrService:
             "imsi": f"{mccmnc}XXXXX{lookup.msisdn[-4:]}" if outcome.status == "active" else None,
             "createdDatetime": stamp(lookup.created),
             "statusDatetime": stamp(lookup.final_at if final else lookup.created),
-            "price": str(lookup.price), "currency": hlr_data.CURRENCY,
+            "price": hlr_data.money_text(lookup.price), "currency": hlr_data.CURRENCY,
         }
 
     def prices(self, tariff_text: str | None) -> Body:
@@ -254,13 +254,13 @@ class HlrService:
         return {"error": "0", "prices": hlr_data.price_rows(tariff)}
 
     def balance_wire(self) -> Body:
-        return {"error": "0", "amount": str(self.balance), "currency": hlr_data.CURRENCY,
-                "limit": str(hlr_data.money(Decimal(0)))}
+        return {"error": "0", "amount": hlr_data.money_text(self.balance), "currency": hlr_data.CURRENCY,
+                "limit": hlr_data.money_text(Decimal(0))}
 
     def stats(self) -> Body:
         with self.lock:
             return {"requests": dict(self.requests), "lookups": len(self.lookups),
-                    "numbers": dict(self.created), "balance": str(self.balance)}
+                    "numbers": dict(self.created), "balance": hlr_data.money_text(self.balance)}
 
 
 def _items(raw: bytes) -> tuple[list[Any], bool]:
@@ -306,7 +306,7 @@ def _tariff(value: object) -> int:
 def _created_single(planned: Lookup | HlrError) -> Body:
     if isinstance(planned, HlrError):
         return planned.body()
-    return {"error": "0", "id": planned.id, "price": str(planned.price),
+    return {"error": "0", "id": planned.id, "price": hlr_data.money_text(planned.price),
             "currency": hlr_data.CURRENCY}
 
 
@@ -316,4 +316,4 @@ def _created_item(item: Any, planned: Lookup | HlrError) -> Body:
         return {**planned.body(), **echo}
     return {"error": "0", "id": planned.id, "msisdn": planned.msisdn,
             "reference": planned.reference, "tariff_code": planned.tariff,
-            "price": str(planned.price), "currency": hlr_data.CURRENCY}
+            "price": hlr_data.money_text(planned.price), "currency": hlr_data.CURRENCY}
