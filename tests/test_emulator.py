@@ -664,6 +664,17 @@ def test_edit_after_get_changes_the_contact_once_the_get_was_answered(
     assert call(api, emu, "GET", f"/api/groups/{NEWS}").json()["data"]["items"] == 2
 
 
+def test_edit_before_get_is_seen_by_that_get(emu: Emulator, api: requests.Session) -> None:
+    listed = call(api, emu, "GET", "/api/contacts").json()["data"]  # a refresh: does not count
+    emu.edit_before_get(C1, fields={CITY: "Bergen"}, groups_add=[VIP], nth=2)
+    call(api, emu, "GET", "/api/contacts/search?search[field]=id&search[value]=1")
+    first = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert first == listed[0]
+    fresh = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert fresh["fields"][str(CITY)] == "Bergen" and _ids(fresh) == [NEWS, VIP]
+    assert emu.hooks()["applied_edits"] == 1
+
+
 @pytest.mark.parametrize("spec", [
     {"edit_before_put": {"fields": {"387714": "x"}}},  # no id
     {"edit_before_put": {"id": C1, "colour": "red"}},

@@ -15,7 +15,8 @@ Use it in tests as a context manager; it serves on 127.0.0.1 on a free port in a
         emu.answer_with_wrong_id(1)  # the next contact PUT/POST answer is about another id
 
 The same over HTTP: ``POST /_emulator/faults`` with ``next``, ``edit_before_put``,
-``edit_after_get`` and ``wrong_id_answers``; ``GET /_emulator/hooks``; see ``hooks.py``.
+``edit_before_get``, ``edit_after_get`` and ``wrong_id_answers``; ``GET /_emulator/hooks``;
+see ``hooks.py``.
 
 Seeds
 -----

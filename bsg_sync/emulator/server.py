@@ -333,6 +333,10 @@ class Emulator:
         """Change a contact right before its `nth` next PUT is processed (see hooks.py)."""
         self.queue_hooks({"edit_before_put": {"id": contact_id, **edit}})
 
+    def edit_before_get(self, contact_id: int, **edit: Any) -> None:
+        """Change a contact right before its `nth` next GET is answered (see hooks.py)."""
+        self.queue_hooks({"edit_before_get": {"id": contact_id, **edit}})
+
     def edit_after_get(self, contact_id: int, **edit: Any) -> None:
         """Change a contact right after its `nth` next GET was answered (see hooks.py)."""
         self.queue_hooks({"edit_after_get": {"id": contact_id, **edit}})
