@@ -23,13 +23,15 @@ strings, as BSG's docs example shows; clients should accept integers too): 1 inv
 61 invalid MSISDN, 62 reference absent, 63 reference already used, 64 bad payload, 65 bad
 reference (1-32 of [a-zA-Z0-9]), 66 MSISDN twice in one request. Codes 6/61-66 are per item in a
 multi-item create (the other items are created); 1/4/8/11/12 and a payload that is not a list of
-objects refuse the whole request. Callbacks are accepted and never called. Results, operators
-and prices: see ``hlr_data``.
+objects refuse the whole request. Callbacks are accepted and never called. A lookup never
+changes a One-API contact's ``hlr_status`` (BSG does not document that it does; reference §6).
+Results, operators and prices: see ``hlr_data``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -42,11 +44,12 @@ from typing import Any
 from bsg_sync.emulator import hlr_data
 from bsg_sync.emulator.config import EmulatorConfig
 
+log = logging.getLogger(__name__)
 Body = dict[str, Any]
 REFERENCE = re.compile(r"[a-zA-Z0-9]{1,32}")
 ITEM_KEYS = frozenset({"msisdn", "reference", "tariff", "callback_url"})
 ERRORS = {
-    1: "Invalid API key", 4: "Invalid request or API method does not exist",
+    1: "Invalid API key", 4: "Invalid request or API method does not exist", 5: "Unknown error",
     6: "Invalid price grid parameter", 8: "Not enough money",
     11: "Exceeded limit for messages processed simultaneously",
     12: "Exceeded batch size limit", 60: "HLR not found", 61: "Invalid MSISDN",
@@ -108,6 +111,9 @@ class HlrService:
                 return self._route(method, path.rstrip("/"), body)
         except HlrError as err:
             return err.body()
+        except Exception:  # a bug: answer like BSG's "Unknown error" and leave a trace
+            log.exception("emulator HLR bug on %s %s", method, path)
+            return HlrError(5).body()
 
     def _check_key(self, key: str | None) -> None:
         wanted = self.config.hlr_api_key
