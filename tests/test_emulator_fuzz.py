@@ -132,3 +132,31 @@ def test_any_chunked_framing_gets_an_http_answer(emu: Emulator, framing: list[by
             answer += chunk
     status = answer.split(b" ", 2)[1] if answer.startswith(b"HTTP/1.1 ") else b""
     assert status in (b"200", b"400", b"422"), answer[:200]
+
+
+HOOK_SPECS = st.one_of(JSON, st.dictionaries(
+    st.sampled_from(["next", "edit_before_put", "edit_before_get", "edit_after_get",
+                     "wrong_id_answers", "nope"]),
+    st.one_of(JSON, st.dictionaries(
+        st.sampled_from(["id", "fields", "groups_add", "groups_remove", "phone", "nth"]),
+        st.one_of(JSON, st.integers(-1, 248400002), st.lists(st.integers(-1, 1864619))),
+        max_size=4)), max_size=3))
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=HOOK_SPECS)
+def test_any_hook_request_is_queued_or_refused(
+    emu: Emulator, session: requests.Session, spec: Any
+) -> None:
+    resp = requests.post(f"{emu.url}/_emulator/faults", json=spec, timeout=5)
+    assert resp.status_code in (200, 400), (spec, resp.text)
+    emu.faults.clear()
+    put = session.put(f"{emu.url}/api/contacts/248400001", json={"phone": 447700900123},
+                      timeout=5)
+    assert put.status_code < 500
+
+
+def test_a_deeply_nested_hook_request_is_a_400(emu: Emulator) -> None:
+    resp = requests.post(f"{emu.url}/_emulator/faults", data=b"[" * 100_000, timeout=5)
+    assert resp.status_code == 400

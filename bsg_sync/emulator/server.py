@@ -392,8 +392,8 @@ class Emulator:
             if not isinstance(spec, dict):
                 raise HookError("send a JSON object")
             return 200, self.queue_hooks(spec)
-        except (ValueError, AttributeError, TypeError) as exc:
-            return 400, {"message": str(exc)}
+        except (ValueError, AttributeError, TypeError, RecursionError) as exc:
+            return 400, {"message": str(exc) or type(exc).__name__}
 
 
 def _as_list(value: object) -> list[Any]:
