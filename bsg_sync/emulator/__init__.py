@@ -67,7 +67,8 @@ items too), while an unexpected *query* key keeps its flattened name (``per``, �
 duplicate-request throttle covers every POST except login, and PUT /api/contacts/{id} (§8.4),
 not DELETE, PATCH or PUT on lists; ``page[offset]`` is any non-negative integer; an empty
 ``sort=``/``way=`` is a bad choice; a malformed chunked body is a 400 ``Could not decode
-request body.`` and closes the connection; 405 answers carry ``Allow``; any other method
+request body.`` and closes the connection (so is a body shorter than its Content-Length; one over
+64 MiB is a 413, never allocated); 405 answers carry ``Allow``; any other method
 (TRACE, PROPFIND, …) on an API path gets the JSON 405; HEAD is served as GET without a body.
 
 Behaviour choices where BSG's documentation is silent: an empty-string field value clears the

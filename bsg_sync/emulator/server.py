@@ -26,7 +26,7 @@ from bsg_sync.emulator.store import Store
 log = logging.getLogger(__name__)
 COUNTED_METHODS = ("GET", "PUT", "POST", "DELETE")
 HUGE_BYTES = 10 * 1024 * 1024
-MAX_BODY_BYTES = 64 * 1024 * 1024  # a larger chunked body is refused, not buffered
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a larger body is refused (413), never allocated
 MAX_LINE = 64 * 1024
 CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
 UNDECODABLE = {"message": "Could not decode request body."}
@@ -63,7 +63,14 @@ class Stats:
 
 
 class BadBody(ValueError):
-    """The request body cannot be framed (malformed chunked encoding, bad length)."""
+    """The request body cannot be framed (malformed chunked encoding, bad length) or is too big."""
+
+    def __init__(self, why: str, status: int = 400) -> None:
+        super().__init__(why)
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return UNDECODABLE if self.status == 400 else {"message": "Request Entity Too Large"}
 
 
 class _Server(ThreadingHTTPServer):
@@ -132,9 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
                 return self._read_chunked()
             return self._read_sized()
-        except BadBody:
+        except BadBody as bad:
             self.close_connection = True
-            self._reply(400, UNDECODABLE)
+            self._reply(bad.status, bad.body())
             return None
 
     def _read_sized(self) -> bytes:
@@ -144,7 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadBody("Content-Length is not a number") from exc
         if length < 0:
             raise BadBody("negative Content-Length")
-        return self.rfile.read(length) if length else b""
+        if length > MAX_BODY_BYTES:
+            raise BadBody("body too large", 413)
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise BadBody("body shorter than its Content-Length")
+        return body
 
     def _read_chunked(self) -> bytes:
         """RFC 9112 chunked framing; anything malformed or truncated is a BadBody."""
@@ -157,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             size = int(size_text, 16)
             total += size
             if total > MAX_BODY_BYTES:
-                raise BadBody("chunked body too large")
+                raise BadBody("chunked body too large", 413)
             if size == 0:
                 self._skip_trailers()
                 return b"".join(chunks)
