@@ -490,7 +490,7 @@ def test_cli_help_lists_switches() -> None:
     result = CliRunner().invoke(cli, ["emulator", "--help"])
     for option in ("--fail-rate", "--throttle-rate", "--drop-rate", "--token-ttl", "--verified",
                    "--attach-max-groups", "--hlr-api-key", "--hlr-balance", "--hlr-delay",
-                   "--hlr-max-batch"):
+                   "--hlr-max-batch", "--hlr-max-pending"):
         assert option in result.output
 
 

@@ -18,8 +18,9 @@ Queued with ``POST /_emulator/faults`` (or the ``Emulator`` methods of the same 
   shows the old state: a change inside the window between the fresh read and the PUT). List and
   search reads never count.
 * An edit sets each of ``fields`` (an empty string clears the value), adds ``groups_add``,
-  removes ``groups_remove`` and, if given, sets ``phone``. Keys are checked when queued; an
-  edit whose contact is gone when it fires is dropped.
+  removes ``groups_remove`` and, if given, sets ``phone`` (unless another contact has it).
+  Keys, field ids and list ids are checked when queued (400 otherwise); an edit whose contact
+  is gone when it fires is dropped.
 * ``wrong_id_answers: N``: the next N successful answers of ``PUT /api/contacts/{id}`` or
   ``POST /api/contacts`` describe another contact (the lowest other id; a copy with id + 1 if
   there is none). The write itself is applied normally; only its answer is wrong.
