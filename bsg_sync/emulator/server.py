@@ -134,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"message": "Not Found"})
 
     def _read_body(self) -> bytes | None:
-        """The request body, or None after answering 400 (the stream can no longer be trusted)."""
+        """The request body, or None after answering 400/413 (the stream cannot be trusted)."""
         try:
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
                 return self._read_chunked()
