@@ -77,6 +77,12 @@ def cli() -> None:
     default=None,
     help="Seed for the random faults, so a faulty run can be repeated exactly.",
 )
+@click.option("--attach-max-groups", default=100, type=click.IntRange(min=1), show_default=True, help="Lists per attach/detach call (BSG's docs say 20).")
+@click.option("--hlr-api-key", default=None, help="The one X-API-KEY the v1 HLR API accepts (default: any).")
+@click.option("--hlr-balance", default=10.0, type=click.FloatRange(min=0), show_default=True, help="HLR balance in EUR.")
+@click.option("--hlr-delay", default=0.5, type=click.FloatRange(min=0), show_default=True, help="Seconds an HLR lookup stays `sent`.")
+@click.option("--hlr-max-batch", default=100, type=click.IntRange(min=1), show_default=True, help="Numbers per /hlr/create (error 12 beyond).")
+@click.option("--hlr-max-pending", default=1000, type=click.IntRange(min=1), show_default=True, help="HLR lookups still `sent` at once (error 11 beyond).")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
 def emulator(**opts: Any) -> None:
@@ -100,6 +106,12 @@ def emulator(**opts: Any) -> None:
         "test_mode",
         "verbose",
         "random_seed",
+        "attach_max_groups",
+        "hlr_api_key",
+        "hlr_balance",
+        "hlr_delay",
+        "hlr_max_batch",
+        "hlr_max_pending",
     )
     config = EmulatorConfig(
         verified_phones=frozenset(opts["verified"]), **{k: opts[k] for k in keys}

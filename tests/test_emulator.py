@@ -458,7 +458,8 @@ def test_holds_64_concurrent_keep_alive_connections() -> None:
 def test_cli_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bsg_sync", "emulator", "--port", "0", "--seed", str(SEED),
-         "--api-key", "live_cli", "--put-semantics", "replace"],
+         "--api-key", "live_cli", "--put-semantics", "replace", "--hlr-api-key", "v1key",
+         "--hlr-balance", "2.5", "--hlr-delay", "0", "--attach-max-groups", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -468,6 +469,12 @@ def test_cli_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
                               timeout=5).json()["bearer"]
         stats = requests.get(f"{url}/_emulator/stats", timeout=5).json()
         assert stats["contacts"] == 3 and token
+        hlr = requests.get(f"{url}/rest/hlr/balance", headers={"X-API-KEY": "v1key"}, timeout=5)
+        assert hlr.json() == {"error": "0", "amount": "2.5000000", "currency": "EUR",
+                              "limit": "0.0000000"}
+        other = requests.get(f"{url}/rest/hlr/balance", headers={"X-API-KEY": "live_cli"},
+                             timeout=5)
+        assert other.json()["error"] == "1"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
@@ -481,7 +488,9 @@ def test_cli_refuses_remote_host() -> None:
 
 def test_cli_help_lists_switches() -> None:
     result = CliRunner().invoke(cli, ["emulator", "--help"])
-    for option in ("--fail-rate", "--throttle-rate", "--drop-rate", "--token-ttl", "--verified"):
+    for option in ("--fail-rate", "--throttle-rate", "--drop-rate", "--token-ttl", "--verified",
+                   "--attach-max-groups", "--hlr-api-key", "--hlr-balance", "--hlr-delay",
+                   "--hlr-max-batch", "--hlr-max-pending"):
         assert option in result.output
 
 
@@ -653,6 +662,17 @@ def test_edit_after_get_changes_the_contact_once_the_get_was_answered(
     call(api, emu, "GET", f"/api/contacts/{C2}")
     assert _ids(emu.contacts()[1]) == [VIP, NEWS]
     assert call(api, emu, "GET", f"/api/groups/{NEWS}").json()["data"]["items"] == 2
+
+
+def test_edit_before_get_is_seen_by_that_get(emu: Emulator, api: requests.Session) -> None:
+    listed = call(api, emu, "GET", "/api/contacts").json()["data"]  # a refresh: does not count
+    emu.edit_before_get(C1, fields={CITY: "Bergen"}, groups_add=[VIP], nth=2)
+    call(api, emu, "GET", "/api/contacts/search?search[field]=id&search[value]=1")
+    first = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert first == listed[0]
+    fresh = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert fresh["fields"][str(CITY)] == "Bergen" and _ids(fresh) == [NEWS, VIP]
+    assert emu.hooks()["applied_edits"] == 1
 
 
 @pytest.mark.parametrize("spec", [

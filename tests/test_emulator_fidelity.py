@@ -358,3 +358,21 @@ def test_head_answers_like_get_without_a_body(fresh: Emulator) -> None:
     get = s.get(f"{fresh.url}/api/contacts/{C1}", timeout=5)
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["Content-Length"] == get.headers["Content-Length"]
+
+
+@pytest.mark.parametrize(("length", "sent", "status", "message"), [
+    ("100000000000", b"{}", b"413", "Request Entity Too Large"),  # never allocated
+    ("50", b'{"api_key": "live_1"}', b"400", "Could not decode request body."),  # cut short
+    ("abc", b"{}", b"400", "Could not decode request body."),
+    ("-1", b"{}", b"400", "Could not decode request body."),
+])
+def test_a_bad_content_length_gets_an_answer(
+    fresh: Emulator, capfd: pytest.CaptureFixture[str], length: str, sent: bytes, status: bytes,
+    message: str,
+) -> None:
+    head = f"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+    answer = _raw(fresh, head.encode() + sent, half_close=True)
+    assert answer.split(b" ", 2)[1] == status, answer[:200]
+    assert b"Connection: close" in answer
+    assert answer.split(b"\r\n\r\n", 1)[1] == f'{{"message": "{message}"}}'.encode()
+    assert "Traceback" not in capfd.readouterr().err

@@ -258,3 +258,20 @@ def test_hlr_has_its_own_stats_and_reset_restores_the_balance(emu: Emulator) -> 
     assert emu.stats()["requests"] == {"GET": 0, "PUT": 0, "POST": 0, "DELETE": 0}
     requests.post(f"{emu.url}/_emulator/reset", timeout=TIMEOUT)
     assert balance(emu) == Decimal(10) and emu.hlr_stats()["lookups"] == 0
+
+
+def test_a_lookup_does_not_change_the_contacts_hlr_status() -> None:
+    seed = {"contacts": [{"id": 248400001, "phone": 447700900126}]}
+    with Emulator(EmulatorConfig(hlr_delay=0), seed=seed) as emu:
+        assert ok(hlr(emu, "POST", "check", {"msisdn": "447700900126"}))["status"] == "absent"
+        assert emu.contacts()[0]["hlr_status"] == "unknown"
+
+
+def test_an_emulator_bug_is_error_5_not_a_dropped_connection(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> dict[str, Any]:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(emu.hlr, "balance_wire", broken)
+    assert ok(hlr(emu, "GET", "balance")) == err(5, "Unknown error")

@@ -15,7 +15,8 @@ Use it in tests as a context manager; it serves on 127.0.0.1 on a free port in a
         emu.answer_with_wrong_id(1)  # the next contact PUT/POST answer is about another id
 
 The same over HTTP: ``POST /_emulator/faults`` with ``next``, ``edit_before_put``,
-``edit_after_get`` and ``wrong_id_answers``; ``GET /_emulator/hooks``; see ``hooks.py``.
+``edit_before_get``, ``edit_after_get`` and ``wrong_id_answers``; ``GET /_emulator/hooks``;
+see ``hooks.py``.
 
 Seeds
 -----
@@ -66,7 +67,8 @@ items too), while an unexpected *query* key keeps its flattened name (``per``, �
 duplicate-request throttle covers every POST except login, and PUT /api/contacts/{id} (§8.4),
 not DELETE, PATCH or PUT on lists; ``page[offset]`` is any non-negative integer; an empty
 ``sort=``/``way=`` is a bad choice; a malformed chunked body is a 400 ``Could not decode
-request body.`` and closes the connection; 405 answers carry ``Allow``; any other method
+request body.`` and closes the connection (so is a body shorter than its Content-Length; one over
+64 MiB is a 413, never allocated); 405 answers carry ``Allow``; any other method
 (TRACE, PROPFIND, …) on an API path gets the JSON 405; HEAD is served as GET without a body.
 
 Behaviour choices where BSG's documentation is silent: an empty-string field value clears the

@@ -23,13 +23,15 @@ strings, as BSG's docs example shows; clients should accept integers too): 1 inv
 61 invalid MSISDN, 62 reference absent, 63 reference already used, 64 bad payload, 65 bad
 reference (1-32 of [a-zA-Z0-9]), 66 MSISDN twice in one request. Codes 6/61-66 are per item in a
 multi-item create (the other items are created); 1/4/8/11/12 and a payload that is not a list of
-objects refuse the whole request. Callbacks are accepted and never called. Results, operators
-and prices: see ``hlr_data``.
+objects refuse the whole request. Callbacks are accepted and never called. A lookup never
+changes a One-API contact's ``hlr_status`` (BSG does not document that it does; reference §6).
+Results, operators and prices: see ``hlr_data``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -42,11 +44,12 @@ from typing import Any
 from bsg_sync.emulator import hlr_data
 from bsg_sync.emulator.config import EmulatorConfig
 
+log = logging.getLogger(__name__)
 Body = dict[str, Any]
 REFERENCE = re.compile(r"[a-zA-Z0-9]{1,32}")
 ITEM_KEYS = frozenset({"msisdn", "reference", "tariff", "callback_url"})
 ERRORS = {
-    1: "Invalid API key", 4: "Invalid request or API method does not exist",
+    1: "Invalid API key", 4: "Invalid request or API method does not exist", 5: "Unknown error",
     6: "Invalid price grid parameter", 8: "Not enough money",
     11: "Exceeded limit for messages processed simultaneously",
     12: "Exceeded batch size limit", 60: "HLR not found", 61: "Invalid MSISDN",
@@ -108,6 +111,9 @@ class HlrService:
                 return self._route(method, path.rstrip("/"), body)
         except HlrError as err:
             return err.body()
+        except Exception:  # a bug: answer like BSG's "Unknown error" and leave a trace
+            log.exception("emulator HLR bug on %s %s", method, path)
+            return HlrError(5).body()
 
     def _check_key(self, key: str | None) -> None:
         wanted = self.config.hlr_api_key
@@ -161,7 +167,7 @@ class HlrService:
             return _created_single(planned[0])
         total = hlr_data.money(sum((lk.price for lk in made), Decimal(0)))
         return {"result": [_created_item(item, p) for item, p in zip(items, planned, strict=True)],
-                "totalprice": str(total), "currency": hlr_data.CURRENCY}
+                "totalprice": hlr_data.money_text(total), "currency": hlr_data.CURRENCY}
 
     def check(self, raw: bytes) -> Body:
         items, _ = _items(raw)
@@ -246,7 +252,7 @@ class HlrService:
             "imsi": f"{mccmnc}XXXXX{lookup.msisdn[-4:]}" if outcome.status == "active" else None,
             "createdDatetime": stamp(lookup.created),
             "statusDatetime": stamp(lookup.final_at if final else lookup.created),
-            "price": str(lookup.price), "currency": hlr_data.CURRENCY,
+            "price": hlr_data.money_text(lookup.price), "currency": hlr_data.CURRENCY,
         }
 
     def prices(self, tariff_text: str | None) -> Body:
@@ -254,13 +260,13 @@ class HlrService:
         return {"error": "0", "prices": hlr_data.price_rows(tariff)}
 
     def balance_wire(self) -> Body:
-        return {"error": "0", "amount": str(self.balance), "currency": hlr_data.CURRENCY,
-                "limit": str(hlr_data.money(Decimal(0)))}
+        return {"error": "0", "amount": hlr_data.money_text(self.balance), "currency": hlr_data.CURRENCY,
+                "limit": hlr_data.money_text(Decimal(0))}
 
     def stats(self) -> Body:
         with self.lock:
             return {"requests": dict(self.requests), "lookups": len(self.lookups),
-                    "numbers": dict(self.created), "balance": str(self.balance)}
+                    "numbers": dict(self.created), "balance": hlr_data.money_text(self.balance)}
 
 
 def _items(raw: bytes) -> tuple[list[Any], bool]:
@@ -306,7 +312,7 @@ def _tariff(value: object) -> int:
 def _created_single(planned: Lookup | HlrError) -> Body:
     if isinstance(planned, HlrError):
         return planned.body()
-    return {"error": "0", "id": planned.id, "price": str(planned.price),
+    return {"error": "0", "id": planned.id, "price": hlr_data.money_text(planned.price),
             "currency": hlr_data.CURRENCY}
 
 
@@ -316,4 +322,4 @@ def _created_item(item: Any, planned: Lookup | HlrError) -> Body:
         return {**planned.body(), **echo}
     return {"error": "0", "id": planned.id, "msisdn": planned.msisdn,
             "reference": planned.reference, "tariff_code": planned.tariff,
-            "price": str(planned.price), "currency": hlr_data.CURRENCY}
+            "price": hlr_data.money_text(planned.price), "currency": hlr_data.CURRENCY}

@@ -119,6 +119,11 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(PLACES)
 
 
+def money_text(value: Decimal) -> str:
+    """`0.0050000`: 7 decimals, never an exponent (`str(Decimal)` can give `0E-7`)."""
+    return f"{money(value):.7f}"
+
+
 def price_rows(tariff: int) -> list[dict[str, str]]:
     """`GET /hlr/prices[/{tariff}]` rows: each country (mnc "0"), then operator overrides."""
     rows = []
@@ -130,5 +135,5 @@ def price_rows(tariff: int) -> list[dict[str, str]]:
 
 def _row(country: Country, mnc: str, base: Decimal, tariff: int) -> dict[str, str]:
     return {"type": "hlr", "country": country.iso, "country_name": country.name,
-            "mcc": country.mcc, "mnc": mnc, "price": str(money(base * (10 + tariff) / 10)),
+            "mcc": country.mcc, "mnc": mnc, "price": money_text(base * (10 + tariff) / 10),
             "currency": CURRENCY}

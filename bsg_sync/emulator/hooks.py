@@ -4,6 +4,7 @@ Queued with ``POST /_emulator/faults`` (or the ``Emulator`` methods of the same 
 
     {"edit_before_put": {"id": 248400001, "fields": {"387716": "X"}, "groups_add": [5],
                          "groups_remove": [6], "phone": 447700900999, "nth": 1},
+     "edit_before_get": {"id": 248400003, "groups_add": [5]},
      "edit_after_get":  [{"id": 248400002, "fields": {"387714": ""}}],
      "wrong_id_answers": 2}
 
@@ -11,11 +12,15 @@ Queued with ``POST /_emulator/faults`` (or the ``Emulator`` methods of the same 
   next ``PUT /api/contacts/{id}`` of that contact is processed (default 1 = the next one), so
   the PUT lands on the edited contact. Only PUTs that reach the endpoint count (not those
   answered by an injected fault, a 401 or the duplicate 429).
-* ``edit_after_get``: the same edit, applied right after the ``nth`` next
-  ``GET /api/contacts/{id}`` of that contact was answered (the GET shows the old state).
+* ``edit_before_get``: the same, right before the ``nth`` next ``GET /api/contacts/{id}`` of
+  that contact is answered (that GET already shows the edit: a colleague's change between the
+  tool's refresh and its fresh read). ``edit_after_get``: right after it was answered (the GET
+  shows the old state: a change inside the window between the fresh read and the PUT). List and
+  search reads never count.
 * An edit sets each of ``fields`` (an empty string clears the value), adds ``groups_add``,
-  removes ``groups_remove`` and, if given, sets ``phone``. Keys are checked when queued; an
-  edit whose contact is gone when it fires is dropped.
+  removes ``groups_remove`` and, if given, sets ``phone`` (unless another contact has it).
+  Keys, field ids and list ids are checked when queued (400 otherwise); an edit whose contact
+  is gone when it fires is dropped.
 * ``wrong_id_answers: N``: the next N successful answers of ``PUT /api/contacts/{id}`` or
   ``POST /api/contacts`` describe another contact (the lowest other id; a copy with id + 1 if
   there is none). The write itself is applied normally; only its answer is wrong.
@@ -35,7 +40,8 @@ from bsg_sync.emulator.store import Store
 
 log = logging.getLogger(__name__)
 EDIT_KEYS = frozenset({"id", "phone", "fields", "groups_add", "groups_remove", "nth"})
-TRIGGERS = {"edit_before_put": "put", "edit_after_get": "get"}
+TRIGGERS = {"edit_before_put": "before-put", "edit_before_get": "before-get",
+            "edit_after_get": "after-get"}
 
 
 class HookError(ValueError):

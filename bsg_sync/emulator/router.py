@@ -99,10 +99,12 @@ class Api:
     def _run(self, handler: Handler, call: Call) -> Reply:
         """The handler, with the test hooks (see hooks.py) around it; caller holds the lock."""
         if handler == contacts_api.update_contact:
-            self.hooks.fire("put", call.ids[0], self.store)
+            self.hooks.fire("before-put", call.ids[0], self.store)
+        if handler == contacts_api.get_contact:
+            self.hooks.fire("before-get", call.ids[0], self.store)
         status, body = handler(call)
         if handler == contacts_api.get_contact:
-            self.hooks.fire("get", call.ids[0], self.store)
+            self.hooks.fire("after-get", call.ids[0], self.store)
         if handler in CONTACT_WRITES and status < 300 and body and self.hooks.take_wrong_id():
             body = {"data": other_contact_wire(self.store, int(body["data"]["id"]))}
         return status, body

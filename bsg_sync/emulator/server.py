@@ -26,7 +26,7 @@ from bsg_sync.emulator.store import Store
 log = logging.getLogger(__name__)
 COUNTED_METHODS = ("GET", "PUT", "POST", "DELETE")
 HUGE_BYTES = 10 * 1024 * 1024
-MAX_BODY_BYTES = 64 * 1024 * 1024  # a larger chunked body is refused, not buffered
+MAX_BODY_BYTES = 64 * 1024 * 1024  # a larger body is refused (413), never allocated
 MAX_LINE = 64 * 1024
 CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
 UNDECODABLE = {"message": "Could not decode request body."}
@@ -63,7 +63,14 @@ class Stats:
 
 
 class BadBody(ValueError):
-    """The request body cannot be framed (malformed chunked encoding, bad length)."""
+    """The request body cannot be framed (malformed chunked encoding, bad length) or is too big."""
+
+    def __init__(self, why: str, status: int = 400) -> None:
+        super().__init__(why)
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return UNDECODABLE if self.status == 400 else {"message": "Request Entity Too Large"}
 
 
 class _Server(ThreadingHTTPServer):
@@ -127,14 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"message": "Not Found"})
 
     def _read_body(self) -> bytes | None:
-        """The request body, or None after answering 400 (the stream can no longer be trusted)."""
+        """The request body, or None after answering 400/413 (the stream cannot be trusted)."""
         try:
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
                 return self._read_chunked()
             return self._read_sized()
-        except BadBody:
+        except BadBody as bad:
             self.close_connection = True
-            self._reply(400, UNDECODABLE)
+            self._reply(bad.status, bad.body())
             return None
 
     def _read_sized(self) -> bytes:
@@ -144,7 +151,12 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadBody("Content-Length is not a number") from exc
         if length < 0:
             raise BadBody("negative Content-Length")
-        return self.rfile.read(length) if length else b""
+        if length > MAX_BODY_BYTES:
+            raise BadBody("body too large", 413)
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise BadBody("body shorter than its Content-Length")
+        return body
 
     def _read_chunked(self) -> bytes:
         """RFC 9112 chunked framing; anything malformed or truncated is a BadBody."""
@@ -157,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             size = int(size_text, 16)
             total += size
             if total > MAX_BODY_BYTES:
-                raise BadBody("chunked body too large")
+                raise BadBody("chunked body too large", 413)
             if size == 0:
                 self._skip_trailers()
                 return b"".join(chunks)
@@ -333,6 +345,10 @@ class Emulator:
         """Change a contact right before its `nth` next PUT is processed (see hooks.py)."""
         self.queue_hooks({"edit_before_put": {"id": contact_id, **edit}})
 
+    def edit_before_get(self, contact_id: int, **edit: Any) -> None:
+        """Change a contact right before its `nth` next GET is answered (see hooks.py)."""
+        self.queue_hooks({"edit_before_get": {"id": contact_id, **edit}})
+
     def edit_after_get(self, contact_id: int, **edit: Any) -> None:
         """Change a contact right after its `nth` next GET was answered (see hooks.py)."""
         self.queue_hooks({"edit_after_get": {"id": contact_id, **edit}})
@@ -388,8 +404,8 @@ class Emulator:
             if not isinstance(spec, dict):
                 raise HookError("send a JSON object")
             return 200, self.queue_hooks(spec)
-        except (ValueError, AttributeError, TypeError) as exc:
-            return 400, {"message": str(exc)}
+        except (ValueError, AttributeError, TypeError, RecursionError) as exc:
+            return 400, {"message": str(exc) or type(exc).__name__}
 
 
 def _as_list(value: object) -> list[Any]:
