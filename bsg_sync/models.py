@@ -32,6 +32,7 @@ class Status(str, Enum):
     NOT_FOUND = "not_found"
     FAILED = "failed"
     NOT_SENT = "not_sent"
+    SKIPPED = "skipped"  # undo: left alone, BSG no longer holds what the run wrote
 
 
 class Blank(str, Enum):

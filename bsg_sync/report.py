@@ -37,6 +37,7 @@ STATUS_COLOURS: Mapping[str, str] = {
     Status.NOT_FOUND.value: "FFD966",  # darker amber
     Status.FAILED.value: "FF7C80",  # red
     Status.NOT_SENT.value: "FCE4D6",  # light red
+    Status.SKIPPED.value: "FFF2CC",  # pale yellow
 }
 _LETTERS = [chr(65 + i) for i in range(len(REPORT_COLUMNS))]  # A..L
 _REPORT_WIDTHS = (7, 12, 16, 9, 11, 22, 50, 50, 9, 11, 12, 20)
