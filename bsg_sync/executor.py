@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # (result, the contact as BSG confirmed it after the write, the contact before the write)
 Journal = Callable[[RowResult, Contact | None, Contact | None], None]
 Pace = Callable[[], None]
+# plans a row again against the contact read right before its write (differ.Replanner, undo)
+Replan = Callable[[PlannedRow, Contact], PlannedRow]
 
 NOT_APPLIED = "not-applied"
 NOT_SENT = "not-sent"
@@ -108,30 +110,30 @@ def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int,
     return Sent(ok, contact, before)
 
 
-def _no_longer(p: PlannedRow, status: Status, attempts: int, http: int | None,
-               code: str, sentence: str) -> Sent:
-    """The fresh read made the write unnecessary (unchanged) or impossible (not found)."""
-    action = Action.NONE if status is Status.UNCHANGED else Action.SKIP
-    return Sent(replace(result_from_plan(p), action=action, status=status, changes="",
-                         error_code=code, error=sentence, attempts=attempts,
-                         http_status=http), None)
+def _settled(p: PlannedRow, attempts: int, http: int | None) -> Sent:
+    """The fresh read made the write unnecessary: the re-planned row is the result."""
+    result = replace(result_from_plan(p), attempts=attempts, http_status=http)
+    if p.status is Status.UNCHANGED and not p.error:
+        result = replace(result, error=ALREADY_SO)
+    return Sent(result)
 
 
-def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner,
+def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan,
                  attempts: int = 0) -> Sent:
     """Read the contact again, re-plan the row against it, then write what is still needed."""
     if p.contact_id is None:
         raise ValueError(f"row {p.row}: an update without a contact id")
     read = client.read_contact(p.contact_id)
     if read is None:
-        return _no_longer(p, Status.NOT_FOUND, attempts + 1, 404, "not-found",
-                          f"Contact {p.contact_id} was deleted in BSG before the write.")
+        gone = p._replace(action=Action.SKIP, status=Status.NOT_FOUND, changes="",
+                          error_code="not-found",
+                          error=f"Contact {p.contact_id} was deleted in BSG before the write.")
+        return _settled(gone, attempts + 1, 404)
     attempts += read.attempts
     fresh = read.contact
     again = replan(p, fresh)
-    if again.status is not Status.PLANNED:
-        return _no_longer(again, Status.UNCHANGED, attempts, read.http_status, "",
-                          ALREADY_SO)
+    if again.status is not Status.PLANNED:  # unchanged by now, or (undo) left alone
+        return _settled(again, attempts, read.http_status)
     pace()
     return _write(again, client, pace, fresh, attempts)
 
@@ -167,7 +169,7 @@ def _membership(call: Callable[[list[int], list[int]], int], contact_id: int,
     return max(1, int(call([contact_id], sorted(groups))))
 
 
-def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replanner) -> Sent:
+def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan) -> Sent:
     assert p.target is not None
     try:
         call = client.create_contact(p.target)
@@ -215,7 +217,7 @@ def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
 
 
 def send_row(
-    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace, replan: Replanner | None = None
+    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace, replan: Replan | None = None
 ) -> Sent:
     """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run).
 
@@ -267,7 +269,7 @@ class _Run:
         on_result: Callable[[RowResult], None] | None,
         max_failures: Threshold | None,
         stop: threading.Event | None,
-        replan: Replanner,
+        replan: Replan,
     ) -> None:
         self.plan = plan
         self.replan = replan
@@ -470,7 +472,7 @@ def execute_plan(
     on_result: Callable[[RowResult], None] | None = None,
     drain_timeout: float = 30.0,
     journal_many: Callable[[list[RowResult]], None] | None = None,
-    replan: Replanner | None = None,
+    replan: Replan | None = None,
 ) -> ExecutionOutcome:
     """Send every PLANNED row (others pass through); results come back in plan order.
 

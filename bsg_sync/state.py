@@ -125,6 +125,45 @@ def _contact_json(cid: int, text: str) -> Contact:
                    frozenset(w["groups"]))
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as the state store recorded it."""
+
+    id: int
+    sheet: str
+    sha256: str
+    started_at: str
+    ended_at: str | None
+    options: dict[str, str]
+    counts: dict[str, int]
+
+    @property
+    def dry_run(self) -> bool:
+        return self.options.get("dry run") == "True"
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+
+_RUN_SQL = "SELECT id, sheet, sha256, started_at, ended_at, options, counts FROM runs"
+
+
+def run_info(row: Sequence[object]) -> RunInfo:
+    """A RunInfo from a row of _RUN_SQL."""
+    options = json.loads(str(row[5] or "{}"))
+    counts = json.loads(str(row[6])) if row[6] else {}
+    return RunInfo(
+        id=int(str(row[0])),
+        sheet=str(row[1]),
+        sha256=str(row[2]),
+        started_at=str(row[3]),
+        ended_at=str(row[4]) if row[4] else None,
+        options={str(k): str(v) for k, v in options.items()},
+        counts={str(k): int(v) for k, v in counts.items()},
+    )
+
+
 class Write(NamedTuple):
     """One confirmed write of a run: the contact before it (None: created) and after."""
 
@@ -428,6 +467,15 @@ class StateStore:
                 cur.execute(_INSERT_WRITE, (run_id, result.row, confirmed.id,
                                             None if before is None else _written_json(before),
                                             _written_json(confirmed)))
+
+    def runs(self, limit: int = 200) -> list[RunInfo]:
+        """The most recent runs first."""
+        return [run_info(r) for r in self._query(f"{_RUN_SQL} ORDER BY id DESC LIMIT ?",
+                                                 (limit,))]
+
+    def run(self, run_id: int) -> RunInfo | None:
+        rows = self._query(f"{_RUN_SQL} WHERE id = ?", (run_id,))
+        return run_info(rows[0]) if rows else None
 
     def run_writes(self, run_id: int) -> list[Write]:
         """The confirmed writes of one run, in row order, with their pre-images."""

@@ -13,9 +13,11 @@ import pytest
 
 from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.models import Contact
+from bsg_sync.errors import UsageError
+from bsg_sync.models import Contact, Status
 from bsg_sync.state import StateStore
 from bsg_sync.sync import SyncOptions, run_sync
+from bsg_sync.undo import UndoOptions, run_undo
 
 KEY = "live_undo"
 CITY, PLAN = 1, 2
@@ -74,3 +76,85 @@ def test_every_confirmed_write_is_journalled_with_its_pre_image(emu: Emulator,
     assert first.after == Contact(FIRST_ID, phone_of(0), {CITY: "Leeds", PLAN: "Basic"},
                                   frozenset({NEWS, VIP}))
     assert created.before is None and created.after.fields == {CITY: "York"}
+
+
+# --------------------------------------------------------------------------- undo
+
+
+def book(emu: Emulator) -> dict[int, tuple[str, dict[str, str], set[int]]]:
+    out = {}
+    for c in emu.contacts():
+        f = c["fields"]
+        fields = {str(k): v for k, v in f.items()} if isinstance(f, dict) else {}
+        groups = {int(g["id"]) if isinstance(g, dict) else int(g) for g in c["groups"]}
+        out[int(c["id"])] = (str(c["phone"]), fields, groups)
+    return out
+
+
+def undo(emu: Emulator, tmp_path: Path, run_id: int, name: str = "u", **kw: Any) -> Any:
+    opts = UndoOptions(run_id=run_id, state=tmp_path / "s.sqlite3", api_url=emu.url,
+                       report=tmp_path / f"{name}.jsonl", policy=RetryPolicy.fast(),
+                       max_rps=None)
+    return run_undo(replace(opts, **kw), KEY)
+
+
+SHEET = [
+    [str(FIRST_ID), "", "Leeds", "VIP"],
+    [str(FIRST_ID + 1), "+44 7900 000077", "York", ""],  # a phone change
+    [str(FIRST_ID + 2), "", "", ""],  # nothing to do
+    [str(FIRST_ID + 3), "", "Hull", "VIP"],
+]
+
+
+def test_undo_puts_every_contact_back_as_before_the_sync(emu: Emulator, tmp_path: Path) -> None:
+    before = book(emu)
+    synced = sync_sheet(emu, tmp_path, SHEET)
+    assert synced.summary.counts["ok"] == 3
+    assert book(emu) != before
+    dry = undo(emu, tmp_path, synced.summary.run_id, "dry", dry_run=True)
+    writes = emu.stats()["writes"]
+    assert dry.summary.counts["planned"] == 3
+    assert "City: Leeds → Old 0" in dry.results[0].changes
+    assert emu.stats()["writes"] == writes  # a dry run writes nothing
+    done = undo(emu, tmp_path, synced.summary.run_id)
+    assert done.summary.counts["ok"] == 3 and int(done.exit_code) == 0
+    assert book(emu) == before
+
+
+def test_an_edit_made_since_is_skipped_and_force_restores_it(emu: Emulator,
+                                                            tmp_path: Path) -> None:
+    before = book(emu)
+    synced = sync_sheet(emu, tmp_path, SHEET)
+    sync_sheet(emu, tmp_path, [[str(FIRST_ID + 3), "", "Derby", ""]],
+               report=tmp_path / "later.jsonl")  # someone's later run changes contact 3
+    done = undo(emu, tmp_path, synced.summary.run_id)
+    by_row = {r.row: r for r in done.results}
+    assert (by_row[5].status, by_row[5].error_code) == (Status.SKIPPED, "changed-since")
+    assert "City: run 1 wrote Hull, BSG now holds Derby" in by_row[5].changes
+    assert int(done.exit_code) == 1
+    after = book(emu)
+    assert after[FIRST_ID] == before[FIRST_ID] and after[FIRST_ID + 1] == before[FIRST_ID + 1]
+    assert after[FIRST_ID + 3][1][str(CITY)] == "Derby"
+    forced = undo(emu, tmp_path, synced.summary.run_id, "f", force=True)
+    assert forced.summary.counts["ok"] == 1 and forced.summary.counts["unchanged"] == 2
+    assert book(emu) == before
+
+
+def test_undo_again_restores_nothing_twice_and_undo_of_undo_redoes(emu: Emulator,
+                                                                   tmp_path: Path) -> None:
+    synced = sync_sheet(emu, tmp_path, SHEET)
+    after_sync = book(emu)
+    first = undo(emu, tmp_path, synced.summary.run_id)
+    puts = emu.stats()["requests"]["PUT"]
+    again = undo(emu, tmp_path, synced.summary.run_id, "again")
+    assert again.summary.counts["unchanged"] == 3
+    assert emu.stats()["requests"]["PUT"] == puts  # as after a kill: nothing restored twice
+    redo = undo(emu, tmp_path, first.summary.run_id, "redo")
+    assert redo.summary.counts["ok"] == 3
+    assert book(emu) == after_sync
+
+
+def test_undo_of_an_unknown_run_is_a_usage_error(emu: Emulator, tmp_path: Path) -> None:
+    sync_sheet(emu, tmp_path, SHEET[:1])
+    with pytest.raises(UsageError, match="no run 99"):
+        undo(emu, tmp_path, 99)
