@@ -800,6 +800,15 @@ class BsgClient:
         return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status,
                           body_groups_left_out(body, target))
 
+    def delete_contact(self, contact_id: int) -> tuple[int, int | None]:
+        """DELETE /api/contacts/{id}; (attempts made, HTTP status). A contact already gone
+        counts as deleted (BSG's not-found answer for a DELETE is undocumented: idempotent)."""
+        try:
+            reply = self._call("DELETE", f"/api/contacts/{int(contact_id)}")
+        except NotFound as exc:
+            return exc.attempts, exc.status
+        return reply.attempts, reply.status
+
     def attach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int:
         """Add every contact to every list, chunked; returns the HTTP attempts made."""
         return self._membership("/api/groups/attach", contact_ids, group_ids)

@@ -21,6 +21,7 @@ from bsg_sync.models import (
 )
 
 _DRIFT = "changed in BSG since last sync"
+_WRITES = frozenset({Action.UPDATE, Action.CREATE, Action.DELETE})
 _EMPTY = "(empty)"
 
 
@@ -278,8 +279,8 @@ def _by_name(groups: frozenset[int] | set[int], names: _Names) -> list[int]:
 
 
 def count_changes(plan: Sequence[PlannedRow]) -> int:
-    """Rows the plan writes (updates and creates)."""
-    return sum(1 for p in plan if p.action is Action.UPDATE or p.action is Action.CREATE)
+    """Rows the plan writes (updates, creates and deletes)."""
+    return sum(1 for p in plan if p.action in _WRITES)
 
 
 def max_changes_exceeded(plan: Sequence[PlannedRow], threshold: Threshold,

@@ -135,6 +135,10 @@ def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan,
     if again.status is not Status.PLANNED:  # unchanged by now, or (undo) left alone
         return _settled(again, attempts, read.http_status)
     pace()
+    if again.action is Action.DELETE:
+        calls, status = client.delete_contact(fresh.id)
+        return Sent(replace(result_from_plan(again), status=Status.OK,
+                            attempts=attempts + calls, http_status=status))
     return _write(again, client, pace, fresh, attempts)
 
 

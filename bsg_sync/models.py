@@ -18,6 +18,7 @@ class Action(str, Enum):
 
     UPDATE = "update"
     CREATE = "create"
+    DELETE = "delete"  # undo --delete-created: a contact the undone run created
     NONE = "none"
     SKIP = "skip"
 

@@ -180,8 +180,9 @@ def _count_phrases(counts: Mapping[str, int], ok_split: Mapping[str, int]) -> li
 def _ok_phrases(n: int, ok_split: Mapping[str, int]) -> list[str]:
     updated = ok_split.get(Action.UPDATE.value, 0)
     created = ok_split.get(Action.CREATE.value, 0)
-    other = n - updated - created
-    named = [(updated, "updated"), (created, "created"), (other, "ok")]
+    deleted = ok_split.get(Action.DELETE.value, 0)
+    other = n - updated - created - deleted
+    named = [(updated, "updated"), (created, "created"), (deleted, "deleted"), (other, "ok")]
     return [f"{count} {word}" for count, word in named if count > 0]
 
 

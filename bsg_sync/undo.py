@@ -128,11 +128,13 @@ class UndoPlanner:
     replanner: Replanner  # names fields and lists; builds the target and its changes
     run_id: int
     force: bool = False
+    delete_created: bool = False
 
     @classmethod
     def of(cls, writes: Sequence[Write], replanner: Replanner, run_id: int, *,
-           force: bool = False) -> UndoPlanner:
-        return cls({w.row: w for w in wishes_of(writes)}, replanner, run_id, force)
+           force: bool = False, delete_created: bool = False) -> UndoPlanner:
+        return cls({w.row: w for w in wishes_of(writes)}, replanner, run_id, force,
+                   delete_created)
 
     def plan(self, now: Mapping[int, Contact]) -> list[PlannedRow]:
         """The undo plan against BSG's state `now` (by contact id), in row order."""
@@ -146,11 +148,10 @@ class UndoPlanner:
             return PlannedRow(w.row, Action.SKIP, Status.NOT_FOUND, w.contact_id, w.after.phone,
                               error_code="not-found",
                               error=f"Contact {w.contact_id} no longer exists in BSG.")
-        if w.before is None:
-            return self._left(w, now, CREATED_BY_RUN,
-                              f"Run {self.run_id} created this contact; undo leaves it in BSG.")
-        t = _touched(w.before, w.after)
         names, lists = self.replanner.names.fields, self.replanner.names.groups
+        if w.before is None:
+            return self._created(w, now, names, lists)
+        t = _touched(w.before, w.after)
         if not _mismatches(t, now, w.before, names, lists):
             return PlannedRow(w.row, Action.NONE, Status.UNCHANGED, w.contact_id, now.phone,
                               error=f"Already as before run {self.run_id}.",
@@ -163,6 +164,25 @@ class UndoPlanner:
                               f"Changed in BSG since run {self.run_id}; left as it is "
                               "(--force restores it anyway).", text)
         return self._restore(w, t, now)
+
+    def _created(self, w: UndoWish, now: Contact, names: Mapping[int, str],
+                 lists: Mapping[int, str]) -> PlannedRow:
+        """A contact the run created: deleted only when asked, and only as the run left it."""
+        if not self.delete_created:
+            return self._left(w, now, CREATED_BY_RUN, f"Run {self.run_id} created this "
+                              "contact; undo leaves it (--delete-created deletes it).")
+        everything = _Touched(tuple(sorted(set(w.after.fields) | set(now.fields))), True,
+                              w.after.groups | now.groups, frozenset())
+        since = _mismatches(everything, now, w.after, names, lists)
+        if since and not self.force:
+            text = "; ".join(f"{what}: run {self.run_id} wrote {wrote}, BSG now holds {holds}"
+                             for what, wrote, holds in since)
+            return self._left(w, now, CHANGED_SINCE, f"Changed in BSG since run {self.run_id} "
+                              "created it; not deleted (--force deletes it anyway).", text)
+        return PlannedRow(w.row, Action.DELETE, Status.PLANNED, w.contact_id, now.phone,
+                          changes=f"delete the contact run {self.run_id} created",
+                          target=now, hlr_status=now.hlr_status,
+                          hlr_last_check=now.hlr_last_check)
 
     def _left(self, w: UndoWish, now: Contact, code: str, error: str,
               changes: str = "") -> PlannedRow:
@@ -195,6 +215,7 @@ class UndoOptions:
     report: Path | None = None
     dry_run: bool = False
     force: bool = False
+    delete_created: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     max_rps: float | None = DEFAULT_MAX_RPS
     max_failures: Threshold | None = None
@@ -251,7 +272,8 @@ def _undo_locked(opts: UndoOptions, sopts: SyncOptions, hooks: Hooks, client: Bs
     account = refresh.load_account(client)
     store.save_account(account)
     planner = UndoPlanner.of(store.run_writes(opts.run_id), Replanner.of(account, {}),
-                             opts.run_id, force=opts.force)
+                             opts.run_id, force=opts.force,
+                             delete_created=opts.delete_created)
     hooks.on_stage(f"reading the {len(planner.wishes)} contacts run {opts.run_id} wrote")
     asks = [Desired(w.row, w.contact_id, None, {}, None) for w in planner.wishes.values()]
     _rows, known, _stats = refresh.refresh_known(client, store, asks)
@@ -263,6 +285,7 @@ def _undo_locked(opts: UndoOptions, sopts: SyncOptions, hooks: Hooks, client: Bs
     run.run_id = store.begin_run(sheet=f"undo of run {opts.run_id}", sheet_sha256=info.sha256,
                                  mapping="", options={**sopts.described(),
                                                       "undo of run": str(opts.run_id),
-                                                      "force": str(opts.force)})
+                                                      "force": str(opts.force),
+                                                      "delete created": str(opts.delete_created)})
     sent, aborted = send_plan(run, Plan(plan, planner, []))
     return finish_run(run, sorted(sent, key=lambda r: r.row), [], aborted)

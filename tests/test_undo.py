@@ -14,7 +14,7 @@ import pytest
 from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.errors import UsageError
-from bsg_sync.models import Contact, Status
+from bsg_sync.models import Action, Contact, Status
 from bsg_sync.state import StateStore
 from bsg_sync.sync import SyncOptions, run_sync
 from bsg_sync.undo import UndoOptions, run_undo
@@ -158,3 +158,23 @@ def test_undo_of_an_unknown_run_is_a_usage_error(emu: Emulator, tmp_path: Path) 
     sync_sheet(emu, tmp_path, SHEET[:1])
     with pytest.raises(UsageError, match="no run 99"):
         undo(emu, tmp_path, 99)
+
+
+def test_contacts_the_run_created_are_deleted_only_when_asked(emu: Emulator,
+                                                             tmp_path: Path) -> None:
+    synced = sync_sheet(emu, tmp_path, [["", "+44 7900 000099", "York", "News"],
+                                        ["", "+44 7900 000098", "Bath", ""]],
+                        create_missing=True)
+    assert synced.summary.ok_actions == {"create": 2}
+    created = [r.contact_id for r in synced.results]
+    kept = undo(emu, tmp_path, synced.summary.run_id, "kept")
+    assert [(r.status, r.error_code) for r in kept.results] == [
+        (Status.SKIPPED, "created-by-run")] * 2
+    assert all(cid in book(emu) for cid in created)
+    sync_sheet(emu, tmp_path, [["", "+44 7900 000098", "Ely", ""]], report=tmp_path / "x.jsonl")
+    gone = undo(emu, tmp_path, synced.summary.run_id, "gone", delete_created=True)
+    by_row = {r.row: r for r in gone.results}
+    assert (by_row[2].status, by_row[2].action) == (Status.OK, Action.DELETE)
+    assert (by_row[3].status, by_row[3].error_code) == (Status.SKIPPED, "changed-since")
+    assert "City: run 1 wrote Bath, BSG now holds Ely" in by_row[3].changes
+    assert created[0] not in book(emu) and created[1] in book(emu)
