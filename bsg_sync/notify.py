@@ -16,10 +16,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bsg_sync.errors import UsageError
+from bsg_sync.errors import BsgSyncError, UsageError
 from bsg_sync.models import RowResult, Status, Threshold
+
+if TYPE_CHECKING:
+    from bsg_sync.sync import SyncOutcome
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +244,39 @@ def _deliver_one(url: str, message: Message, settings: NotifySettings,
 def _send(url: str, message: Message) -> bool:
     import apprise
 
+    # apprise's own log lines carry whole URLs (webhook tokens, SMTP passwords): ours say
+    # what failed with the secrets hidden
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+
     sender = apprise.Apprise()
     if not sender.add(url):
         return False
     kind: Any = apprise.NotifyType.FAILURE if message.failed else apprise.NotifyType.WARNING
     return bool(sender.notify(title=message.title, body=message.body, notify_type=kind))
+
+
+# --------------------------------------------------------------------------- from a run
+
+
+def news_of_outcome(command: str, outcome: SyncOutcome) -> RunNews:
+    """What a finished (or aborted) run tells."""
+    s = outcome.summary
+    counts, problems = news_of_results(outcome.results)
+    return RunNews(command, Path(s.sheet).name, int(outcome.exit_code), dry_run=s.dry_run,
+                   counts=counts, error_codes=dict(s.error_codes), problem_rows=problems,
+                   reason=str(outcome.aborted or ""), duration_s=s.duration_s,
+                   report=str(s.report_path or ""))
+
+
+def news_of_error(command: str, what: Path | str, exc: BsgSyncError,
+                  duration_s: float | None = None) -> RunNews:
+    """What a run that failed before it had results tells (exit 2 or 3, or interrupted)."""
+    name = what.name if isinstance(what, Path) else what
+    return RunNews(command, name, int(exc.exit_code), reason=str(exc), duration_s=duration_s)
+
+
+def tell(settings: NotifySettings, news: RunNews) -> list[str]:
+    """Send the alert when the settings ask for it; the URLs that could not be reached."""
+    if not should_notify(settings, news):
+        return []
+    return deliver(settings, compose(news))

@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from bsg_sync.errors import UsageError
 from bsg_sync.models import REPORT_COLUMNS, Action, RowResult, Sheet, Status
+
+if TYPE_CHECKING:
+    from bsg_sync.state import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,16 @@ def summarise(
         rows=len(results),
         ok_actions=ok_actions(results),
     )
+
+
+def summary_of_run(info: RunInfo, results: Sequence[RowResult],
+                   report_path: Path | None) -> RunSummary:
+    """The summary of a run from the state store (for `bsg-sync show RUN --report`)."""
+    return summarise(
+        results, run_id=info.id, sheet=Path(info.sheet), sheet_sha256=info.sha256,
+        report_path=report_path, errors_path=None, dry_run=info.dry_run,
+        started_at=info.started_at, finished_at=info.ended_at or "", duration_s=0.0,
+        options=info.options, requests=0, retries=0)
 
 
 def summary_json(summary: RunSummary) -> dict[str, Any]:

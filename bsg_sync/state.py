@@ -57,6 +57,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             contact_id INTEGER NOT NULL, before TEXT, after TEXT NOT NULL,
             PRIMARY KEY (run_id, row))""",
         "CREATE INDEX writes_contact ON writes(contact_id)",
+        "ALTER TABLE runs ADD COLUMN exit_code INTEGER",
     ),
 )
 
@@ -136,6 +137,7 @@ class RunInfo:
     ended_at: str | None
     options: dict[str, str]
     counts: dict[str, int]
+    exit_code: int | None = None  # None: not finished (still running, or killed)
 
     @property
     def dry_run(self) -> bool:
@@ -146,7 +148,8 @@ class RunInfo:
         return sum(self.counts.values())
 
 
-_RUN_SQL = "SELECT id, sheet, sha256, started_at, ended_at, options, counts FROM runs"
+_RUN_SQL = ("SELECT id, sheet, sha256, started_at, ended_at, options, counts, exit_code "
+            "FROM runs")
 
 
 def run_info(row: Sequence[object]) -> RunInfo:
@@ -161,6 +164,7 @@ def run_info(row: Sequence[object]) -> RunInfo:
         ended_at=str(row[4]) if row[4] else None,
         options={str(k): str(v) for k, v in options.items()},
         counts={str(k): int(v) for k, v in counts.items()},
+        exit_code=None if row[7] is None else int(str(row[7])),
     )
 
 
@@ -491,10 +495,11 @@ class StateStore:
         with self._tx("record results in") as cur:
             cur.executemany(_INSERT_RESULT, values)
 
-    def end_run(self, run_id: int, counts: Mapping[str, int]) -> None:
+    def end_run(self, run_id: int, counts: Mapping[str, int],
+                exit_code: int | None = None) -> None:
         with self._tx("finish a run in") as cur:
-            cur.execute("UPDATE runs SET ended_at = ?, counts = ? WHERE id = ?",
-                        (_now(), json.dumps(dict(counts)), run_id))
+            cur.execute("UPDATE runs SET ended_at = ?, counts = ?, exit_code = ? WHERE id = ?",
+                        (_now(), json.dumps(dict(counts)), exit_code, run_id))
 
     def run_results(self, run_id: int) -> list[RowResult]:
         rows = self._query(f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? "

@@ -107,11 +107,16 @@ class SyncOutcome:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.aborted is not None:
-            return self.aborted.exit_code
-        if any(r.status in FAILING_STATUSES for r in self.results):
-            return ExitCode.ROWS_FAILED
-        return ExitCode.OK
+        return exit_code_of(self.results, self.aborted)
+
+
+def exit_code_of(results: Sequence[RowResult], aborted: BsgSyncError | None) -> ExitCode:
+    """The run's exit code: the abort's, else 1 when a row needs fixing, else 0."""
+    if aborted is not None:
+        return aborted.exit_code
+    if any(r.status in FAILING_STATUSES for r in results):
+        return ExitCode.ROWS_FAILED
+    return ExitCode.OK
 
 
 @dataclass
@@ -349,7 +354,7 @@ def _finish(
     report.write_report(run.report_path, results, summary)
     if opts.errors is not None:
         report.write_errors(opts.errors, run.sheet, results)
-    run.store.end_run(run.run_id, summary.counts)
+    run.store.end_run(run.run_id, summary.counts, int(exit_code_of(results, aborted)))
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
 
 
