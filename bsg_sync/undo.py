@@ -269,6 +269,9 @@ def _undo_locked(opts: UndoOptions, sopts: SyncOptions, hooks: Hooks, client: Bs
     if info is None:
         raise UsageError(f"there is no run {opts.run_id} in the state store {opts.state}; "
                          "`bsg-sync runs` lists them")
+    if info.dry_run:
+        raise UsageError(f"run {opts.run_id} was a dry run: it changed nothing, so there is "
+                         "nothing to undo")
     account = refresh.load_account(client)
     store.save_account(account)
     planner = UndoPlanner.of(store.run_writes(opts.run_id), Replanner.of(account, {}),

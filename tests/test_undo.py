@@ -154,10 +154,14 @@ def test_undo_again_restores_nothing_twice_and_undo_of_undo_redoes(emu: Emulator
     assert book(emu) == after_sync
 
 
-def test_undo_of_an_unknown_run_is_a_usage_error(emu: Emulator, tmp_path: Path) -> None:
+def test_undo_of_an_unknown_run_or_a_dry_run_is_a_usage_error(emu: Emulator,
+                                                               tmp_path: Path) -> None:
     sync_sheet(emu, tmp_path, SHEET[:1])
     with pytest.raises(UsageError, match="no run 99"):
         undo(emu, tmp_path, 99)
+    dry = sync_sheet(emu, tmp_path, SHEET[:1], dry_run=True, report=tmp_path / "d.jsonl")
+    with pytest.raises(UsageError, match="was a dry run"):
+        undo(emu, tmp_path, dry.summary.run_id)
 
 
 def test_contacts_the_run_created_are_deleted_only_when_asked(emu: Emulator,
