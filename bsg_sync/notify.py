@@ -97,15 +97,9 @@ class RunNews:
         return sum(self.counts.get(s.value, 0) for s in PROBLEM_STATUSES)
 
 
-def news_of_results(results: Iterable[RowResult]) -> tuple[dict[str, int], list[tuple[int, str]]]:
-    """Counts per status, and (row, code) of the problem rows, from a run's results."""
-    counts = {s.value: 0 for s in Status}
-    problems: list[tuple[int, str]] = []
-    for r in results:
-        counts[r.status.value] += 1
-        if r.status in PROBLEM_STATUSES:
-            problems.append((r.row, r.error_code))
-    return counts, sorted(problems)
+def problem_rows(results: Iterable[RowResult]) -> list[tuple[int, str]]:
+    """(row, error code) of the rows someone should fix, in row order."""
+    return sorted((r.row, r.error_code) for r in results if r.status in PROBLEM_STATUSES)
 
 
 # --------------------------------------------------------------------------- when
@@ -261,9 +255,9 @@ def _send(url: str, message: Message) -> bool:
 def news_of_outcome(command: str, outcome: SyncOutcome) -> RunNews:
     """What a finished (or aborted) run tells."""
     s = outcome.summary
-    counts, problems = news_of_results(outcome.results)
     return RunNews(command, Path(s.sheet).name, int(outcome.exit_code), dry_run=s.dry_run,
-                   counts=counts, error_codes=dict(s.error_codes), problem_rows=problems,
+                   counts=dict(s.counts), error_codes=dict(s.error_codes),
+                   problem_rows=problem_rows(outcome.results),
                    reason=str(outcome.aborted or ""), duration_s=s.duration_s,
                    report=str(s.report_path or ""))
 

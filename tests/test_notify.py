@@ -26,7 +26,7 @@ from bsg_sync.notify import (
     check_urls,
     compose,
     deliver,
-    news_of_results,
+    problem_rows,
     should_notify,
     urls_from_env,
 )
@@ -151,10 +151,11 @@ def results() -> list[RowResult]:
 
 
 def test_the_message_has_counts_codes_and_rows_but_no_numbers_or_values() -> None:
-    counts, problems = news_of_results(results())
+    rows = results()
+    counts = {s.value: sum(r.status is s for r in rows) for s in Status}
     msg = compose(RunNews("sync", "contacts.csv", 1, counts=counts,
                           error_codes={"invalid-phone": 7, "retries-exhausted": 1},
-                          problem_rows=problems, duration_s=12.34,
+                          problem_rows=problem_rows(rows), duration_s=12.34,
                           report="/srv/contacts.report.xlsx"))
     assert msg.title == "bsg-sync sync contacts.csv: 8 rows need fixing (exit 1)"
     assert "46 rows: 38 ok, 7 invalid, 1 failed" in msg.body
