@@ -15,18 +15,39 @@ from flask import Flask
 from bsg_sync.emulator.server import is_loopback
 from bsg_sync.errors import UsageError
 from bsg_sync.web.app import WebConfig, create_app, services
+from bsg_sync.web.guards import parse_allowed_hosts
 
 PASSWORD_ENV = "BSG_SYNC_WEB_PASSWORD"
+ALLOWED_HOSTS_ENV = "BSG_SYNC_ALLOWED_HOSTS"
 
-__all__ = ["PASSWORD_ENV", "WebConfig", "check_bind", "create_app", "serve"]
+__all__ = [
+    "ALLOWED_HOSTS_ENV",
+    "PASSWORD_ENV",
+    "WebConfig",
+    "check_bind",
+    "create_app",
+    "parse_allowed_hosts",
+    "serve",
+]
 
 
-def check_bind(host: str, password: str | None) -> None:
-    """Loopback needs nothing; any other address needs a password (UsageError otherwise)."""
-    if not is_loopback(host) and not password:
+def check_bind(
+    host: str, password: str | None, allowed_hosts: frozenset[tuple[str, int | None]] = frozenset()
+) -> None:
+    """Loopback needs nothing; any other address needs a password and the names people will
+    type to reach it (UsageError otherwise): the page answers no other Host."""
+    if is_loopback(host):
+        return
+    if not password:
         raise UsageError(
             f"--host {host} is reachable from other machines; set {PASSWORD_ENV} "
             "to a password first (the page then asks for it), or serve on 127.0.0.1"
+        )
+    if not allowed_hosts:
+        raise UsageError(
+            f"--host {host} is reachable from other machines; name the address people will "
+            "open with --allowed-host (e.g. --allowed-host bsg.example.com), since the page "
+            "answers no other Host"
         )
 
 
