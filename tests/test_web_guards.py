@@ -189,6 +189,8 @@ def test_a_public_bind_needs_allowed_hosts_too() -> None:
     check_bind("0.0.0.0", "pw", parse_allowed_hosts(["bsg.example.com"]))
     with pytest.raises(UsageError, match="--allowed-host"):
         check_bind("0.0.0.0", "pw")
+    with pytest.raises(UsageError, match="BSG_SYNC_WEB_PASSWORD"):  # a proxy on loopback
+        check_bind("127.0.0.1", None, parse_allowed_hosts(["bsg.example.com"]))
     with pytest.raises(ValueError, match="not a host name"):
         parse_allowed_hosts(["bsg.example.com/path"])
 

@@ -35,7 +35,13 @@ def check_bind(
     host: str, password: str | None, allowed_hosts: frozenset[tuple[str, int | None]] = frozenset()
 ) -> None:
     """Loopback needs nothing; any other address needs a password and the names people will
-    type to reach it (UsageError otherwise): the page answers no other Host."""
+    type to reach it, and any such name needs the password even on loopback (a reverse proxy
+    in front): UsageError otherwise. The page answers no other Host."""
+    if allowed_hosts and not password:  # e.g. behind a reverse proxy on 127.0.0.1
+        raise UsageError(
+            f"--allowed-host opens the page to other machines; set {PASSWORD_ENV} to a "
+            "password first (the page then asks for it)"
+        )
     if is_loopback(host):
         return
     if not password:
