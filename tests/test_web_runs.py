@@ -217,3 +217,19 @@ def test_the_stage_shows_the_person_s_file_name(app: Flask, emu: Emulator) -> No
     job.on_stage(f"reading {job.sheet.name}")
     assert job.stage == "reading spring.csv"
     assert token
+
+
+def test_the_preview_after_apply_says_sending_then_applied(app: Flask, emu: Emulator) -> None:
+    c = app.test_client()
+    token = previewed(c, "spring.csv")
+    job = start_slow_apply(emu, c, token)
+    sending = c.get(f"/u/{token}/preview").text  # Back from the progress page
+    assert 'id="apply"' not in sending and "Sending…" in sending
+    assert f'href="{job}"' in sending
+    assert "Your run is in progress" in sending
+    finish(emu, c, job)
+    applied = c.get(f"/u/{token}/preview").text
+    assert 'id="apply"' not in applied
+    assert re.search(
+        r"Applied at \d\d:\d\d</strong> — <a href=\"/u/[^/]+/result\">see the result", applied
+    )
