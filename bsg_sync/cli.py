@@ -702,7 +702,8 @@ def demo(workdir: Path | None) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD).",
+    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD and "
+    "--allowed-host).",
 )
 @click.option(
     "--port",

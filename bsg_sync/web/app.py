@@ -1,7 +1,21 @@
 """The Flask app: upload -> mapping -> preview (dry run) -> apply -> result, and history.
 
 Every step calls the library (reader, mapping, run_sync, report); nothing here reads,
-diffs or sends by itself."""
+diffs or sends by itself.
+
+Who may do what, checked before every request, in this order:
+
+1. Host: loopback names on the bound port, or an --allowed-host name (421 otherwise), so a
+   DNS-rebinding page cannot reach the page at all.
+2. Password (when set): HTTP Basic, slowed down and locked out per client address (429).
+3. Session: Flask's signed cookie (HttpOnly, SameSite=Strict, key random per process) holds
+   a random `sid`, made on the first page shown. An upload and its runs record the `sid` that
+   made them; their pages, progress JSON, results and downloads answer 404 to any other
+   session. Shared views (History, the live run) need some session this process issued
+   (403 for a request without one). Job ids are random, and no JSON answer carries an upload
+   token: `next` is /jobs/<id>/next, itself bound to the session.
+4. CSRF: every POST carries the session's token (400 otherwise). Every POST the routes
+   handle answers 303 (POST/redirect/GET), refusals included, so a reload never repeats it."""
 
 from __future__ import annotations
 
