@@ -233,3 +233,25 @@ def test_the_preview_after_apply_says_sending_then_applied(app: Flask, emu: Emul
     assert re.search(
         r"Applied at \d\d:\d\d</strong> — <a href=\"/u/[^/]+/result\">see the result", applied
     )
+
+
+def test_history_names_runs_by_their_own_sheet(emu: Emulator, tmp_path: Path) -> None:
+    """Two state stores in one folder share the page's small database; each run keeps the
+    name of its own upload, also after the server restarted (its uploads are gone)."""
+    state = tmp_path / "state"
+
+    def history_names(state_file: str, name: str | None) -> list[str]:
+        app = make_app(emu, tmp_path, state=state / state_file)
+        try:
+            c = app.test_client()
+            if name is not None:
+                previewed(c, name)
+            page = c.get("/history").text
+            return re.findall(r"<td>([^<]+\.csv)</td>", page)
+        finally:
+            services(app).close()
+
+    assert history_names("a.sqlite3", "spring.csv") == ["spring.csv"]
+    assert history_names("b.sqlite3", "autumn.csv") == ["autumn.csv"]  # its run #1 too
+    assert history_names("a.sqlite3", None) == ["spring.csv"]  # a new process, no uploads
+    assert history_names("b.sqlite3", None) == ["autumn.csv"]

@@ -24,11 +24,11 @@ FAST = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, retry_after_cap=0.1)
 CITY = "387716"
 
 
-def make_app(emu: Emulator, tmp_path: Path, **kw: Any) -> Flask:
+def make_app(emu: Emulator, tmp_path: Path, state: Path | None = None, **kw: Any) -> Flask:
     config = WebConfig(
         api_url=emu.url,
         api_key=API_KEY,
-        state=tmp_path / "state" / "state.sqlite3",
+        state=state or tmp_path / "state" / "state.sqlite3",
         max_rps=None,
         policy=FAST,
         upload_root=tmp_path,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import io
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Sequence
@@ -73,6 +74,7 @@ STATUS_LABELS = {
     Status.FAILED.value: "Failed",
     Status.NOT_SENT.value: "Not sent",
 }
+_STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9]+")  # how uploads.py names a stored sheet
 PROBLEM_STATUSES = (Status.INVALID.value, Status.NOT_FOUND.value, Status.FAILED.value)
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -380,6 +382,7 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
         if outcome.summary.run_id is not None:
             svc.store.name_run(outcome.summary.run_id, upload.filename)
 
+    svc.store.name_sheet(str(opts.sheet), upload.filename)
     return svc.jobs.start(
         upload.token, opts, svc.config.api_key, on_done, upload.owner, upload.filename
     )
@@ -722,11 +725,16 @@ def _add_history_routes(app: Flask) -> None:
 def _run_names(runs: Sequence[RunInfo]) -> dict[int, str]:
     """Each run's sheet as the person named it: recorded by this page, or the live upload's."""
     svc = services_of_request()
+    by_sheet = svc.store.sheet_names([r.sheet for r in runs])
     recorded = svc.store.run_names()
     names: dict[int, str] = {}
     for run in runs:
-        known = recorded.get(run.id) or svc.uploads.name_of_sheet(run.sheet)
-        names[run.id] = known or run.sheet.replace("\\", "/").split("/")[-1]
+        stored = run.sheet.replace("\\", "/").split("/")[-1]
+        # run_names is keyed by run id only, so trusted only for a sheet this page stored
+        # (another state store in the same folder, or the command line, numbers its own runs)
+        by_id = recorded.get(run.id) if _STORED_NAME.fullmatch(stored) else None
+        known = by_sheet.get(run.sheet) or svc.uploads.name_of_sheet(run.sheet) or by_id
+        names[run.id] = known or stored
     return names
 
 
@@ -800,7 +808,7 @@ def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Se
     summary = report.summarise(
         results,
         run_id=run_id,
-        sheet=Path(svc.store.run_names().get(run_id, run.sheet)),
+        sheet=Path(_run_names([run])[run_id]),
         sheet_sha256=run.sha256,
         report_path=None,
         errors_path=None,
