@@ -37,7 +37,7 @@ from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.errors import UsageError
 from bsg_sync.state import StateStore
-from bsg_sync.web import check_bind
+from bsg_sync.web import check_bind, parse_allowed_hosts
 from bsg_sync.web.app import services
 from bsg_sync.web.guards import GuessPolicy
 from bsg_sync.web.store import WEB_DB_NAME, header_key
@@ -379,7 +379,7 @@ def test_other_addresses_need_a_password() -> None:
     check_bind("127.0.0.1", None)
     check_bind("::1", None)
     check_bind("localhost", None)
-    check_bind("0.0.0.0", "pw")
+    check_bind("0.0.0.0", "pw", parse_allowed_hosts(["bsg.example.com"]))
     with pytest.raises(UsageError, match="BSG_SYNC_WEB_PASSWORD"):
         check_bind("0.0.0.0", None)
     with pytest.raises(UsageError):
