@@ -32,7 +32,7 @@ from web_helpers import (
 from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.errors import UsageError
-from bsg_sync.web import check_bind, parse_allowed_hosts
+from bsg_sync.web import check_bind, display_url, parse_allowed_hosts
 from bsg_sync.web.app import services
 from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed, split_host
 
@@ -193,6 +193,19 @@ def test_a_public_bind_needs_allowed_hosts_too() -> None:
         check_bind("127.0.0.1", None, parse_allowed_hosts(["bsg.example.com"]))
     with pytest.raises(ValueError, match="not a host name"):
         parse_allowed_hosts(["bsg.example.com/path"])
+
+
+def test_the_printed_address_is_one_the_page_answers_to() -> None:
+    allowed = parse_allowed_hosts(["bsg.example.com"])
+    assert display_url("127.0.0.1", 8080, frozenset()) == "http://127.0.0.1:8080/"
+    assert display_url("::1", 8080, frozenset()) == "http://[::1]:8080/"
+    assert display_url("0.0.0.0", 8080, allowed) == "http://bsg.example.com:8080/"
+    assert display_url("::", 8080, parse_allowed_hosts(["a.example:443"])) == (
+        "http://a.example:443/"
+    )
+    assert display_url("0.0.0.0", 8080, frozenset()) == "http://127.0.0.1:8080/"
+    url = display_url("0.0.0.0", 8080, allowed)
+    assert host_allowed(url.split("/")[2], 8080, "http", allowed)
 
 
 def test_serve_reads_allowed_hosts_from_the_option_and_env(monkeypatch: pytest.MonkeyPatch) -> None:

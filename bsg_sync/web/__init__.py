@@ -26,6 +26,7 @@ __all__ = [
     "WebConfig",
     "check_bind",
     "create_app",
+    "display_url",
     "parse_allowed_hosts",
     "serve",
 ]
@@ -57,6 +58,18 @@ def check_bind(
         )
 
 
+def display_url(host: str, port: int, allowed: frozenset[tuple[str, int | None]]) -> str:
+    """The address to open: the bound one, or for a wildcard bind (0.0.0.0, ::) an allowed
+    name (the page refuses the Host 0.0.0.0), else 127.0.0.1."""
+    if host in ("0.0.0.0", "::", ""):
+        name, named_port = min(
+            allowed, key=lambda a: (a[0], a[1] or 0), default=("127.0.0.1", None)
+        )
+        host, port = name, named_port or port
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
 def serve(app: Flask, host: str, port: int, on_ready: Callable[[str], None]) -> None:
     """Serve until Ctrl-C, then stop any run's dispatch and delete the uploads."""
     from werkzeug.serving import make_server
@@ -66,8 +79,7 @@ def serve(app: Flask, host: str, port: int, on_ready: Callable[[str], None]) -> 
     except BaseException:
         services(app).close()
         raise
-    shown = f"[{host}]" if ":" in host else host
-    on_ready(f"http://{shown}:{server.server_port}/")
+    on_ready(display_url(host, server.server_port, services(app).config.allowed_hosts))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
