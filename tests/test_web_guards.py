@@ -287,6 +287,10 @@ def test_history_downloads_need_a_session(app: Flask, client: FlaskClient) -> No
     wait_job(client, job)
     run_id = re.findall(r'href="/history/(\d+)"', client.get("/history").text)[0]
     assert app.test_client().get(f"/history/{run_id}/report.xlsx").status_code == 403
+    assert app.test_client().get(f"/history/{run_id}").status_code == 403
+    fresh = app.test_client()
+    assert fresh.get("/history").status_code == 200  # the list page starts a session
+    assert fresh.get(f"/history/{run_id}").status_code == 200
     assert app.test_client().get("/running.json").status_code == 403
     assert client.get(f"/history/{run_id}/report.xlsx").status_code == 200
 

@@ -692,6 +692,7 @@ def _add_history_routes(app: Flask) -> None:
 
     @app.get("/history/<int:run_id>")
     def history_run(run_id: int) -> str:
+        _require_session()  # row data (phone numbers): not for a request without the cookie
         svc = services_of_request()
         run = get_run(svc.config.state, run_id)
         if run is None:
