@@ -392,3 +392,42 @@ def test_many_addresses_do_not_grow_memory_without_bound() -> None:
     for i in range(500):
         limiter.failed(f"10.0.{i // 256}.{i % 256}")
     assert len(limiter._clients) == 50
+
+
+def test_parallel_guesses_cannot_slip_past_the_count() -> None:
+    limiter = GuessLimiter(GuessPolicy(base_delay_s=0, lockout_after=3))
+    assert [limiter.begin("a") for _ in range(5)] == [None, None, None, 1, 1]  # 3 in flight
+    for _ in range(3):
+        limiter.failed("a")
+    assert limiter.begin("a") == 900  # locked out: nothing more is checked
+    clean = GuessLimiter(GuessPolicy(base_delay_s=0, lockout_after=10))
+    assert clean.begin("b") is None and clean.begin("b") is None  # a browser's parallel loads
+    clean.failed("b")
+    clean.failed("b")
+    assert clean.begin("b") is None and clean.begin("b") == 1  # after a failure: one at a time
+
+
+def test_concurrent_guesses_over_a_socket(emu: Emulator, tmp_path: Path) -> None:
+    """80 guesses on 40 connections at once: at most the lockout budget is ever checked. (The
+    race itself is pinned by the test above; this one fails if the brake is bypassed.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from werkzeug.serving import make_server
+
+    app = guarded_app(emu, tmp_path, base_delay_s=0, lockout_after=10)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/static/style.css"
+    try:
+        with ThreadPoolExecutor(40) as pool:
+            codes = list(
+                pool.map(
+                    lambda i: requests.get(url, auth=("m", f"g{i}"), timeout=10).status_code,
+                    range(80),
+                )
+            )
+        assert codes.count(401) <= 10 and codes.count(401) + codes.count(429) == 80
+    finally:
+        server.shutdown()
+        server.server_close()
+        services(app).close()

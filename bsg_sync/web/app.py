@@ -179,33 +179,37 @@ def _check_password() -> BaseResponse | None:
     if not password:
         return None
     client = request.remote_addr or "unknown"
-    wait = svc.guesses.retry_after(client)
+    auth = request.authorization
+    given = auth.password if auth is not None and auth.password is not None else None
+    wait = svc.guesses.retry_after(client) if given is None else svc.guesses.begin(client)
     if wait is not None:  # not even checked: a right guess must not be told apart here
         return _text(
             f"Too many wrong passwords from this computer; wait {wait} seconds, then try again.",
             429,
             {"Retry-After": str(wait)},
         )
-    auth = request.authorization
-    given = auth.password if auth is not None and auth.password is not None else None
     if given is not None and hmac.compare_digest(given.encode(), password.encode()):
         svc.guesses.succeeded(client)
         return None
     if given is not None:
-        failures, locked = svc.guesses.failed(client)
-        log.warning("wrong web page password from %s (%d recently)", client, failures)
-        if locked:
-            log.warning(
-                "locked out %s for %.0f s after %d wrong passwords",
-                client,
-                svc.guesses.policy.lockout_s,
-                failures,
-            )
+        _log_failure(svc.guesses, client)
     return _text(
         "This page needs the password your administrator set for it.",
         401,
         {"WWW-Authenticate": 'Basic realm="bsg-sync", charset="UTF-8"'},
     )
+
+
+def _log_failure(guesses: GuessLimiter, client: str) -> None:
+    failures, locked = guesses.failed(client)
+    log.warning("wrong web page password from %s (%d recently)", client, failures)
+    if locked:
+        log.warning(
+            "locked out %s for %.0f s after %d wrong passwords",
+            client,
+            guesses.policy.lockout_s,
+            failures,
+        )
 
 
 def _text(message: str, status: int, headers: dict[str, str]) -> Response:

@@ -91,6 +91,7 @@ class _Client:
     wait_until: float = 0.0
     locked_until: float = 0.0
     last_seen: float = 0.0
+    pending: int = 0  # passwords being checked right now (begun, not yet failed/succeeded)
 
 
 class GuessLimiter:
@@ -114,11 +115,32 @@ class GuessLimiter:
             until = max(state.wait_until, state.locked_until)
         return max(1, math.ceil(until - now)) if until > now else None
 
+    def begin(self, client: str) -> int | None:
+        """Before checking a password: whole seconds to wait (check nothing), or None, and the
+        check is counted as pending until `failed` or `succeeded`.
+
+        Concurrent guesses cannot slip past the count: checks in flight use up the budget
+        left before a lockout, and after a failure only one check at a time is allowed."""
+        now, p = self._clock(), self.policy
+        with self._lock:
+            state = self._clients.setdefault(client, _Client())
+            state.last_seen = now
+            until = max(state.wait_until, state.locked_until)
+            if until > now:
+                return max(1, math.ceil(until - now))
+            recent = sum(1 for t in state.failures if t > now - p.window_s)
+            if state.pending >= p.lockout_after - recent or (state.streak and state.pending):
+                return 1
+            state.pending += 1
+            self._forget_oldest()
+            return None
+
     def failed(self, client: str) -> tuple[int, bool]:
         """Record a wrong password; (failures in the window, whether it now locks the client)."""
         now, p = self._clock(), self.policy
         with self._lock:
             state = self._clients.setdefault(client, _Client())
+            state.pending = max(0, state.pending - 1)
             state.last_seen = now
             state.failures.append(now)
             while state.failures and state.failures[0] <= now - p.window_s:
