@@ -8,6 +8,7 @@ import dataclasses
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -237,14 +238,19 @@ def test_two_people_one_run_at_a_time(
     errors: list[str] = []
     for p in (alice, bob):
         p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    emu.config = dataclasses.replace(emu.config, latency_ms=0)
     preview_as(alice, url, "spring.csv")
     preview_as(bob, url, "autumn.csv")
 
-    emu.config = dataclasses.replace(emu.config, latency_ms=300)  # a long send
+    emu.config = dataclasses.replace(emu.config, latency_ms=50)
     alice.click("#apply")
     alice.wait_for_url("**/jobs/*")
+    deadline = time.monotonic() + 20
+    while emu.stats()["writes"] == 0:  # the first change reached BSG: it is sending
+        assert time.monotonic() < deadline, "the apply never started sending"
+        time.sleep(0.01)
+    emu.config = dataclasses.replace(emu.config, latency_ms=1000)  # hold it while we look
     alice.wait_for_selector("#progress-text:has-text('of 10 rows')")
-    emu.config = dataclasses.replace(emu.config, latency_ms=2000)  # hold it while we look
     bob.reload()
     assert bob.locator("#apply").is_disabled()
     note = bob.inner_text("#wait-note")
@@ -252,6 +258,11 @@ def test_two_people_one_run_at_a_time(
     assert "Run in progress" in bob.inner_text("#live-banner")
     assert "City: York → Leeds" in bob.inner_text("main")  # the preview is still there
     bob.screenshot(path=str(shots / "bob-waits.png"), full_page=True)
+    watch = bob.context.new_page()  # Bob follows Alice's run in a second tab (read-only)
+    watch.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    watch.goto(f"{url}/running")
+    assert "spring.csv is being sent to BSG" in watch.inner_text("#live-sentence")
+    assert watch.locator("button:has-text('Stop sending')").count() == 0
 
     alice.close()  # she closes the tab mid-run; her session (cookie) stays in the browser
     alice = alice.context.new_page()
@@ -266,6 +277,9 @@ def test_two_people_one_run_at_a_time(
 
     emu.config = dataclasses.replace(emu.config, latency_ms=0)
     bob.wait_for_selector("#apply:not([disabled])")  # no reload: the page saw the run end
+    watch.wait_for_selector("#live-history:not([hidden])")
+    assert "has ended" in watch.inner_text("#live-sentence")
+    watch.screenshot(path=str(shots / "bob-watched.png"))
     assert "That run has ended" in bob.inner_text("#wait-note")
     bob.click("#apply")
     bob.wait_for_url("**/result")
