@@ -93,7 +93,8 @@ def test_another_run_keeps_my_preview_and_apply_comes_back(app: Flask, emu: Emul
     r = bob.post(f"/u/{b_token}/apply", data={"csrf_token": csrf(bob)})
     assert r.status_code == 303 and r.headers["Location"] == f"/u/{b_token}/preview"
     again = bob.get(r.headers["Location"]).text  # what a reload shows: no second POST
-    assert "Nothing was sent yet." in again and "spring.csv is being sent" in again
+    assert "Nothing was sent yet; Apply works again when the other run ends." in again
+    assert "spring.csv is being sent" in again
     assert "City: York → Leeds" in again
     assert services(app).jobs.current() is jobs_before  # nothing of Bob's started
 

@@ -402,10 +402,6 @@ def _back(endpoint: str, message: str, **values: Any) -> BaseResponse:
     return redirect(url_for(endpoint, **values), 303)
 
 
-def _busy_sentence(job: Job) -> str:
-    return f"{_live_view(job)['sentence']}; you can go on when it ends."
-
-
 def _filtered(results: Sequence[RowResult], status: str | None, page: int) -> dict[str, Any]:
     rows = [r for r in results if not status or _status(r) == status]
     pages = max(1, -(-len(rows) // PAGE_SIZE))
@@ -558,8 +554,7 @@ def _add_upload_routes(app: Flask) -> None:
         try:
             return _to_job(_start(svc, upload, dry_run=True))
         except RunInProgress:
-            blocking = svc.jobs.running()
-            message = "Your choices are kept." if blocking is None else _busy_sentence(blocking)
+            message = "Your choices are kept; the preview can start when the other run ends."
             return _back("mapping_page", message, token=token)
 
     @app.post("/u/<token>/discard")
@@ -661,9 +656,8 @@ def _add_outcome_routes(app: Flask) -> None:
         try:
             return _to_job(_start(services_of_request(), upload, dry_run=False))
         except RunInProgress:
-            blocking = services_of_request().jobs.running()
-            message = "Nothing was sent." if blocking is None else _busy_sentence(blocking)
-            return _back("preview", f"Nothing was sent yet. {message}", token=token)
+            message = "Nothing was sent yet; Apply works again when the other run ends."
+            return _back("preview", message, token=token)
 
     @app.get("/u/<token>/result")
     def result(token: str) -> BaseResponse | str:
