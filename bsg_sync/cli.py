@@ -923,7 +923,8 @@ def demo(workdir: Path | None) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD).",
+    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD and "
+    "--allowed-host).",
 )
 @click.option(
     "--port",
@@ -932,12 +933,22 @@ def demo(workdir: Path | None) -> None:
     type=click.IntRange(0, 65535),
     help="Port (0: a free one).",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    envvar="BSG_SYNC_ALLOWED_HOSTS",
+    metavar="NAME[:PORT]",
+    help="A Host the page answers to besides 127.0.0.1/localhost/[::1] on its port "
+    "(repeatable; env BSG_SYNC_ALLOWED_HOSTS, space-separated); needed with a public --host.",
+)
 @_state_option
 @_api_options
 @_json_option
 def serve(
     host: str,
     port: int,
+    allowed_hosts: tuple[str, ...],
     state: Path | None,
     api_url: str,
     api_key_file: Path | None,
@@ -947,14 +958,19 @@ def serve(
     """Serve the web page for marketing staff: upload, map, preview, apply, download."""
     import os
 
+    from bsg_sync.errors import UsageError
     from bsg_sync.state import default_state_path
-    from bsg_sync.web import PASSWORD_ENV, WebConfig, check_bind, create_app
+    from bsg_sync.web import PASSWORD_ENV, WebConfig, check_bind, create_app, parse_allowed_hosts
     from bsg_sync.web import serve as serve_app
 
     _setup_logging(0, False)
     password = os.environ.get(PASSWORD_ENV) or None
     try:
-        check_bind(host, password)
+        try:
+            allowed = parse_allowed_hosts(allowed_hosts)
+        except ValueError as exc:
+            raise UsageError(f"--allowed-host: {exc}") from None
+        check_bind(host, password, allowed)
         key = _api_key_from_env_or_file(api_key_file)
         config = WebConfig(
             api_url=api_url,
@@ -962,6 +978,7 @@ def serve(
             state=state or default_state_path(),
             password=password,
             allow_insecure_http=allow_insecure_http,
+            allowed_hosts=allowed,
         )
         app = create_app(config)
         serve_app(
