@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 
 import python_calamine
 
+from bsg_sync.cellcheck import sheet_rows
 from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
 from bsg_sync.models import Sheet, SheetRow
@@ -33,6 +34,9 @@ SUPPORTED = "CSV, TXT, XLSX, XLSM, XLS or ODS"
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_BINARY_MAGIC = (b"%PDF-", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"\x1f\x8b", b"7z\xbc\xaf",
+                 b"Rar!", b"\x7fELF", b"SQLite format 3\x00", b"\xfd7zXZ")
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13, 26))
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 _CHUNK = 1 << 20
 _SNIFF_BYTES = 1 << 16
@@ -140,11 +144,16 @@ def _check_text_head(path: Path, head: bytes) -> None:
 
 
 def _looks_binary(head: bytes) -> bool:
-    """NULs or control bytes in a file that is not UTF-16 text."""
+    """Binary magic, or control bytes (NUL, ESC, ...) above 5% of a head that is not UTF-16/32.
+
+    One rule wherever a stray control byte sits: a text file with a few is read (the cells
+    holding them are noted as `control-character`), a binary file is full of them."""
     if wide_codec(head) is not None:
         return False
-    controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 26))
-    return b"\x00" in head or controls > len(head) // 100
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return controls > len(head) // 20
 
 
 def _check_zip(path: Path) -> None:
@@ -228,7 +237,7 @@ def _collect(
             data.append((number, cells))
             width = max(width, len(cells))
     headers = _name_headers(path, header_cells, width)
-    out = [SheetRow(n, tuple(c) + ("",) * (width - len(c))) for n, c in data]
+    out = sheet_rows(data, width)
     return headers, out, header_at
 
 
