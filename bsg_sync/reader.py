@@ -8,6 +8,7 @@ import hashlib
 import logging
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import python_calamine
 from bsg_sync.cellcheck import sheet_rows
 from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
+from bsg_sync.filecheck import check_xls, check_xlsx
 from bsg_sync.models import Sheet, SheetRow
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is ref
 MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
 FORMAT_SAMPLE_ROWS = 250  # rows scanned per sheet for number formats and error cells
 TEXT_EXTENSIONS = {".csv", ".txt", ".tsv"}
-EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
-SUPPORTED = "CSV, TXT, XLSX, XLSM, XLS or ODS"
+EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
+SUPPORTED = "CSV, TXT, XLSX, XLSM, XLSB, XLS or ODS"
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -62,8 +64,8 @@ def read_sheet(
     digest = _sha256(path)
     if kind == "text":
         return _read_csv(path, digest, encoding, header_row)
-    tab, grid = _open_workbook(path, kind, sheet)
     try:
+        tab, grid = _open_workbook(path, kind, sheet)
         headers, rows, header_at = _build_table(path, grid, header_row)
     except (KeyboardInterrupt, SystemExit, InputFileError):
         raise
@@ -157,16 +159,25 @@ def _looks_binary(head: bytes) -> bool:
 
 
 def _check_zip(path: Path) -> None:
-    """Refuse zips that are not workbooks, and zip bombs, from the directory alone."""
+    """Refuse zips that are not workbooks, zip bombs, and workbooks beyond filecheck's limits."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+            _check_zip_parts(path, zf)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise InputFileError(
             f"{path} is a damaged workbook ({exc}); open it in Excel and save a new copy."
         ) from exc
+
+
+def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
+    infos = zf.infolist()
     names = {i.filename for i in infos}
-    if "xl/workbook.xml" not in names and "content.xml" not in names:
+    if "Index/Document.iwa" in names or any(n.endswith(".iwa") for n in names):
+        raise InputFileError(
+            f"{path} is an Apple Numbers file; export it as .xlsx or .csv from Numbers "
+            "(File > Export To) and use that."
+        )
+    if not names & {"xl/workbook.xml", "xl/workbook.bin", "content.xml"}:
         raise InputFileError(
             f"{path} is a zip archive but not a workbook; save the sheet as {SUPPORTED}."
         )
@@ -180,10 +191,26 @@ def _check_zip(path: Path) -> None:
             f"{path} unpacks to {total / 2**30:.1f} GiB (a zip bomb or a damaged file); "
             "open it in Excel and save a normal copy."
         )
+    if "content.xml" in names and b"encryption-data" in _manifest(zf):
+        raise InputFileError(
+            f"{path} is password-protected; open it in LibreOffice, remove the password "
+            "(File > Properties > Security) and save it again."
+        )
+    if "xl/workbook.xml" in names:
+        check_xlsx(path, zf)
+
+
+def _manifest(zf: zipfile.ZipFile) -> bytes:
+    try:
+        info = zf.getinfo("META-INF/manifest.xml")
+    except KeyError:
+        return b""
+    return zf.read(info) if info.file_size < 16 << 20 else b""
 
 
 def _check_ole(path: Path) -> None:
-    """An OLE container holding an EncryptedPackage is a password-protected XLSX."""
+    """An OLE container holding an EncryptedPackage is a password-protected XLSX; then the
+    container's structure is walked (filecheck.check_xls: damaged, or an encrypted .xls)."""
     tail = b""
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -192,6 +219,7 @@ def _check_ole(path: Path) -> None:
                     f"{path} is password-protected; save an unprotected copy and use that."
                 )
             tail = chunk[-len(_ENCRYPTED_MARK) :]
+    check_xls(path)
 
 
 def _sha256(path: Path) -> str:
