@@ -290,13 +290,13 @@ class OleFile:
 
     def read_stream(self, name: str, start: int, size: int, limit: int) -> bytes:
         """Check a stream's chain (loops, range, declared size) and return its first bytes."""
-        if size > len(self.data):
-            raise _damaged(self.path, f"stream {name!r} declares {size:,} bytes in a smaller file")
         mini = b"" if size >= self.mini_cutoff else self._mini_stream()
         if size >= self.mini_cutoff:
             sectors, unit = self.chain(start, self.fat, self.sectors), self.sector_size
         else:
             sectors, unit = self.chain(start, self.minifat(), len(mini) // 64), 64
+        if size > len(self.data):
+            raise _damaged(self.path, f"stream {name!r} declares {size:,} bytes in a smaller file")
         if len(sectors) * unit < size:
             raise _damaged(self.path, f"stream {name!r} is cut short")
         out = bytearray()

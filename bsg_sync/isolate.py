@@ -10,8 +10,13 @@ about 0.2 s to start) that first sets its own `RLIMIT_AS` to `READ_MEMORY_LIMIT`
 becomes one sentence (InputFileError, exit 2); the child's stderr (where a panic prints) is
 logged at DEBUG, never shown. Its log records come back and are logged in the caller.
 
-The Sheet comes back on stdout as one pickle of plain tuples (bench/bench_read.py measures
-the cost for 100k x 12 cells).
+Where: every workbook (XLSX/XLSM/XLSB/XLS/ODS: native parsers) and every text file from
+INLINE_TEXT_BYTES (8 MiB) up. A smaller CSV/TXT is read in the caller: Python's csv module
+cannot abort, and 8 MiB of text makes at most a few hundred MB of rows; this keeps the
+0.2 s start-up off the common small sheet.
+
+The Sheet comes back on stdout as one joined string of cells plus row numbers
+(bench/bench_read.py measures the cost for 100k x 12 cells).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 READ_MEMORY_LIMIT = 4 << 30
 READ_TIME_LIMIT = 600.0
+INLINE_TEXT_BYTES = 8 << 20
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 _STDERR_TAIL = 4096
 _SEP = "\x1e"  # joins the cells on the way back (a cell holding it takes the slow path)
 
@@ -66,11 +73,35 @@ def read_sheet_isolated(
 ) -> Sheet:
     """`reader.read_sheet(path, **read_sheet_kwargs)` in a child process with limits."""
     path = Path(path)
-    memory = memory_limit or memory_limit_from_env()
+    if _small_text(path):
+        from bsg_sync.reader import read_sheet
+
+        return read_sheet(path, **read_sheet_kwargs)
+    memory = _effective(memory_limit or memory_limit_from_env())
     seconds = time_limit or time_limit_from_env()
     request = pickle.dumps((str(path), read_sheet_kwargs, memory))
     reply = _run_child(path, request, memory, seconds)
     return _unpack(reply, path, memory)
+
+
+def _effective(memory: int) -> int:
+    """The child inherits this process's hard RLIMIT_AS: it cannot get more than that."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    return memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+
+
+def _small_text(path: Path) -> bool:
+    """A text file below INLINE_TEXT_BYTES, or no file at all (read_sheet says what is wrong)."""
+    try:
+        if path.stat().st_size >= INLINE_TEXT_BYTES or path.is_dir():
+            return not path.is_file()
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return True
+    return not head.startswith(_WORKBOOK_MAGIC)
 
 
 def _child_env() -> dict[str, str]:
@@ -156,8 +187,7 @@ def _limit_memory(memory: int) -> None:
     import resource
 
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    soft = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    resource.setrlimit(resource.RLIMIT_AS, (_effective(memory), hard))
 
 
 class _Collect(logging.Handler):
