@@ -184,8 +184,11 @@ class _Utf8Scan:
 
 
 def _scan_utf8(path: Path) -> _Utf8Scan:
-    """Stream the whole file once: is it UTF-8, does it mix, and the first non-ASCII lines."""
+    """Is it UTF-8 (one strict pass, the common case); if not, a second pass: does it mix,
+    and the first non-ASCII lines."""
     scan = _Utf8Scan()
+    if _decodes(path, "utf-8"):
+        return scan
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     lines: list[bytes] = []
     size = 0
