@@ -42,8 +42,9 @@ _CHUNK = 1 << 20
 _MAX_TEXT_RUN = 8 << 20  # bytes between two tags: Excel's longest text, escaped, is ~330 KB
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="([^"]*)"')
 _REF = re.compile(rb'\sr="([A-Za-z]{1,4})(\d{1,8})"')  # a cell's reference (a row's r has no letters)
-_WIDE = re.compile(rb' r="(?:[A-Za-z]{2}|[A-Za-z]+\d{7})')  # column past Z, or row past 999,999
-_ODD_SPACE = (b'\nr="', b'\tr="', b'\rr="')  # attributes split by other whitespace: exact pass
+# a reference with a column past Z or a row past 999,999 (any attribute ending in r, after
+# any whitespace: a false match only costs the exact pass)
+_WIDE = re.compile(rb'r="(?:[A-Za-z]{2}|[A-Za-z]+\d{7})')
 _SHARED_USE = re.compile(rb'<(?:\w+:)?c\s[^>]*?t="s"[^>]*>\s*<(?:\w+:)?v>(\d+)<')
 _STRING_ITEM = re.compile(rb"<(?:\w+:)?si[\s>/]")
 _TEXT_RUN = re.compile(rb"<(?:\w+:)?t(?:\s[^>]*)?>([^<]*)<")
@@ -111,7 +112,7 @@ def _check_sheet_part(path: Path, zf: zipfile.ZipFile, name: str) -> None:
         if index == 0:
             _check_dimension(path, data)
         if not wide:
-            wide = bool(_WIDE.search(data)) or any(odd in data for odd in _ODD_SPACE)
+            wide = bool(_WIDE.search(data))
     if wide:
         _check_extent(path, zf, name)
 
