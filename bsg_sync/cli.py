@@ -356,8 +356,8 @@ def init(
     from bsg_sync import mapping as mapping_mod
     from bsg_sync.client import ApiError
     from bsg_sync.errors import UsageError
+    from bsg_sync.isolate import read_sheet_isolated as read_sheet
     from bsg_sync.models import Account
-    from bsg_sync.reader import read_sheet
 
     target = output or sheet.with_name("bsg-sync.toml")
     online = not offline and bool(api_key_file or os.environ.get("BSG_API_KEY", "").strip())

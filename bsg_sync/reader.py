@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import codecs
-import csv
 import datetime as dt
 import gc
 import hashlib
 import logging
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +18,10 @@ from xml.etree import ElementTree
 
 import python_calamine
 
+from bsg_sync.cellcheck import sheet_rows
+from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
+from bsg_sync.filecheck import check_xls, check_xlsx
 from bsg_sync.models import Sheet, SheetRow
 
 log = logging.getLogger(__name__)
@@ -28,13 +30,15 @@ MAX_FILE_BYTES = 1 << 30  # refuse files above 1 GiB before reading them
 MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is refused
 MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
 FORMAT_SAMPLE_ROWS = 250  # rows scanned per sheet for number formats and error cells
-CSV_DELIMITERS = (",", ";", "\t", "|")
 TEXT_EXTENSIONS = {".csv", ".txt", ".tsv"}
-EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
-SUPPORTED = "CSV, TXT, XLSX, XLSM, XLS or ODS"
+EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
+SUPPORTED = "CSV, TXT, XLSX, XLSM, XLSB, XLS or ODS"
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_BINARY_MAGIC = (b"%PDF-", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"\x1f\x8b", b"7z\xbc\xaf",
+                 b"Rar!", b"\x7fELF", b"SQLite format 3\x00", b"\xfd7zXZ")
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13, 26))
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 _CHUNK = 1 << 20
 _SNIFF_BYTES = 1 << 16
@@ -60,8 +64,8 @@ def read_sheet(
     digest = _sha256(path)
     if kind == "text":
         return _read_csv(path, digest, encoding, header_row)
-    tab, grid = _open_workbook(path, kind, sheet)
     try:
+        tab, grid = _open_workbook(path, kind, sheet)
         headers, rows, header_at = _build_table(path, grid, header_row)
     except (KeyboardInterrupt, SystemExit, InputFileError):
         raise
@@ -142,24 +146,38 @@ def _check_text_head(path: Path, head: bytes) -> None:
 
 
 def _looks_binary(head: bytes) -> bool:
-    """NULs or control bytes in a file that is not UTF-16 text."""
-    if _utf16_codec(head) is not None:
+    """Binary magic, or control bytes (NUL, ESC, ...) above 5% of a head that is not UTF-16/32.
+
+    One rule wherever a stray control byte sits: a text file with a few is read (the cells
+    holding them are noted as `control-character`), a binary file is full of them."""
+    if wide_codec(head) is not None:
         return False
-    controls = sum(1 for b in head if b < 9 or (13 < b < 32 and b != 26))
-    return b"\x00" in head or controls > len(head) // 100
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return controls > len(head) // 20
 
 
 def _check_zip(path: Path) -> None:
-    """Refuse zips that are not workbooks, and zip bombs, from the directory alone."""
+    """Refuse zips that are not workbooks, zip bombs, and workbooks beyond filecheck's limits."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+            _check_zip_parts(path, zf)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise InputFileError(
             f"{path} is a damaged workbook ({exc}); open it in Excel and save a new copy."
         ) from exc
+
+
+def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
+    infos = zf.infolist()
     names = {i.filename for i in infos}
-    if "xl/workbook.xml" not in names and "content.xml" not in names:
+    if "Index/Document.iwa" in names or any(n.endswith(".iwa") for n in names):
+        raise InputFileError(
+            f"{path} is an Apple Numbers file; export it as .xlsx or .csv from Numbers "
+            "(File > Export To) and use that."
+        )
+    if not names & {"xl/workbook.xml", "xl/workbook.bin", "content.xml"}:
         raise InputFileError(
             f"{path} is a zip archive but not a workbook; save the sheet as {SUPPORTED}."
         )
@@ -173,10 +191,26 @@ def _check_zip(path: Path) -> None:
             f"{path} unpacks to {total / 2**30:.1f} GiB (a zip bomb or a damaged file); "
             "open it in Excel and save a normal copy."
         )
+    if "content.xml" in names and b"encryption-data" in _manifest(zf):
+        raise InputFileError(
+            f"{path} is password-protected; open it in LibreOffice, remove the password "
+            "(File > Properties > Security) and save it again."
+        )
+    if "xl/workbook.xml" in names:
+        check_xlsx(path, zf)
+
+
+def _manifest(zf: zipfile.ZipFile) -> bytes:
+    try:
+        info = zf.getinfo("META-INF/manifest.xml")
+    except KeyError:
+        return b""
+    return zf.read(info) if info.file_size < 16 << 20 else b""
 
 
 def _check_ole(path: Path) -> None:
-    """An OLE container holding an EncryptedPackage is a password-protected XLSX."""
+    """An OLE container holding an EncryptedPackage is a password-protected XLSX; then the
+    container's structure is walked (filecheck.check_xls: damaged, or an encrypted .xls)."""
     tail = b""
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -185,6 +219,7 @@ def _check_ole(path: Path) -> None:
                     f"{path} is password-protected; save an unprotected copy and use that."
                 )
             tail = chunk[-len(_ENCRYPTED_MARK) :]
+    check_xls(path)
 
 
 def _sha256(path: Path) -> str:
@@ -230,7 +265,7 @@ def _collect(
             data.append((number, cells))
             width = max(width, len(cells))
     headers = _name_headers(path, header_cells, width)
-    out = [SheetRow(n, tuple(c) + ("",) * (width - len(c))) for n, c in data]
+    out = sheet_rows(data, width)
     return headers, out, header_at
 
 
@@ -278,121 +313,18 @@ def _name_headers(path: Path, cells: Sequence[str], width: int) -> tuple[str, ..
 
 
 def _read_csv(path: Path, digest: str, encoding: str | None, header_row: int | None) -> Sheet:
-    codec = encoding or _detect_encoding(path)
-    try:
-        codecs.lookup(codec)
-    except LookupError as exc:
-        raise InputFileError(f"Unknown encoding {codec!r}; use e.g. utf-8 or cp1252.") from exc
-    with path.open("rb") as fh:
-        sample = fh.read(_SNIFF_BYTES).decode(codec, errors="replace")
-    delimiter = sniff_delimiter(sample)
-    with path.open(encoding=codec, newline="", errors="strict") as fh:
-        try:
-            headers, rows, header_at = _build_table(path, _csv_grid(fh, delimiter), header_row)
-        except UnicodeDecodeError as exc:
-            raise InputFileError(
-                f"{path} is not valid {codec} ({exc.reason}); pass the right --encoding."
-            ) from exc
-        except csv.Error as exc:
-            raise InputFileError(
-                f"{path} is not a well-formed CSV ({exc}); check for an unclosed quote."
-            ) from exc
+    fmt = csv_format(path, encoding)
+    with csv_records(path, fmt) as grid:
+        headers, rows, header_at = _build_table(path, grid, header_row)
     return Sheet(
         path,
         headers,
         rows,
         digest,
-        encoding=codec,
-        delimiter=delimiter,
+        encoding=fmt.codec,
+        delimiter=fmt.delimiter,
         header_row=header_at,
     )
-
-
-def _csv_grid(fh: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(Excel row number, trimmed cells): one row per record, quoted line breaks included."""
-    for number, record in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
-        yield number, [cell.strip() for cell in record]
-
-
-def _utf16_codec(head: bytes) -> str | None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    sample = head[:4096]
-    if len(sample) >= 4:
-        even_nuls = sample[0::2].count(0)
-        odd_nuls = sample[1::2].count(0)
-        half = len(sample) // 2
-        if odd_nuls > 0.4 * half and even_nuls < 0.05 * half:
-            return "utf-16-le"
-        if even_nuls > 0.4 * half and odd_nuls < 0.05 * half:
-            return "utf-16-be"
-    return None
-
-
-def _detect_encoding(path: Path) -> str:
-    """BOM first; then UTF-8 if the whole file decodes strictly; then cp1252; else latin-1."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    utf16 = _utf16_codec(head)
-    if utf16 is not None:
-        return utf16
-    for candidate in ("utf-8", "cp1252"):
-        if _decodes(path, candidate):
-            return candidate
-    return "latin-1"
-
-
-def _decodes(path: Path, codec: str) -> bool:
-    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def sniff_delimiter(sample: str) -> str:
-    """The delimiter among , ; TAB | whose count outside quotes is most consistent per line."""
-    records = _records_outside_quotes(sample)
-    best, best_score = ",", (0.0, 0)
-    for delimiter in CSV_DELIMITERS:
-        counts = [r.count(delimiter) for r in records if r.strip()]
-        if not counts:
-            continue
-        mode, _ = Counter(counts).most_common(1)[0]
-        if mode == 0:
-            continue
-        score = (sum(1 for c in counts if c == mode) / len(counts), mode)
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
-def _records_outside_quotes(sample: str, limit: int = 50) -> list[str]:
-    """The first complete records of the sample, with quoted text removed."""
-    records: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in sample:
-        if ch == '"':
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif ch == "\n":
-            records.append("".join(current))
-            current = []
-            if len(records) >= limit:
-                break
-        else:
-            current.append(ch)
-    if not records and current:
-        records.append("".join(current))
-    return records
 
 
 # --------------------------------------------------------------------------- workbooks

@@ -33,6 +33,7 @@ from bsg_sync.errors import (
     UsageError,
 )
 from bsg_sync.executor import Replan, execute_plan
+from bsg_sync.isolate import read_sheet_isolated
 from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RPS,
@@ -47,7 +48,6 @@ from bsg_sync.models import (
     result_from_plan,
 )
 from bsg_sync.ratelimit import RateLimiter
-from bsg_sync.reader import read_sheet
 from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     mapping_path = resolve_mapping_path(opts)
     raw = mapping_mod.load_mapping(mapping_path)
     hooks.on_stage(f"reading {opts.sheet.name}")
-    sheet = read_sheet(
+    sheet = read_sheet_isolated(
         opts.sheet,
         sheet=opts.sheet_name,
         encoding=opts.encoding,
