@@ -152,11 +152,14 @@ class UndoPlanner:
         if w.before is None:
             return self._created(w, now, names, lists)
         t = _touched(w.before, w.after)
-        if not _mismatches(t, now, w.before, names, lists):
+        left = {what for what, _, _ in _mismatches(t, now, w.before, names, lists)}
+        if not left:
             return PlannedRow(w.row, Action.NONE, Status.UNCHANGED, w.contact_id, now.phone,
                               error=f"Already as before run {self.run_id}.",
                               hlr_status=now.hlr_status, hlr_last_check=now.hlr_last_check)
-        since = _mismatches(t, now, w.after, names, lists)
+        # a value already back as before is not "changed since": an undo killed between a
+        # row's PUT and its list call left it half done, and a re-run finishes it
+        since = [m for m in _mismatches(t, now, w.after, names, lists) if m[0] in left]
         if since and not self.force:
             text = "; ".join(f"{what}: run {self.run_id} wrote {wrote}, BSG now holds {holds}"
                              for what, wrote, holds in since)

@@ -182,3 +182,18 @@ def test_contacts_the_run_created_are_deleted_only_when_asked(emu: Emulator,
     assert (by_row[3].status, by_row[3].error_code) == (Status.SKIPPED, "changed-since")
     assert "City: run 1 wrote Bath, BSG now holds Ely" in by_row[3].changes
     assert created[0] not in book(emu) and created[1] in book(emu)
+
+
+def test_an_undo_killed_half_way_through_a_row_is_finished_by_a_re_run(emu: Emulator,
+                                                                       tmp_path: Path) -> None:
+    """The run set City and added a list; BSG holds City as before but still the list (an
+    undo killed between its PUT and its detach): the re-run finishes, nothing is skipped."""
+    synced = sync_sheet(emu, tmp_path, SHEET[:1])
+    with StateStore(tmp_path / "s.sqlite3") as store:
+        (w,) = store.run_writes(synced.summary.run_id)
+    assert w.after.groups - w.before.groups == {VIP}
+    emu.edit_before_get(FIRST_ID, fields={str(CITY): "Old 0"})  # only the PUT had landed
+    done = undo(emu, tmp_path, synced.summary.run_id)
+    (row,) = done.results
+    assert row.status is Status.OK, row.error
+    assert book(emu)[FIRST_ID][2] == {NEWS}
