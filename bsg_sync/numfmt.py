@@ -10,8 +10,8 @@ contract (SPEC §3) fixes the text, these are the choices made:
   enough column); from 1E+15 up, and below 1E-04, scientific as Excel writes it (`1.23456789E+17`,
   `1E-05`). The column width that makes Excel show `4.48E+11` in a narrow cell is not known here.
 - Dates: a format with a date part shows `YYYY-MM-DD`, with `HH:MM:SS` added when the format also
-  has a time part (seconds rounded as Excel rounds, not truncated); a date-only format on a value
-  with a time shows only the date. A format with a time part only (`h:mm`, `h:mm:ss AM/PM`,
+  has a time part and the value has a time (SPEC §3; seconds rounded as Excel rounds, not
+  truncated); a date-only format on a value with a time shows only the date. A format with a time part only (`h:mm`, `h:mm:ss AM/PM`,
   `[h]:mm` elapsed, `mm:ss.0`) is rendered as written. 1900 (with Excel's 29 Feb 1900) and 1904
   date systems. Serials Excel cannot show as a date (negative, > 2958465) show as the number in
   General, where Excel shows `#######`.
@@ -30,10 +30,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 MAX_SERIAL = 2958465  # 9999-12-31, the last day Excel shows as a date
 _EPOCH_1900 = dt.date(1899, 12, 30)
@@ -279,6 +279,61 @@ def general(value: float) -> str:
     return f"{mantissa}E{exponent[0]}{int(exponent[1:]):02d}"
 
 
+class ErrorText(str):
+    """An error cell's text (`#N/A`, `#DIV/0!`, ...): shown as Excel shows it, never sent."""
+
+    __slots__ = ()
+
+
+ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+
+
+def render_cell(value: Any, code: str | None = None, date1904: bool = False) -> str:
+    """One cell value (as python-calamine or xlrd gives it) as the text Excel shows."""
+    if type(value) is float:
+        if code is None:
+            return general(value)
+        return render_number(value, code, date1904=date1904).strip()
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return render_number(value, code or "General", date1904=date1904).strip()
+    if isinstance(value, (dt.datetime, dt.date, dt.time, dt.timedelta)):
+        return _render_temporal(value, code)
+    return "" if value is None else str(value).strip()
+
+
+def _render_temporal(value: dt.datetime | dt.date | dt.time | dt.timedelta, code: str | None) -> str:
+    """Dates that calamine already converted: through the cell's date format when known."""
+    serial = to_serial(value)
+    if code is not None and is_date_format(code):
+        return render_number(serial, code).strip()
+    if isinstance(value, dt.timedelta):
+        return render_number(serial, "[h]:mm:ss")
+    if isinstance(value, dt.time):
+        return render_number(serial, "hh:mm:ss")
+    if isinstance(value, dt.datetime) and round(serial * 86400) % 86400:
+        return render_number(serial, "yyyy-mm-dd hh:mm:ss")
+    return render_number(serial, "yyyy-mm-dd")
+
+
+def to_serial(value: dt.datetime | dt.date | dt.time | dt.timedelta) -> float:
+    """Excel's 1900-system serial of a date or time (a duration or a time of day: its days)."""
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds() / 86400
+    if isinstance(value, dt.time):
+        seconds = value.hour * 3600 + value.minute * 60 + value.second
+        return (seconds + value.microsecond / 1e6) / 86400
+    day = value.date() if isinstance(value, dt.datetime) else value
+    days = (day - _EPOCH_1900).days
+    days = days - 1 if days < 61 else days  # before 1 Mar 1900 Excel counts a 29 Feb
+    if isinstance(value, dt.datetime):
+        return days + to_serial(value.time())
+    return float(days)
+
+
 # --------------------------------------------------------------------------- sections
 
 
@@ -322,8 +377,15 @@ def _render_general(value: float, section: Section) -> str:
 
 
 def _render_numeric(value: float, tokens: tuple[Token, ...]) -> str:
+    with localcontext() as context:
+        context.prec = 700  # room for every digit of 1.8E+308 and its decimals
+        return _render_in_context(value, tokens)
+
+
+def _render_in_context(value: float, tokens: tuple[Token, ...]) -> str:
     kinds = [t.kind for t in tokens]
-    scaled = Decimal(repr(float(value))) * (Decimal(100) ** kinds.count("percent"))
+    # Excel keeps 15 significant digits: 0.1+0.2 is 0.3 and 2.675 rounds to 2.68
+    scaled = Decimal(f"{float(value):.15g}") * (Decimal(100) ** kinds.count("percent"))
     if "exp" in kinds:
         return _render_scientific(scaled, tokens)
     if "slash" in kinds and "digit" in kinds[kinds.index("slash") :]:
@@ -498,7 +560,7 @@ def _render_date(serial: float, section: Section, date1904: bool) -> str:
     )
     if has_date:
         text = _iso_day(days, date1904)
-        if has_time:
+        if has_time and rest:  # SPEC §3: the time only when one is present
             seconds = rest // 10**sub
             text += f" {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
         return text
@@ -549,10 +611,14 @@ def _am_pm(text: str, hours: int) -> str:
 
 __all__ = [
     "BUILTIN_FORMATS",
+    "ERROR_CODES",
+    "ErrorText",
     "builtin_format",
     "general",
     "is_date_format",
     "parse_format",
+    "render_cell",
     "render_number",
     "render_text",
+    "to_serial",
 ]

@@ -56,6 +56,9 @@ def test_general(value: float, expected: str) -> None:
         (1.0, "#.##", "1."),
         (12.0, "0", "12"),
         (-0.4, "0", "-0"),
+        (0.1 + 0.2, "0.00000000000000000", "0.30000000000000000"),  # 15 digits, as Excel keeps
+        (1.2345678901234567e20, "0", "123456789012346000000"),
+        (1.5e300, "0.00", "15" + "0" * 299 + ".00"),
         # zero padding and literals
         (1234.0, "00000", "01234"),
         (6083.0, "00000", "06083"),
@@ -136,11 +139,12 @@ def test_numbers(value: float, code: str, expected: str) -> None:
         (41684.35264774306, "m/d/yy", "2014-02-14"),  # date-only format, value with a time
         (41684.35264774306, "m/d/yy h:mm", "2014-02-14 08:27:49"),
         (41684.0, "yyyy-mm-dd", "2014-02-14"),
+        (41684.0, "m/d/yy h:mm", "2014-02-14"),  # no time in the value: the date alone
         (41684.0, "d-mmm-yy", "2014-02-14"),
         (41684.0, "[$-419]dd.mm.yyyy", "2014-02-14"),
         (41684.0, "dddd, mmmm d, yyyy", "2014-02-14"),
         (41684.99999, "yyyy-mm-dd", "2014-02-14"),
-        (41684.999999, "yyyy-mm-dd hh:mm:ss", "2014-02-15 00:00:00"),  # rounds to the second
+        (41684.999999, "yyyy-mm-dd hh:mm:ss", "2014-02-15"),  # rounds to the second: midnight
         (60.0, "yyyy-mm-dd", "1900-02-29"),  # Excel's leap day
         (61.0, "yyyy-mm-dd", "1900-03-01"),
         (1.0, "yyyy-mm-dd", "1900-01-01"),
