@@ -25,7 +25,7 @@ import itertools
 import logging
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -74,10 +74,10 @@ class CellFormats:
     def __bool__(self) -> bool:
         return bool(self.runs or self.special)
 
-    def by_row(self) -> Iterator[dict[int, str]]:
-        """For rows 1, 2, 3, ...: the formatted columns of that row (read in row order)."""
+    def by_row(self, first: int = 1) -> Iterator[dict[int, str]]:
+        """For rows first, first+1, ...: the formatted columns of that row (read in row order)."""
         cursor = dict.fromkeys(self.runs, 0)
-        row = 0
+        row = first - 1
         while True:
             row += 1
             here: dict[int, str] = {}
@@ -91,26 +91,55 @@ class CellFormats:
             yield here
 
 
-def render_rows(
-    raw_rows: Iterable[list[Any]], first_col: int, formats: CellFormats, fixes: dict[str, str]
-) -> Grid:
-    """(row number, cell texts) for calamine rows, which start at row 1 and at `first_col`."""
-    if not formats and not fixes:
-        for index, raw in enumerate(raw_rows, start=1):
-            yield index, [v.strip() if type(v) is str else render_cell(v) for v in raw]
-        return
-    by_row = formats.by_row()
-    for index, raw in enumerate(raw_rows, start=1):
+class RenderedRows:
+    """(row number, cell texts) for calamine rows, which start at row 1 and at `first_col`.
+
+    `late`, when given, reads the formats only once a row has a cell calamine reads as empty
+    (an error cell reads so): a sheet with no formatted cells and no blanks is never scanned."""
+
+    def __init__(
+        self,
+        raw_rows: Iterable[list[Any]],
+        first_col: int,
+        formats: CellFormats,
+        fixes: dict[str, str],
+        late: Callable[[], CellFormats] | None = None,
+    ) -> None:
+        self.raw_rows, self.first_col, self.fixes = iter(raw_rows), first_col, fixes
+        self.formats, self.late = formats, late
+
+    def __iter__(self) -> Grid:
+        index = 0
+        if not self.formats and not self.fixes:
+            for raw in self.raw_rows:
+                index += 1
+                if self.late is not None and "" in raw:
+                    self.formats, self.late = self.late(), None
+                    yield self._row(index, raw, self.formats.by_row(index))
+                    break
+                yield index, [v.strip() if type(v) is str else render_cell(v) for v in raw]
+            else:
+                return
+        by_row = self.formats.by_row(index + 1)
+        for raw in self.raw_rows:
+            index += 1
+            yield self._row(index, raw, by_row)
+
+    def errors_possible(self) -> bool:
+        return any(kind == "e" for kind, _ in self.formats.special.values())
+
+    def _row(self, index: int, raw: list[Any], by_row: Iterator[dict[int, str]]) -> tuple[int, list[str]]:
         cells = [v.strip() if type(v) is str else render_cell(v) for v in raw]
+        formats, first_col = self.formats, self.first_col
         for col, code in next(by_row).items():
             i = col - first_col
             if 0 <= i < len(raw):
                 cells[i] = _formatted(raw[i], code, formats.date1904)
         if formats.special:
             _apply_special(cells, index, first_col, formats)
-        if fixes:
-            cells = [fixes.get(c, c) for c in cells]
-        yield index, cells
+        if self.fixes:
+            cells = [self.fixes.get(c, c) for c in cells]
+        return index, cells
 
 
 def _formatted(value: Any, code: str, date1904: bool) -> str:
@@ -142,11 +171,16 @@ def _iso_date_cell(text: str, runs: list[list[Any]] | None, row: int) -> str:
 
 
 class TabRows:
-    """A tab's (row number, cells), and whether any cell may be an error cell."""
+    """A tab's (row number, cells), and whether any cell may be an error cell (asked once the
+    rows are read)."""
 
-    def __init__(self, rows: Iterator[tuple[int, list[str]]], errors_possible: bool) -> None:
+    def __init__(self, rows: Iterator[tuple[int, list[str]]], errors: Callable[[], bool]) -> None:
         self._rows = rows
-        self.errors_possible = errors_possible
+        self._errors = errors
+
+    @property
+    def errors_possible(self) -> bool:
+        return self._errors()
 
     def __iter__(self) -> TabRows:
         return self
@@ -207,12 +241,15 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
         cal_sheet = workbook.get_sheet_by_name(tab)
     except Exception as exc:
         raise InputFileError(f"{path}: tab {tab!r} cannot be read ({exc}).") from exc
-    formats = package.formats_of(tab)
     first_col = cal_sheet.start[1] if cal_sheet.start else 0
-    grid = render_rows(cal_sheet.iter_rows(), first_col, formats, package.fixes)
-    grid = refuse_empty_tab(path, tab, grid, lambda: _tabs_with_data(workbook, tab))
-    errors = any(kind == "e" for kind, _ in formats.special.values())
-    return tab, TabRows(grid, errors)
+    if package.lazy:
+        late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it
+        rendered = RenderedRows(cal_sheet.iter_rows(), first_col, CellFormats(), package.fixes, late)
+    else:
+        rendered = RenderedRows(cal_sheet.iter_rows(), first_col, package.formats_of(tab),
+                                package.fixes)
+    grid = refuse_empty_tab(path, tab, iter(rendered), lambda: _tabs_with_data(workbook, tab))
+    return tab, TabRows(grid, rendered.errors_possible)
 
 
 def refuse_empty_tab(
@@ -272,6 +309,7 @@ class _Package:
     active: str | None = None
     fixes: dict[str, str] = field(default_factory=dict)
     reader: Any = None  # tab -> CellFormats
+    lazy: bool = False  # no style has a format: scan only for error and ISO date cells
 
     def formats_of(self, tab: str) -> CellFormats:
         if self.reader is None:
@@ -294,7 +332,8 @@ def _package_info(path: Path, kind: str) -> _Package:
     except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, ValueError) as exc:
         log.warning("number formats of %s not read (%s); numbers shown unformatted", path, exc)
         return _Package()
-    return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab))
+    lazy = not any(code.strip().lower() not in _GENERAL for code in info.codes)
+    return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab), lazy)
 
 
 def _safe(path: Path, reader: Any, tab: str) -> CellFormats:
@@ -432,35 +471,54 @@ def scan_sheet(fh: IO[bytes], codes: list[str], date1904: bool = False) -> CellF
             return formats
 
 
-def _cell_pattern(wanted: set[int]) -> re.Pattern[bytes]:
-    styles = b"|".join(str(i).encode() for i in sorted(wanted))
-    style_part = rb'\bs="(?:' + styles + rb')"|' if wanted else b""
-    return re.compile(
-        rb"<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?(?:" + style_part + rb'\bt="[ed]")[^>]*>'
-    )
+def _cell_pattern(wanted: set[int]) -> re.Pattern[bytes] | None:
+    """`s="N"` for the styles that have a format (a literal prefix: C-speed search)."""
+    if not wanted:
+        return None
+    return re.compile(rb's="(?:' + b"|".join(str(i).encode() for i in sorted(wanted)) + rb')"')
 
 
 def _scan_block(
-    data: bytes, pattern: re.Pattern[bytes], codes: list[str], formats: CellFormats
+    data: bytes, pattern: re.Pattern[bytes] | None, codes: list[str], formats: CellFormats
 ) -> None:
-    for match in pattern.finditer(data):
-        tag = match.group(0)
-        ref = _REF.search(tag)
-        if ref is None:
+    hits = [m.start() for m in pattern.finditer(data)] if pattern is not None else []
+    for needle in (b't="e"', b't="d"'):
+        at = data.find(needle)
+        while at >= 0:
+            hits.append(at)
+            at = data.find(needle, at + 5)
+    seen: set[int] = set()
+    for hit in sorted(hits):
+        if data[hit - 1 : hit] not in (b" ", b"\t", b"\n", b"\r"):
             continue
-        row, col = int(ref.group(2)), column_index(ref.group(1).decode())
-        kind = _TYPE.search(tag)
-        cell_type = kind.group(1).decode() if kind else "n"
-        style = _STYLE.search(tag)
-        index = int(style.group(1)) if style and style.group(1) else 0
-        if index < len(codes) and codes[index].strip().lower() not in _GENERAL:
-            formats.add(row, col, codes[index])
-        if cell_type in ("e", "d") and not tag.endswith(b"/>"):
-            close = _CELL_END.search(data, match.end())
-            value = _VALUE.search(data, match.end(), close.end() if close else len(data))
-            if value is not None:
-                text = value.group(1).decode("utf-8", "replace")
-                formats.special[(row, col)] = (cell_type, _unescape(text))
+        start = data.rfind(b"<", 0, hit)
+        if start in seen:
+            continue
+        seen.add(start)
+        end = data.find(b">", hit)
+        tag = data[start : end + 1]
+        name = tag[1:].split(None, 1)[0].rsplit(b":", 1)[-1]
+        if name == b"c":
+            _note_tag(data, tag, end + 1, codes, formats)
+
+
+def _note_tag(data: bytes, tag: bytes, after: int, codes: list[str], formats: CellFormats) -> None:
+    ref = _REF.search(tag)
+    if ref is None:
+        return
+    row, col = int(ref.group(2)), column_index(ref.group(1).decode())
+    style = _STYLE.search(tag)
+    index = int(style.group(1)) if style and style.group(1) else 0
+    if index < len(codes) and codes[index].strip().lower() not in _GENERAL:
+        formats.add(row, col, codes[index])
+    kind = _TYPE.search(tag)
+    cell_type = kind.group(1).decode() if kind else "n"
+    if cell_type in ("e", "d") and not tag.endswith(b"/>"):
+        close = _CELL_END.search(data, after)
+        value = _VALUE.search(data, after, close.end() if close else len(data))
+        if value is not None:
+            text = value.group(1).decode("utf-8", "replace")
+            formats.special[(row, col)] = (cell_type, _unescape(text))
 
 
 def _unescape(text: str) -> str:

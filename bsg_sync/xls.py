@@ -55,7 +55,7 @@ def open_xls(path: Path, sheet: str | None) -> tuple[str, Any] | None:
     rows = _rows(book, chosen)
     errors = any(type(c) is ErrorText for _, cells in rows for c in cells)
     grid = refuse_empty_tab(path, tab, iter(rows), lambda: _with_data(book, sheets, chosen))
-    return tab, TabRows(grid, errors)
+    return tab, TabRows(grid, lambda: errors)
 
 
 def _with_data(book: Any, sheets: list[Any], chosen: Any) -> list[str]:
