@@ -4,11 +4,15 @@ Values come from python-calamine for `.xlsx/.xlsm` and `.ods` and from xlrd for 
 gives the formats); the number formats and error cells come from the file itself, per cell:
 
 - XLSX (transitional and Strict OOXML): `styles.xml` gives each cell style's format code; the
-  sheet XML is streamed once (inflated in chunks, a C regex finds only the cells whose style has
-  a non-General format, and the `t="e"` error and `t="d"` ISO date cells), so nothing is
-  sampled and memory stays flat: formats are kept as runs of rows per column. A sheet whose
-  cells carry no `r` reference is walked with iterparse instead. Rich text runs whose spaces
-  calamine drops are taken from `sharedStrings.xml`.
+  sheet XML is streamed once (inflated in chunks; literal searches find only the cells whose
+  style has a non-General format, and the `t="e"` error and `t="d"` ISO date cells), so nothing
+  is sampled and memory stays flat: formats are kept as runs of rows per column. A sheet whose
+  cells carry no `r` reference is walked with iterparse instead. When no style of the workbook
+  has a format, the scan waits for the first row with a cell calamine reads as empty (as it
+  reads an error cell): a dense, unformatted sheet is never scanned, which keeps the read within
+  2x calamine alone (bench/bench_read.py). The one cost of that: a `t="d"` cell in such a sheet
+  with no blank cell shows calamine's ISO text. Rich text runs whose spaces calamine drops are
+  taken from `sharedStrings.xml`.
 - XLS: xlrd with `formatting_info=True` (values, formats, error codes, the active tab); a file
   xlrd cannot parse falls back to calamine's values without formats.
 - ODS: the document's number styles (`content.xml` and `styles.xml`) are turned into Excel
@@ -21,6 +25,7 @@ turns into a `cell-error` CellProblem for the row.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 import logging
 import re
@@ -423,7 +428,10 @@ def _style_codes(zf: zipfile.ZipFile) -> list[str]:
 def _rich_text_fixes(zf: zipfile.ZipFile) -> dict[str, str]:
     """Shared rich-text strings as calamine reads them (runs trimmed) -> as Excel shows them."""
     fixes: dict[str, str] = {}
-    with zf.open("xl/sharedStrings.xml") as fh:
+    data = zf.read("xl/sharedStrings.xml")
+    if b"<r>" not in data and b":r>" not in data:  # no rich text: nothing calamine trims
+        return fixes
+    with io.BytesIO(data) as fh:
         for _, elem in ElementTree.iterparse(fh):
             if local(elem.tag) != "si":
                 continue
