@@ -593,25 +593,27 @@ _NUMBERLIKE = re.compile(r"[-+()\d\s.,:/%$€£]+")
 def find_header_row(rows: Sequence[Sequence[str]]) -> int | None:
     """Index of the row a person takes for the header, or None when every row is blank.
 
-    The header is the first row with enough non-empty text cells (at least two, and at least
-    half as many as the widest of these rows, so a title or a note above it is skipped) that
-    is followed by a data row or ends the sheet; if none looks like one, the first non-blank."""
-    filled = [sum(1 for c in row if c.strip()) for row in rows]
-    if not any(filled):
-        return None
-    widest = max(filled)
-    needed = 1 if widest == 1 else max(2, (widest + 1) // 2)
+    The header is the first row of mostly text (not numbers or dates) that spans the table below
+    it: most of the next rows end within its columns. A title or a note above the table is
+    narrower than the rows under it, so it is skipped. With no such row: the first non-blank."""
+    spans = [_last_filled(row) for row in rows]
     for i, row in enumerate(rows):
-        if filled[i] < needed:
+        if spans[i] < 0 or not _mostly_text(row):
             continue
-        texts = sum(1 for c in row if c.strip() and not _NUMBERLIKE.fullmatch(c.strip()))
-        if texts < max(1, filled[i] - filled[i] // 5):
-            continue
-        if _followed_by_data(filled, i, needed):
+        below = [n for n in spans[i + 1 : i + 1 + _BELOW] if n >= 0]
+        if not below or sum(1 for n in below if n <= spans[i]) * 2 >= len(below):
             return i
-    return next(i for i, n in enumerate(filled) if n)
+    return next((i for i, n in enumerate(spans) if n >= 0), None)
 
 
-def _followed_by_data(filled: list[int], i: int, needed: int) -> bool:
-    rest = [n for n in filled[i + 1 :] if n]
-    return not rest or rest[0] >= max(1, needed // 2)
+_BELOW = 10  # rows under a candidate header that must mostly fit within its columns
+
+
+def _last_filled(row: Sequence[str]) -> int:
+    return max((i for i, c in enumerate(row) if c.strip()), default=-1)
+
+
+def _mostly_text(row: Sequence[str]) -> bool:
+    filled = [c.strip() for c in row if c.strip()]
+    texts = sum(1 for c in filled if not _NUMBERLIKE.fullmatch(c))
+    return texts * 5 >= len(filled) * 4
