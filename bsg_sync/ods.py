@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import IO
 from xml.etree import ElementTree
 
+from bsg_sync.numfmt import ERROR_CODES
 from bsg_sync.workbook import CellFormats, local
 
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 _STYLE = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
-_NUMBER = "{urn:oasis:names:tc:opendocument:xmlns:datastyle:xsl-fo-compatible:1.0}"
+_NUMBER = "{urn:oasis:names:tc:opendocument:xmlns:datastyle:1.0}"
 _CALCEXT = "{urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0}"
 _CONFIG = "{urn:oasis:names:tc:opendocument:xmlns:config:1.0}"
 _DATA_STYLES = {
@@ -128,10 +129,13 @@ def _num(child: ElementTree.Element, name: str, default: int) -> int:
 
 def _number_code(child: ElementTree.Element) -> str:
     digits = _num(child, "min-integer-digits", 1)
+    grouped = child.get(f"{_NUMBER}grouping") == "true"
+    if child.get(f"{_NUMBER}decimal-places") is None and digits <= 1 and not grouped:
+        return "General"  # LibreOffice's "General" (N0) names no decimal places
     places = _num(child, "decimal-places", 0)
     min_places = min(_num(child, "min-decimal-places", places), places)
     whole = "0" * digits or "#"
-    if child.get(f"{_NUMBER}grouping") == "true":
+    if grouped:
         whole = "#" * max(0, 4 - digits) + "0" * digits
         whole = f"{whole[:-3]},{whole[-3:]}"
     decimals = "." + "0" * min_places + "#" * (places - min_places) if places else ""
@@ -257,12 +261,14 @@ class _Walk:
         self.row += repeat
 
     def _cell(self, cell: ElementTree.Element, first: int, last: int, col: int, span: int) -> None:
-        if cell.get(f"{_CALCEXT}value-type") == "error":
-            text = "".join(cell.itertext()).strip() or "#N/A"
-            for row in range(first, min(last, first + 1000) + 1):
-                for c in range(col, col + span):
-                    self.out.special[(row, c)] = ("e", text)
+        shown = "".join(cell.itertext()).strip()
+        if cell.get(f"{_CALCEXT}value-type") == "error" or (
+            cell.get(f"{_TABLE}formula") and (shown in ERROR_CODES or shown.startswith("Err:"))
+        ):
+            self._special(first, last, col, span, ("e", shown or "#N/A"))
             return
+        if cell.get(f"{_OFFICE}value-type") == "time":  # calamine gives the ISO text
+            self._special(first, last, col, span, ("t", cell.get(f"{_OFFICE}time-value", "")))
         style = cell.get(f"{_TABLE}style-name")
         if style is None and col < len(self.column_styles):
             style = self.column_styles[col]
@@ -271,3 +277,8 @@ class _Walk:
             return
         for c in range(col, col + span):
             self.out.add_span(first, last, c, code)
+
+    def _special(self, first: int, last: int, col: int, span: int, what: tuple[str, str]) -> None:
+        for row in range(first, min(last, first + 1000) + 1):
+            for c in range(col, col + span):
+                self.out.special[(row, c)] = what

@@ -163,6 +163,23 @@ def _apply_special(cells: list[str], row: int, first_col: int, formats: CellForm
             cells[i] = ErrorText(text)
         elif kind == "d":
             cells[i] = _iso_date_cell(text, formats.runs.get(i + first_col), row)
+        elif kind == "t":
+            cells[i] = _duration_cell(text, formats.runs.get(i + first_col), row, cells[i])
+
+
+_DURATION = re.compile(r"(-?)P(?:(\d+)D)?T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?")
+
+
+def _duration_cell(text: str, runs: list[list[Any]] | None, row: int, shown: str) -> str:
+    """An ODS time cell (ISO 8601 duration) shown through its format."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        return shown
+    sign, days, hours, minutes, seconds = match.groups()
+    value = dt.timedelta(days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0),
+                         seconds=float(seconds or 0))
+    code = next((r[2] for r in runs or [] if r[0] <= row <= r[1]), None)
+    return render_cell(-value if sign else value, code)
 
 
 def _iso_date_cell(text: str, runs: list[list[Any]] | None, row: int) -> str:
