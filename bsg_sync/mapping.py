@@ -705,9 +705,15 @@ def _word_target(header: str) -> str | None:
 
 
 def generate_mapping(
-    headers: Sequence[str], account: Account, *, default_country: str | None
+    headers: Sequence[str],
+    account: Account,
+    *,
+    default_country: str | None,
+    header_row: int | None = None,
 ) -> tuple[str, list[str]]:
-    """TOML text of a mapping for these headers, and the headers it could not map."""
+    """TOML text of a mapping for these headers, and the headers it could not map.
+
+    `header_row` (the row the reader found the header on) is written when it is not row 1."""
     problems: list[str] = []
     region = _resolve_country(default_country, problems)
     _raise_problems(problems, None)
@@ -728,6 +734,8 @@ def generate_mapping(
         f"{country}  # region for national-format numbers like 07700 900123",
         'blank = "keep"  # keep | clear: what an empty cell means',
         'groups = "add"  # add | exact: exact also removes the contact from unlisted lists',
-        "",
     ]
+    if header_row not in (None, 1):
+        lines.append(f"header_row = {header_row}  # the column names, below a title or notes")
+    lines.append("")
     return "\n".join(lines), unmapped

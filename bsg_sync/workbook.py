@@ -262,7 +262,9 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
     try:
         cal_sheet = workbook.get_sheet_by_name(tab)
     except Exception as exc:
-        raise InputFileError(f"{path}: tab {tab!r} cannot be read ({exc}).") from exc
+        raise InputFileError(
+            f"{path}: tab {tab!r} cannot be read ({exc}); open it in Excel and save a new copy."
+        ) from exc
     first_col = cal_sheet.start[1] if cal_sheet.start else 0
     if package.lazy:
         late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it

@@ -62,3 +62,12 @@ def test_a_custom_field_named_like_a_phone_word_is_still_a_field_when_exact() ->
     account = Account(fields=(Field(1, "Office Phone"),))
     assert guess_targets(["Mobile", "Office Phone"], account) == {
         "Mobile": "phone", "Office Phone": "field:Office Phone"}
+
+
+def test_a_header_found_below_row_1_is_written_into_the_mapping() -> None:
+    from bsg_sync.mapping import generate_mapping, parse_mapping
+
+    text, _ = generate_mapping(["Mobile"], Account(), default_country=None, header_row=4)
+    assert parse_mapping(text).options["header_row"] == 4
+    text, _ = generate_mapping(["Mobile"], Account(), default_country=None, header_row=1)
+    assert "header_row" not in parse_mapping(text).options
