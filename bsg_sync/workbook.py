@@ -61,6 +61,7 @@ class CellFormats:
     runs: dict[int, list[list[Any]]] = field(default_factory=dict)  # col -> [[first, last, code]]
     special: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)  # kind, text
     date1904: bool = False
+    _special_rows: dict[int, list[tuple[int, str, str]]] | None = None
 
     def add(self, row: int, col: int, code: str) -> None:
         runs = self.runs.setdefault(col, [])
@@ -75,6 +76,14 @@ class CellFormats:
             runs[-1][1] = last
         else:
             runs.append([first, last, code])
+
+    def special_in_row(self, row: int) -> list[tuple[int, str, str]]:
+        """The error, ISO date and duration cells of one row (indexed by row on first use)."""
+        if self._special_rows is None:
+            self._special_rows = {}
+            for (r, col), (kind, text) in self.special.items():
+                self._special_rows.setdefault(r, []).append((col, kind, text))
+        return self._special_rows.get(row, [])
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.special)
@@ -154,11 +163,10 @@ def _formatted(value: Any, code: str, date1904: bool) -> str:
 
 
 def _apply_special(cells: list[str], row: int, first_col: int, formats: CellFormats) -> None:
-    for i in range(len(cells)):
-        special = formats.special.get((row, i + first_col))
-        if special is None:
+    for col, kind, text in formats.special_in_row(row):
+        i = col - first_col
+        if not 0 <= i < len(cells):
             continue
-        kind, text = special
         if kind == "e":
             cells[i] = ErrorText(text)
         elif kind == "d":
