@@ -32,6 +32,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -510,31 +511,69 @@ def _cell_pattern(wanted: set[int]) -> re.Pattern[bytes] | None:
     """`s="N"` for the styles that have a format (a literal prefix: C-speed search)."""
     if not wanted:
         return None
-    return re.compile(rb's="(?:' + b"|".join(str(i).encode() for i in sorted(wanted)) + rb')"')
+    return re.compile(rb's="(' + b"|".join(str(i).encode() for i in sorted(wanted)) + rb')"')
+
+
+_SPACE = frozenset(b" \t\r\n")
 
 
 def _scan_block(
     data: bytes, pattern: re.Pattern[bytes] | None, codes: list[str], formats: CellFormats
 ) -> None:
-    hits = [m.start() for m in pattern.finditer(data)] if pattern is not None else []
+    if pattern is not None:
+        _note_styles(data, pattern, codes, formats)
     for needle in (b't="e"', b't="d"'):
         at = data.find(needle)
         while at >= 0:
-            hits.append(at)
+            start = _cell_start(data, at)
+            if start >= 0:
+                end = data.find(b">", at)
+                _note_tag(data, data[start : end + 1], end + 1, codes, formats)
             at = data.find(needle, at + 5)
-    seen: set[int] = set()
-    for hit in sorted(hits):
-        if data[hit - 1 : hit] not in (b" ", b"\t", b"\n", b"\r"):
+
+
+def _cell_start(data: bytes, at: int) -> int:
+    """Where the `<c` tag holding the attribute at `at` starts, or -1 if it is another tag."""
+    if data[at - 1] not in _SPACE:
+        return -1
+    start = data.rfind(b"<", 0, at)
+    name = data[start + 1 : at].split(None, 1)[0] if start >= 0 else b""
+    return start if name.rsplit(b":", 1)[-1] == b"c" else -1
+
+
+def _note_styles(
+    data: bytes, pattern: re.Pattern[bytes], codes: list[str], formats: CellFormats
+) -> None:
+    """Every cell whose style has a format: its row, column and format code.
+
+    The common shape `<c r="B7" s="3"` is read with two byte searches; anything else (another
+    attribute order, a namespace prefix) through the general tag lookup."""
+    add, rfind, find = formats.add, data.rfind, data.find
+    for match in pattern.finditer(data):
+        at = match.start()
+        lt = rfind(b"<", 0, at)
+        r = rfind(b' r="', lt, at)
+        if r < 0 or data[lt + 1 : lt + 3] != b"c ":
+            _note_style_slow(data, at, codes[int(match.group(1))], formats)
             continue
-        start = data.rfind(b"<", 0, hit)
-        if start in seen:
-            continue
-        seen.add(start)
-        end = data.find(b">", hit)
-        tag = data[start : end + 1]
-        name = tag[1:].split(None, 1)[0].rsplit(b":", 1)[-1]
-        if name == b"c":
-            _note_tag(data, tag, end + 1, codes, formats)
+        ref = data[r + 4 : find(b'"', r + 4)]
+        letters = ref.rstrip(b"0123456789")
+        if letters and len(letters) < len(ref):
+            add(int(ref[len(letters) :]), _column_of(letters), codes[int(match.group(1))])
+
+
+def _note_style_slow(data: bytes, at: int, code: str, formats: CellFormats) -> None:
+    start = _cell_start(data, at)
+    if start < 0:
+        return
+    ref = _REF.search(data, start, data.find(b">", at))
+    if ref is not None:
+        formats.add(int(ref.group(2)), column_index(ref.group(1).decode()), code)
+
+
+@lru_cache(maxsize=20000)
+def _column_of(letters: bytes) -> int:
+    return column_index(letters.decode())
 
 
 def _note_tag(data: bytes, tag: bytes, after: int, codes: list[str], formats: CellFormats) -> None:
@@ -601,6 +640,7 @@ def _note_cell(
         formats.special[(row, col)] = (kind, value.text)
 
 
+@lru_cache(maxsize=20000)
 def column_index(ref: str) -> int:
     """0-based column of a cell reference ("A1" -> 0, "AB7" -> 27)."""
     index = 0
