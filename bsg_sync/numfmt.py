@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
@@ -241,6 +242,16 @@ def render_number(value: float, code: str = "General", *, date1904: bool = False
         return general(value)
     if isinstance(value, float) and not math.isfinite(value):
         return general(value)
+    fast = _fast_renderer(code)
+    if fast is not None:
+        text = fast(value, date1904)
+        if text is not None:
+            return text
+    return render_sections(value, code, date1904=date1904)
+
+
+def render_sections(value: float, code: str, *, date1904: bool = False) -> str:
+    """The general renderer (render_number takes a fast path for the common shapes)."""
     section, signed = _pick_section(parse_format(code), value)
     magnitude = value if signed else abs(value)
     if section.kind == "date":
@@ -307,6 +318,9 @@ def render_cell(value: Any, code: str | None = None, date1904: bool = False) -> 
 
 def _render_temporal(value: dt.datetime | dt.date | dt.time | dt.timedelta, code: str | None) -> str:
     """Dates that calamine already converted: through the cell's date format when known."""
+    shape = date_shape(code) if code is not None else None
+    if isinstance(value, dt.date) and shape in (None, "date", "datetime"):
+        return _iso_of(value, shape)
     serial = to_serial(value)
     if code is not None and is_date_format(code):
         return render_number(serial, code).strip()
@@ -317,6 +331,89 @@ def _render_temporal(value: dt.datetime | dt.date | dt.time | dt.timedelta, code
     if isinstance(value, dt.datetime) and round(serial * 86400) % 86400:
         return render_number(serial, "yyyy-mm-dd hh:mm:ss")
     return render_number(serial, "yyyy-mm-dd")
+
+
+def _iso_of(value: dt.date, shape: str | None) -> str:
+    """A date (or date-time, rounded half up to the second) in the SPEC's ISO form."""
+    if not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if value.microsecond >= 500_000:
+        value += dt.timedelta(seconds=1)
+    if shape == "date" or value.time().replace(microsecond=0) == dt.time(0):
+        return value.date().isoformat()
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@lru_cache(maxsize=1024)
+def date_shape(code: str) -> str | None:
+    """"date", "datetime" or "time" for a date/time format (its first section), else None."""
+    if not is_date_format(code):
+        return None
+    tokens = parse_format(code)[0].tokens
+    letters = {t.text[0] for t in tokens if t.kind == "date"}
+    has_date = bool(letters & {"y", "d", "m"})
+    has_time = bool(letters & {"h", "M", "s"}) or any(
+        t.kind in ("elapsed", "ampm", "subsec") for t in tokens
+    )
+    if has_date:
+        return "datetime" if has_time else "date"
+    return "time"
+
+
+FastRenderer = Callable[[float, bool], "str | None"]
+
+
+@lru_cache(maxsize=1024)
+def _fast_renderer(code: str) -> FastRenderer | None:
+    """A quick renderer for one-section fixed-decimal, zero-padded and date-only formats."""
+    sections = parse_format(code)
+    if len(sections) != 1 or sections[0].condition is not None:
+        return None
+    if sections[0].kind == "date":
+        return _fast_date if date_shape(code) == "date" else None
+    return _fixed_renderer(sections[0].tokens) if sections[0].kind == "number" else None
+
+
+def _fast_date(serial: float, date1904: bool) -> str | None:
+    if serial < 0 or serial > MAX_SERIAL - (1462 if date1904 else 0):
+        return None
+    seconds = (Decimal(repr(float(serial))) * 86400).to_integral_value(ROUND_HALF_UP)
+    return _iso_day(int(seconds) // 86400, date1904)
+
+
+def _fixed_renderer(tokens: tuple[Token, ...]) -> FastRenderer | None:
+    """`0.00`, `#,##0.00`, `00000`, `"$"0.00`: literals around plain digit placeholders."""
+    kinds = [t.kind for t in tokens]
+    body = [i for i, k in enumerate(kinds) if k in ("digit", "comma", "point")]
+    if not body or any(k != "lit" for i, k in enumerate(kinds) if not body[0] <= i <= body[-1]):
+        return None
+    middle = tokens[body[0] : body[-1] + 1]
+    shape = "".join("," if t.kind == "comma" else t.text for t in middle)
+    match = re.fullmatch(r"(#*(?:,#+)*,?#*)(0+)(\.0*)?", shape)
+    if match is None or (tokens[body[-1]].kind == "comma"):
+        return None
+    grouping, zeros = "," in match.group(1), len(match.group(2))
+    if grouping and zeros > 3:
+        return None
+    places = len(match.group(3) or ".") - 1
+    point = bool(match.group(3))
+    width = zeros + (places + 1 if places else 0)
+    spec = f"0{width}{',' if grouping else ''}.{places}f"
+    quantum = Decimal(1).scaleb(-places)
+    before = "".join(t.text for t in tokens[: body[0]])
+    after = "".join(t.text for t in tokens[body[-1] + 1 :])
+    if point and not places:
+        after = "." + after
+
+    def render(value: float, _date1904: bool) -> str | None:
+        size = abs(value)
+        if size >= 1e15:
+            return None
+        number = Decimal(f"{size:.15g}").quantize(quantum, ROUND_HALF_UP)
+        text = before + format(number, spec) + after
+        return "-" + text if value < 0 else text
+
+    return render
 
 
 def to_serial(value: dt.datetime | dt.date | dt.time | dt.timedelta) -> float:
@@ -551,7 +648,8 @@ def _render_date(serial: float, section: Section, date1904: bool) -> str:
     if serial < 0 or serial > limit:
         return general(serial)
     sub = max((int(t.text) for t in section.tokens if t.kind == "subsec"), default=0)
-    ticks = round(Decimal(repr(float(serial))) * 86400 * 10**sub)  # Excel rounds, not truncates
+    # Excel rounds half up to what the format shows, it does not truncate
+    ticks = (Decimal(repr(float(serial))) * 86400 * 10**sub).to_integral_value(ROUND_HALF_UP)
     days, rest = divmod(int(ticks), 86400 * 10**sub)
     kinds = {t.text[0] for t in section.tokens if t.kind == "date"}
     has_date = bool(kinds & {"y", "d", "m"})
@@ -614,11 +712,13 @@ __all__ = [
     "ERROR_CODES",
     "ErrorText",
     "builtin_format",
+    "date_shape",
     "general",
     "is_date_format",
     "parse_format",
     "render_cell",
     "render_number",
+    "render_sections",
     "render_text",
     "to_serial",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bsg_sync.numfmt import (
     BUILTIN_FORMATS,
@@ -11,6 +13,7 @@ from bsg_sync.numfmt import (
     is_date_format,
     parse_format,
     render_number,
+    render_sections,
     render_text,
 )
 
@@ -238,3 +241,17 @@ def test_text_sections() -> None:
 def test_quoted_semicolons_do_not_split_sections() -> None:
     assert len(parse_format('"a;b"0;"c"0')) == 2
     assert render_number(3.0, '"a;b"0;"c"0') == "a;b3"
+
+
+FAST_CODES = ["0.00", "#,##0", "#,##0.00", "00000", '"$"#,##0.00', "0", "0.000_)", "0.",
+              "[$€-407]#,##0.00", "0,000", "#0.0", "yyyy-mm-dd", "d-mmm-yy", "m/d/yyyy"]
+
+
+@settings(max_examples=400)
+@given(
+    st.one_of(st.floats(-1e14, 1e14, allow_nan=False), st.floats(0, 2958466),
+              st.integers(-(10**15), 10**15).map(float), st.sampled_from([0.5, 2.675, -2.5, 0.0])),
+    st.sampled_from(FAST_CODES),
+)
+def test_the_fast_path_agrees_with_the_general_renderer(value: float, code: str) -> None:
+    assert render_number(value, code) == render_sections(value, code)
