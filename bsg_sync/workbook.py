@@ -124,6 +124,12 @@ class RenderedRows:
         self.formats, self.late = formats, late
 
     def __iter__(self) -> Grid:
+        try:
+            yield from self._rows()
+        finally:  # calamine's copy of the tab goes before the reader builds its rows
+            self.raw_rows = iter(())
+
+    def _rows(self) -> Grid:
         index = 0
         if not self.formats and not self.fixes:
             for raw in self.raw_rows:
