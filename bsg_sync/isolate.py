@@ -136,10 +136,14 @@ def _run_child(path: Path, request: bytes, memory: int, seconds: float) -> tuple
 
 def _too_big(path: Path, memory: int) -> InputFileError:
     return InputFileError(
-        f"{path} needs more memory than {memory / 2**30:.1f} GiB to read; it is probably "
+        f"{path} needs more memory than {_size(memory)} to read; it is probably "
         "damaged or not made by a spreadsheet program: open it in Excel and save a new copy, "
         "or export it as .csv."
     )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def _too_slow(path: Path, seconds: float) -> InputFileError:

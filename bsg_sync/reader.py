@@ -72,8 +72,8 @@ def read_sheet(
     try:
         tab, grid = _open_workbook(path, kind, sheet)
         headers, rows, header_at = _build_table(path, grid, header_row)
-    except (KeyboardInterrupt, SystemExit, InputFileError):
-        raise
+    except (KeyboardInterrupt, SystemExit, InputFileError, MemoryError):
+        raise  # a MemoryError is the memory limit's to explain (isolate), not a damaged cell
     except BaseException as exc:  # calamine panics (a BaseException) on some damaged cells
         raise InputFileError(
             f"{path} has a cell that cannot be read ({type(exc).__name__}: {exc}); "
