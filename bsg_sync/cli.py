@@ -16,11 +16,29 @@ import click
 from bsg_sync import __version__
 from bsg_sync.errors import BsgSyncError, Interrupted
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
+from bsg_sync.scrub import ScrubFilter, for_terminal
 
 if TYPE_CHECKING:
     from bsg_sync.sync import SyncOptions, SyncOutcome
 
 DEFAULT_API_URL = "https://one-api.bsg.world"
+KEY_FILE_MAX_BYTES = 4096  # a key is a few dozen characters; more is the wrong file
+
+
+def _say(text: str) -> None:
+    """One message on stderr, with no secret and nothing that can drive the terminal."""
+    click.echo(for_terminal(text), err=True)
+
+
+def _out(text: str) -> None:
+    """Results on stdout, as safe for a terminal as messages (newlines kept)."""
+    click.echo(for_terminal(text, multiline=True))
+
+
+def _json_out(value: Any) -> None:
+    """One JSON document on stdout; C1 controls escaped too (JSON only requires C0)."""
+    text = json.dumps(value, ensure_ascii=False)
+    click.echo(for_terminal(text, json_escapes=True))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -138,10 +156,9 @@ def _api_key_from_env_or_file(api_key_file: Path | None) -> str:
     if not key:
         raise UsageError("no API key: set BSG_API_KEY or pass --api-key-file PATH")
     if key.startswith("test_"):
-        click.echo(
+        _say(
             "warning: this is a test_ key; BSG's test mode only accepts phone numbers "
-            "verified in your account",
-            err=True,
+            "verified in your account"
         )
     return key
 
@@ -150,15 +167,24 @@ def _read_key_file(path: Path) -> str:
     from bsg_sync.errors import UsageError
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as fh:  # at most a few KiB: /dev/zero or a log file is refused
+            data = fh.read(KEY_FILE_MAX_BYTES + 1)
         mode = path.stat().st_mode
     except OSError as exc:
         raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from None
-    if sys.platform != "win32" and mode & 0o077:
-        click.echo(
-            f"warning: the API key file {path} is readable by other users; run: chmod 600 {path}",
-            err=True,
+    if len(data) > KEY_FILE_MAX_BYTES:
+        raise UsageError(
+            f"the API key file {path} holds more than {KEY_FILE_MAX_BYTES // 1024} KiB; "
+            "it should hold only the key, on its first line"
         )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"the API key file {path} is not UTF-8 text; it should hold only the key"
+        ) from None
+    if sys.platform != "win32" and mode & 0o077:
+        _say(f"warning: the API key file {path} is readable by other users; run: chmod 600 {path}")
     lines = text.strip().splitlines()
     if not lines:
         raise UsageError(f"the API key file {path} is empty")
@@ -253,12 +279,12 @@ def _show_account_items(
 
         _fail(api_error_as_run_error(exc), False)
     if as_json:
-        click.echo(json.dumps([asdict(i) for i in items], ensure_ascii=False))
+        _json_out([asdict(i) for i in items])
     elif not items:
-        click.echo(f"the account has no {what}", err=True)
+        _say(f"the account has no {what}")
     else:
-        rows = [tuple(str(getattr(i, h)) for h in headers) for i in items]
-        click.echo(_render_table(headers, rows))
+        rows = [tuple(for_terminal(str(getattr(i, h))) for h in headers) for i in items]
+        _out(_render_table(headers, rows))
 
 
 @cli.command()
@@ -366,21 +392,20 @@ def init(
         _fail(exc, False)
     guessed = mapping_mod.guess_targets(headers, account)
     if not online:
-        click.echo(
+        _say(
             "warning: mapped well-known names only (no API key, or --offline); add "
-            'custom fields as "Header" = "field:<name>"',
-            err=True,
+            'custom fields as "Header" = "field:<name>"'
         )
     if not any(t in ("id", "phone") for t in guessed.values()):
         click.echo(
             f"warning: no column looks like a phone or a contact id; map one in {target}", err=True
         )
-    click.echo(f"wrote {target} for {sheet.name}")
+    _out(f"wrote {target} for {sheet.name}")
     for header, tgt in guessed.items():
-        click.echo(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
+        _out(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
     if unmapped:
         names = ", ".join(json.dumps(h, ensure_ascii=False) for h in unmapped)
-        click.echo(f"not mapped (sync ignores them): {names}")
+        _out(f"not mapped (sync ignores them): {names}")
 
 
 # ---------------------------------------------------------------- sync / pull / demo
@@ -405,6 +430,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+    for handler in logging.getLogger().handlers:  # records are scrubbed when made; this also
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):  # catches a handler
+            handler.addFilter(ScrubFilter())  # that formats a record made elsewhere
 
 
 class _Progress:
@@ -418,7 +446,7 @@ class _Progress:
 
     def stage(self, text: str) -> None:
         if self.enabled:
-            click.echo(f"{text}…", err=True)
+            _say(f"{text}…")
 
     def start(self, total: int) -> None:
         if not self.enabled or total == 0:
@@ -451,7 +479,7 @@ class _Progress:
 def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     if traceback:
         raise exc
-    click.echo(f"bsg-sync: {exc}", err=True)
+    _say(f"bsg-sync: {exc}")
     sys.exit(int(exc.exit_code))
 
 
@@ -581,7 +609,7 @@ def _run_with_signals(opts: SyncOptions, key: str | None, quiet: bool) -> SyncOu
 
     progress = _Progress(quiet)
     hooks = Hooks(
-        on_warning=lambda w: click.echo(f"warning: {w}", err=True),
+        on_warning=lambda w: _say(f"warning: {w}"),
         on_stage=progress.stage,
         on_result=progress.advance,
     )
@@ -618,13 +646,13 @@ def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
 
     s = outcome.summary
     if as_json:
-        click.echo(json.dumps(report.summary_json(s), ensure_ascii=False))
+        _json_out(report.summary_json(s))
     if outcome.aborted is not None:
-        click.echo(f"bsg-sync: {outcome.aborted}", err=True)
+        _say(f"bsg-sync: {outcome.aborted}")
     hlr = report.hlr_sentence(s)
     if hlr:
-        click.echo(hlr, err=True)
-    click.echo(report.summary_sentence(s), err=True)
+        _say(hlr)
+    _say(report.summary_sentence(s))
 
 
 @cli.command()
@@ -662,20 +690,17 @@ def pull(
     except ApiError as exc:
         _fail(api_error_as_run_error(exc), traceback)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "contacts": count,
-                    "fields": len(account.fields),
-                    "lists": len(account.groups),
-                    "state": str(path),
-                }
-            )
+        _json_out(
+            {
+                "contacts": count,
+                "fields": len(account.fields),
+                "lists": len(account.groups),
+                "state": str(path),
+            }
         )
-    click.echo(
+    _say(
         f"pulled {count} contacts, {len(account.fields)} fields and "
-        f"{len(account.groups)} lists into {path}",
-        err=True,
+        f"{len(account.groups)} lists into {path}"
     )
 
 
@@ -691,7 +716,7 @@ def demo(workdir: Path | None) -> None:
     from bsg_sync.demo import run_demo
 
     try:
-        run_demo(workdir, echo=lambda line: click.echo(line, err=True))
+        run_demo(workdir, echo=_say)
     except BsgSyncError as exc:
         _fail(exc, False)
 

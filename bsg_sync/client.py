@@ -28,6 +28,7 @@ from tenacity import (
 from bsg_sync import __version__
 from bsg_sync.errors import AuthError
 from bsg_sync.models import Contact, Field, Group
+from bsg_sync.scrub import add_secret, scrub
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ DUPLICATE_LIMIT = 3  # BSG's duplicate throttle: identical writes per duplicate_
 _NOT_FOUND = re.compile(r"not found|invalid contact id", re.IGNORECASE)
 _VAGUE_MESSAGES = {"unknown error", "an internal error occurred", ""}
 _ANONYMOUS_KEYS = {"any_field", "text", "message"}  # keys that mean nothing to a person
+LOGIN_PATH = "/api/auth/login"
+# BSG's documented refusals of a key: the only login answers ever quoted (an answer may echo
+# the request, and the request holds the key)
+_LOGIN_REFUSALS = ("API Key not found", "Invalid API Key", "API Key is disabled")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class ApiError(Exception):
     code = "http-error"
 
     def __init__(self, message: str, *, status: int | None = None, attempts: int = 1) -> None:
+        message = scrub(message)  # an answer may quote the request; never pass a key on
         super().__init__(message)
         self.message = message
         self.status = status
@@ -372,6 +378,29 @@ def _read_body(resp: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
+def _unquoted_login_error(exc: ApiError) -> ApiError:
+    """The login failure in our own words: a login answer may echo the key, so none of its
+    text is kept (a transport error without a status is already our own sentence)."""
+    if exc.status is None:
+        return exc
+    if isinstance(exc, TransportError):
+        text = f"BSG answered the login with HTTP {exc.status} but not with the API's JSON"
+    else:
+        text = f"BSG answered the login with {_status_text(exc.status)}"
+    exc.message = text
+    exc.args = (text,)
+    return exc
+
+
+def _login_refusal(payload: dict[str, Any], status: int) -> str:
+    """BSG's reason for refusing the key when it is one of its documented sentences."""
+    text = flatten_error(payload, status)
+    for known in _LOGIN_REFUSALS:
+        if known.lower() in text.lower():
+            return known
+    return _status_text(status)
+
+
 def _oversized(size: int) -> str:
     return (f"BSG sent an answer of more than {MAX_BODY_BYTES // (1024 * 1024)} MB "
             f"({size:,} bytes so far); refusing to read it")
@@ -485,6 +514,7 @@ class BsgClient:
         if not api_key or not api_key.strip():
             raise ValueError("the API key is empty")
         self._key = _Secret(api_key.strip())
+        add_secret(self._key.reveal())  # from now on no log record or error can show it
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._pace = pace  # called before every HTTP request: the run's rate cap
@@ -547,16 +577,14 @@ class BsgClient:
             self._token = self._fetch_token()
 
     def _fetch_token(self) -> str:
-        key = self._key.reveal()
         try:
-            reply = self._send("POST", "/api/auth/login", body={"api_key": key}, auth=False)
+            reply = self._send("POST", LOGIN_PATH, body={"api_key": self._key.reveal()},
+                               auth=False)
         except ApiError as exc:
-            exc.message = exc.message.replace(key, "***")
-            exc.args = (exc.message,)
-            raise
+            raise _unquoted_login_error(exc) from None
         self.logins += 1
         if reply.status >= 400:
-            text = flatten_error(reply.payload, reply.status).replace(key, "***")
+            text = _login_refusal(reply.payload, reply.status)
             raise AuthFailed(f"BSG did not accept the API key ({text}); check BSG_API_KEY "
                              "or the key file", status=reply.status, attempts=reply.attempts)
         bearer = reply.payload.get("bearer")
@@ -691,8 +719,11 @@ class BsgClient:
     def _log_retry(method: str, path: str, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        reason: object = exc
+        if path == LOGIN_PATH and isinstance(exc, ApiError):
+            reason = _unquoted_login_error(exc)
         log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
-                    method, path, state.attempt_number, exc, wait)
+                 method, path, state.attempt_number, reason, wait)
 
     # ------------------------------------------------------------ endpoints
 

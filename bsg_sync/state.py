@@ -20,6 +20,7 @@ from platformdirs import user_data_dir
 
 from bsg_sync.errors import LockHeld, StateStoreError
 from bsg_sync.models import Account, Action, Contact, Field, Group, Known, RowResult, Status
+from bsg_sync.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ _INSERT_RESULT = (f"INSERT OR REPLACE INTO results (run_id, {_RESULT_COLUMNS}, r
 
 def _result_values(run_id: int, r: RowResult, now: str) -> tuple[object, ...]:
     return (run_id, r.row, r.contact_id, r.phone, Action(r.action).value,
-            Status(r.status).value, r.error_code, r.error, r.changes, r.attempts,
+            Status(r.status).value, r.error_code, scrub(r.error), scrub(r.changes), r.attempts,
             r.http_status, r.hlr_status, r.hlr_last_check, now)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -48,6 +49,7 @@ from bsg_sync.models import (
 )
 from bsg_sync.ratelimit import RateLimiter
 from bsg_sync.reader import read_sheet
+from bsg_sync.scrub import scrub
 from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -316,6 +318,7 @@ def _finish(
 ) -> SyncOutcome:
     """Summary, report, errors file, and the run's end in the store."""
     opts, client = run.opts, run.client
+    results = [_scrubbed(r) for r in results]
     summary = report.summarise(
         results,
         run_id=run.run_id,
@@ -336,6 +339,14 @@ def _finish(
         report.write_errors(opts.errors, run.sheet, results)
     run.store.end_run(run.run_id, summary.counts)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+
+
+def _scrubbed(r: RowResult) -> RowResult:
+    """The result with no secret in its sentences (an answer may have quoted one)."""
+    error, changes = scrub(r.error), scrub(r.changes)
+    if error is r.error and changes is r.changes:
+        return r
+    return dataclasses.replace(r, error=error, changes=changes)
 
 
 def _header_row(raw: mapping_mod.RawMapping, path: Path) -> int | None:
