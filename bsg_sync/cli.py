@@ -622,10 +622,10 @@ def _run_with_signals(opts: SyncOptions, key: str | None, quiet: bool) -> SyncOu
     hooks.on_plan = on_plan
 
     def handler(signum: int, frame: object) -> None:
-        if sending.is_set():
-            hooks.stop.set()
-        else:
-            raise KeyboardInterrupt
+        first = not hooks.stop.is_set()
+        hooks.stop.set()  # the client cuts what is on the wire; sending drains first
+        if first and not sending.is_set():
+            raise KeyboardInterrupt  # reading or planning: stop where it is
 
     in_main = threading.current_thread() is threading.main_thread()
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -24,6 +26,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
 )
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bsg_sync import __version__
 from bsg_sync.errors import AuthError
@@ -58,12 +62,15 @@ class RetryPolicy:
     backoff_max: float = 30.0
     retry_after_cap: float = 60.0  # cap on an honoured Retry-After
     duplicate_window: float = 10.0  # identical writes: at most 3 per this many seconds
-    timeout: float = 30.0  # per HTTP call (connect + read)
+    timeout: float = 30.0  # per socket operation (connect, each read)
+    # the whole answer of one attempt, however slowly it trickles in; an answer slower than
+    # this is not retried (the same server would trickle again)
+    deadline: float = 60.0
 
     @classmethod
     def fast(cls) -> RetryPolicy:
         return cls(backoff_initial=0.0, backoff_max=0.0, retry_after_cap=0.0,
-                   duplicate_window=0.0, timeout=5.0)
+                   duplicate_window=0.0, timeout=5.0, deadline=10.0)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter before retry number `attempt` (1-based)."""
@@ -120,6 +127,14 @@ class TransportError(ApiError):  # connection refused/dropped, timeout, bad body
 
 class Unreachable(TransportError):  # nothing listens / no route: the connection never opened
     pass
+
+
+class TooSlow(TransportError):  # the answer did not arrive whole within the deadline
+    pass
+
+
+class Cancelled(ApiError):  # the run was asked to stop (Ctrl-C / SIGTERM): nothing more sent
+    code = "interrupted"
 
 
 _RETRYABLE = (Throttled, ServerError, TransportError)
@@ -363,6 +378,138 @@ class _DuplicateGuard:
 # ---------------------------------------------------------------- HTTP plumbing
 
 
+# ---------------------------------------------------------------- deadlines and stops
+
+
+class _Ticket:
+    """One HTTP attempt the watchdog may cut: its socket (once connected) and its limit."""
+
+    __slots__ = ("cut", "deadline", "lock", "reason", "sock", "write")
+
+    def __init__(self, deadline: float, write: bool) -> None:
+        self.deadline = deadline  # time.monotonic() value
+        self.write = write
+        self.sock: socket.socket | None = None
+        self.cut = False
+        self.reason = ""  # "deadline" or "stop"
+        self.lock = threading.Lock()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.cut:
+                _shut(sock)
+
+    def cut_now(self, reason: str) -> None:
+        with self.lock:
+            if self.cut:
+                return
+            self.cut, self.reason = True, reason
+            _shut(self.sock)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """Wake a thread blocked reading this socket (closing it would not, shutdown does)."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed: nothing to wake
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the fd itself, under any TLS layer
+
+
+_attempt = threading.local()  # the _Ticket of the attempt this thread is making
+
+
+class _WatchedConnectionMixin:
+    """Hands the socket of each request to the attempt's ticket, so it can be cut."""
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        ticket = getattr(_attempt, "ticket", None)
+        if ticket is not None:
+            ticket.attach(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedTlsPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool,
+                                                   "https": _WatchedTlsPool}
+
+
+class _Watchdog:
+    """Cuts attempts past their deadline and, once a stop is asked, everything still on the
+    wire when `grace` has passed (0 before sending; the executor's drain while sending)."""
+
+    TICK = 0.05  # seconds between checks
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self.stop = stop
+        self.grace = 0.0
+        self._stopped_at: float | None = None
+        self._active: set[_Ticket] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def abandon_at(self) -> float | None:
+        """When (monotonic) everything is given up; None while no stop was asked."""
+        if self.stop is None or not self.stop.is_set():
+            return None
+        with self._lock:
+            if self._stopped_at is None:
+                self._stopped_at = time.monotonic()
+            return self._stopped_at + self.grace
+
+    def abandoned(self) -> bool:
+        at = self.abandon_at()
+        return at is not None and time.monotonic() >= at
+
+    def watch(self, ticket: _Ticket) -> None:
+        with self._lock:
+            self._active.add(ticket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bsg-watchdog",
+                                                daemon=True)
+                self._thread.start()
+
+    def release(self, ticket: _Ticket) -> None:
+        with self._lock:
+            self._active.discard(ticket)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.TICK):
+            now = time.monotonic()
+            abandon = self.abandon_at()
+            with self._lock:
+                active = list(self._active)
+            for ticket in active:
+                if now >= ticket.deadline:
+                    ticket.cut_now("deadline")
+                elif abandon is not None and now >= abandon:
+                    ticket.cut_now("stop")
+
+
 def _read_body(resp: requests.Response) -> bytes:
     """The whole body, refusing anything over MAX_BODY_BYTES."""
     declared = resp.headers.get("Content-Length", "")
@@ -509,7 +656,8 @@ class BsgClient:
                  pool_size: int = 8, allow_insecure_http: bool = False,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 pace: Callable[[], None] | None = None) -> None:
+                 pace: Callable[[], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not api_key or not api_key.strip():
             raise ValueError("the API key is empty")
@@ -528,6 +676,7 @@ class BsgClient:
         self._retries = 0
         self.logins = 0
         self._answered = False  # has the API ever answered this client?
+        self._watchdog = _Watchdog(stop)
 
     def __repr__(self) -> str:
         return f"BsgClient({self.base_url!r})"
@@ -541,7 +690,8 @@ class BsgClient:
     @staticmethod
     def _make_session(pool_size: int) -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
+                                  max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -567,7 +717,17 @@ class BsgClient:
             self._retries += int(retry)
 
     def close(self) -> None:
+        self._watchdog.close()
         self._session.close()
+
+    @property
+    def stop_grace(self) -> float:
+        """Seconds that a stop leaves the requests already begun to finish (default 0)."""
+        return self._watchdog.grace
+
+    @stop_grace.setter
+    def stop_grace(self, seconds: float) -> None:
+        self._watchdog.grace = max(0.0, seconds)
 
     # ------------------------------------------------------------ auth
 
@@ -641,6 +801,9 @@ class BsgClient:
 
         def attempt() -> _Reply:
             nonlocal attempts
+            if self._watchdog.abandoned():
+                raise Cancelled(f"not sent: the run was stopped before {method} {path}",
+                                attempts=attempts)
             attempts += 1
             if guard_key is not None:
                 self._wait_duplicate(guard_key)
@@ -655,7 +818,7 @@ class BsgClient:
             stop=self._should_stop,
             wait=self._retry_wait,
             retry=retry_if_exception_type(_RETRYABLE),
-            sleep=self._sleep,
+            sleep=self._wait,
             before_sleep=lambda state: self._log_retry(method, path, state),
             reraise=True,
         )
@@ -670,23 +833,59 @@ class BsgClient:
         if wait > 0:
             log.info("waiting %.1f s before repeating an identical request (duplicate throttle)",
                      wait)
-            self._sleep(wait)
+            self._wait(wait)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep (backoff, Retry-After, duplicate window), but end it with Cancelled as soon
+        as a stop abandons the run."""
+        stop = self._watchdog.stop
+        if stop is None:
+            self._sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while True:
+            abandon, now = self._watchdog.abandon_at(), time.monotonic()
+            if abandon is not None and now >= abandon:
+                raise Cancelled("not sent: the run was stopped while waiting to retry")
+            if now >= end:
+                return
+            if abandon is None:
+                stop.wait(end - now)
+            else:
+                time.sleep(min(end, abandon) - now)
 
     def _attempt_once(self, method: str, path: str, params: dict[str, Any] | None,
                       body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        ticket = _Ticket(time.monotonic() + self.policy.deadline, write=method != "GET")
+        self._watchdog.watch(ticket)
+        _attempt.ticket = ticket
         try:
             with self._session.request(method, self.base_url + path, params=params, json=body,
-                                       headers=headers, timeout=self.policy.timeout,
+                                       headers=headers,
+                                       timeout=min(self.policy.timeout, self.policy.deadline),
                                        stream=True) as resp:
                 raw = _read_body(resp)
                 status = resp.status_code
                 retry_after = resp.headers.get("Retry-After")
-        except requests.RequestException as exc:
+        except Exception as exc:
+            if ticket.cut:
+                raise self._cut_error(ticket, method, path) from None
+            if not isinstance(exc, requests.RequestException):
+                raise
             error = Unreachable if _never_connected(exc) else TransportError
             raise error(_transport_text(exc, self.policy.timeout, self._host)) from None
+        finally:
+            _attempt.ticket = None
+            self._watchdog.release(ticket)
         self._answered = True
         return status, self._classify(status, raw, retry_after)
+
+    def _cut_error(self, ticket: _Ticket, method: str, path: str) -> ApiError:
+        if ticket.reason == "stop":
+            return Cancelled(f"the run was stopped while waiting for {method} {path}")
+        return TooSlow(f"no complete answer from {self._host} within "
+                       f"{self.policy.deadline:g} s (it was arriving too slowly)")
 
     def _classify(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
         if 200 <= status < 300:
@@ -702,6 +901,8 @@ class BsgClient:
         if state.attempt_number >= max(1, self.policy.max_attempts):
             return True
         exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, TooSlow):
+            return True
         return (isinstance(exc, Unreachable) and not self._answered
                 and state.attempt_number >= UNREACHABLE_ATTEMPTS)
 

@@ -17,6 +17,7 @@ from bsg_sync.client import (
     ApiError,
     AuthFailed,
     BsgClient,
+    Cancelled,
     RetryPolicy,
     ServerError,
     Throttled,
@@ -30,6 +31,7 @@ from bsg_sync.errors import (
     BsgSyncError,
     ConfigError,
     ExitCode,
+    Interrupted,
     RunRefused,
     UsageError,
 )
@@ -55,6 +57,10 @@ from bsg_sync.state import StateStore
 log = logging.getLogger(__name__)
 
 FAILING_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED})
+# After a stop, requests already on the wire may finish for this long (the executor's
+# drain_timeout); before sending there is nothing worth waiting for.
+SEND_DRAIN_SECONDS = 30.0
+NOT_SENT_INTERRUPTED = "Not sent: the run was interrupted (Ctrl-C or a stop signal)"
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,9 @@ def resolve_mapping_path(opts: SyncOptions) -> Path:
     return found
 
 
-def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
+def make_client(
+    opts: SyncOptions, api_key: str | None, stop: threading.Event | None = None
+) -> BsgClient:
     if not api_key:
         raise UsageError(
             "no API key: set BSG_API_KEY or pass --api-key-file PATH (or plan from the snapshot with --offline --dry-run)"
@@ -158,6 +166,7 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
             pool_size=max(opts.concurrency, 1),
             allow_insecure_http=opts.allow_insecure_http,
             pace=limiter.pace if limiter is not None else None,
+            stop=stop,
         )
     except ValueError as exc:  # a malformed or plain-http --api-url: usage error, nothing sent
         raise UsageError(str(exc)) from None
@@ -165,6 +174,8 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
 
 def api_error_as_run_error(exc: ApiError) -> BsgSyncError:
     """An API failure outside any one row (login, fields, refresh) is the run's failure."""
+    if isinstance(exc, Cancelled):
+        return Interrupted(f"interrupted before anything was sent ({exc.message})")
     if isinstance(exc, AuthFailed):
         return AuthError(exc.message)
     if isinstance(exc, Unreachable):
@@ -219,7 +230,7 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     if opts.errors is not None:
         report.check_output_path(opts.errors, opts.sheet, "--errors", report.ERRORS_FORMATS)
     # --offline plans from the snapshot without GETs; only a real send needs the API.
-    client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key)
+    client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key, hooks.stop)
     try:
         with StateStore(opts.state) as store:
             store.acquire_lock()
@@ -236,9 +247,16 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
 
 
 def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
-    account = _load_account(None if run.opts.offline else run.client, run.store)
-    mapped, warnings = _map(run, raw, account)
-    plan = _plan(run, mapped.desired, account)
+    mapped: mapping_mod.MappedRows | None = None
+    warnings: list[str] = []
+    try:
+        account = _load_account(None if run.opts.offline else run.client, run.store)
+        mapped, warnings = _map(run, raw, account)
+        plan = _plan(run, mapped.desired, account)
+    except (Cancelled, KeyboardInterrupt):
+        return _interrupted_before_sending(run, mapped, warnings)
+    if run.client is not None:
+        run.client.stop_grace = SEND_DRAIN_SECONDS
     run.run_id = run.store.begin_run(
         sheet=str(run.opts.sheet),
         sheet_sha256=run.sheet.sha256,
@@ -248,6 +266,29 @@ def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
     _journal_unsent(run, mapped.results)
     sent_rows, aborted = _send(run, plan)
     results = sorted([*mapped.results, *sent_rows], key=lambda r: r.row)
+    return _finish(run, results, warnings, aborted)
+
+
+def _interrupted_before_sending(
+    run: _Run, mapped: mapping_mod.MappedRows | None, warnings: list[str]
+) -> SyncOutcome:
+    """A stop during login, refresh or planning: every row is reported, none was sent."""
+    if mapped is not None:
+        done = mapped.results
+        waiting = [(d.row, d.contact_id, d.phone) for d in mapped.desired]
+    else:
+        done, waiting = [], [(r.row, None, None) for r in run.sheet.rows]
+    unsent = [RowResult(row, cid, phone, status=Status.NOT_SENT, error_code="not-sent",
+                        error=NOT_SENT_INTERRUPTED) for row, cid, phone in waiting]
+    results = sorted([*done, *unsent], key=lambda r: r.row)
+    run.run_id = run.store.begin_run(
+        sheet=str(run.opts.sheet),
+        sheet_sha256=run.sheet.sha256,
+        mapping=str(run.mapping_path),
+        options=run.opts.described(),
+    )
+    run.store.record_results(run.run_id, results)
+    aborted = Interrupted("interrupted before anything was sent")
     return _finish(run, results, warnings, aborted)
 
 
