@@ -141,6 +141,9 @@ _RETRYABLE = (Throttled, ServerError, TransportError)
 # Until the API has answered once, a refused connection is a wrong URL or a down service:
 # say so in seconds instead of backing off for a minute.
 UNREACHABLE_ATTEMPTS = 2
+# A token refused this soon after its login was not expired: the key or the session is
+# wrong. Two such refusals in a row end the run; any other 401 just means log in again.
+FRESH_TOKEN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class _Reply:
     payload: dict[str, Any]
     attempts: int
     token: str | None
+    token_age: float = 0.0  # seconds between the token's login and this answer's request
 
 
 # ---------------------------------------------------------------- wire shapes
@@ -670,6 +674,7 @@ class BsgClient:
         self._session = self._make_session(max(1, pool_size))
         self._dupes = _DuplicateGuard(self.policy.duplicate_window, clock)
         self._token: str | None = None
+        self._born: dict[str, float] = {}  # token -> when its login answered (monotonic)
         self._auth_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._requests_sent = 0
@@ -751,6 +756,9 @@ class BsgClient:
         if not isinstance(bearer, str) or not bearer:
             raise TransportError("BSG answered the login without a bearer token",
                                  status=reply.status, attempts=reply.attempts)
+        if len(self._born) > 64:  # only the latest tokens are ever in use
+            self._born.clear()
+        self._born[bearer] = time.monotonic()
         return bearer
 
     def _current_token(self) -> str:
@@ -773,20 +781,25 @@ class BsgClient:
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
               body: Any = None) -> _Reply:
-        """One API call with retries and one re-login on 401; raises ApiError on failure."""
+        """One API call with retries; a refused token means log in again, as often as it
+        takes, unless tokens are refused right after their login twice in a row."""
         reply = self._send(method, path, params=params, body=body)
-        if reply.status == 401:
+        fresh_refusals = 0
+        relogins = 0
+        while reply.status == 401:
+            fresh_refusals = fresh_refusals + 1 if reply.token_age <= FRESH_TOKEN_SECONDS else 0
+            if fresh_refusals >= 2 or relogins >= max(2, self.policy.max_attempts):
+                text = flatten_error(reply.payload, 401)
+                raise AuthFailed(f"BSG rejected the session again right after a fresh login "
+                                 f"({text})", status=401, attempts=reply.attempts)
             self._relogin(reply.token)
+            relogins += 1
             try:
                 again = self._send(method, path, params=params, body=body)
             except ApiError as exc:
                 exc.attempts += reply.attempts
                 raise
             reply = replace(again, attempts=again.attempts + reply.attempts)
-            if reply.status == 401:
-                text = flatten_error(reply.payload, 401)
-                raise AuthFailed(f"BSG rejected the session again right after a fresh login "
-                                 f"({text})", status=401, attempts=reply.attempts)
         if reply.status >= 400:
             raise error_for(reply.status, reply.payload, reply.attempts)
         return reply
@@ -811,8 +824,10 @@ class BsgClient:
             if self._pace is not None:
                 self._pace()
             self._count(retry=attempts > 1)
+            sent_at = time.monotonic()
             status, payload = self._attempt_once(method, path, params, body, token)
-            return _Reply(status, payload, attempts, token)
+            age = sent_at - self._born.get(token, float("-inf")) if token else 0.0
+            return _Reply(status, payload, attempts, token, age)
 
         retrying = Retrying(
             stop=self._should_stop,

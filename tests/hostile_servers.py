@@ -15,8 +15,21 @@ from typing import Any
 
 import requests
 
-# (status, content type, body) built from the request body
-Answer = Callable[[bytes], tuple[int, str, bytes]]
+# (status, content type, body) built from the request body; None: forward this one
+Answer = Callable[[bytes], tuple[int, str, bytes] | None]
+
+
+def forward(_body: bytes) -> None:
+    """A scripted turn that lets the request through to the upstream server."""
+    return None
+
+
+def status_only(status: int) -> Answer:
+    def answer(_body: bytes) -> tuple[int, str, bytes]:
+        return status, "application/json", json.dumps({"message": f"scripted {status}"}
+                                                      ).encode()
+
+    return answer
 
 
 def echo_json_500(body: bytes) -> tuple[int, str, bytes]:
@@ -87,7 +100,10 @@ class ScriptedProxy:
                headers: dict[str, str]) -> tuple[int, str, bytes]:
         for prefix, queue in self.scripts.items():
             if path.startswith(prefix) and queue:
-                return queue.popleft()(body)
+                scripted = queue.popleft()(body)
+                if scripted is not None:
+                    return scripted
+                break
         if self.upstream is None:
             return 404, "application/json", b'{"message": "not here"}'
         keep = {k: v for k, v in headers.items() if k.lower() in ("authorization",
