@@ -252,6 +252,26 @@ def check_output_path(path: Path, sheet: Path, option: str, formats: Sequence[st
         raise UsageError(f"{option}: directory {path.parent} does not exist")
 
 
+def probe_output(path: Path, option: str) -> None:
+    """Create and remove a temp file where the writer will put its own, so that a read-only
+    or foreign folder is refused before anything is sent (exit 2), not after."""
+    directory = path.resolve().parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as exc:
+        raise UsageError(
+            f"{option}: cannot write in {directory} ({exc.strerror}); choose a folder you can "
+            "write to"
+        ) from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists() and os.path.samefile(a, b):

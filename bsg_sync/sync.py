@@ -32,6 +32,7 @@ from bsg_sync.errors import (
     ConfigError,
     ExitCode,
     Interrupted,
+    OutputError,
     RunRefused,
     UsageError,
 )
@@ -227,8 +228,10 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     report_path = opts.report or default_report_path(opts.sheet)
     # the writers check again; checking here means a bad path is found before anything is sent
     report.check_output_path(report_path, opts.sheet, "--report", report.REPORT_FORMATS)
+    report.probe_output(report_path, "--report")
     if opts.errors is not None:
         report.check_output_path(opts.errors, opts.sheet, "--errors", report.ERRORS_FORMATS)
+        report.probe_output(opts.errors, "--errors")
     # --offline plans from the snapshot without GETs; only a real send needs the API.
     client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key, hooks.stop)
     try:
@@ -375,11 +378,38 @@ def _finish(
         requests=client.requests_sent if client else 0,
         retries=client.retries if client else 0,
     )
-    report.write_report(run.report_path, results, summary)
-    if opts.errors is not None:
-        report.write_errors(opts.errors, run.sheet, results)
+    summary, failures = _write_outputs(run, results, summary)
     run.store.end_run(run.run_id, summary.counts)
+    if failures and aborted is None:
+        aborted = OutputError(
+            f"{'; '.join(failures)}; the rows were sent and are recorded in the state store "
+            f"as run {run.run_id}: fix the folder or free some space before the next run"
+        )
+    elif failures:
+        for text in failures:
+            run.hooks.on_warning(text)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+
+
+def _write_outputs(
+    run: _Run, results: list[RowResult], summary: report.RunSummary
+) -> tuple[report.RunSummary, list[str]]:
+    """Report and errors file; a disk that fails now costs the file, not the run's end."""
+    failures: list[str] = []
+    try:
+        report.write_report(run.report_path, results, summary)
+    except OSError as exc:
+        failures.append(f"the report {run.report_path} could not be written ({exc.strerror})")
+        summary = dataclasses.replace(summary, report_path=None)
+    if run.opts.errors is not None:
+        try:
+            report.write_errors(run.opts.errors, run.sheet, results)
+        except OSError as exc:
+            failures.append(
+                f"the errors file {run.opts.errors} could not be written ({exc.strerror})"
+            )
+            summary = dataclasses.replace(summary, errors_path=None)
+    return summary, failures
 
 
 def _scrubbed(r: RowResult) -> RowResult:
