@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -122,16 +124,6 @@ def _result_from_row(row: Sequence[Any]) -> RowResult:
                      attempts, http, hlr, check)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def _describe(exc: sqlite3.Error) -> str:
     text = str(exc)
     if "readonly" in text or "read-only" in text:
@@ -169,6 +161,7 @@ class StateStore:
         self.path = Path(path)
         self._mutex = threading.Lock()
         self._holds_lock = False
+        self._lock_fd: int | None = None  # the flock'd <store>.lock while we hold the lock
         self._conn = self._open()
         try:
             self._configure()
@@ -256,6 +249,7 @@ class StateStore:
     def close(self) -> None:
         if self._holds_lock:
             self.release_lock()
+        self._unlock_file()
         with self._mutex:
             self._conn.close()
 
@@ -267,38 +261,92 @@ class StateStore:
 
     # ------------------------------------------------------------------ lock
 
+    @property
+    def lock_path(self) -> Path:
+        """The file whose kernel lock (flock) is the one-sync-per-store lock."""
+        return Path(f"{self.path}.lock")
+
     def lock_holder(self) -> LockInfo | None:
+        """Who took the lock last (the lock row); only meaningful while someone holds it."""
         rows = self._query("SELECT pid, host, started_at FROM lock")
         return LockInfo(*rows[0]) if rows else None
 
     def acquire_lock(self) -> None:
-        """Take the one-sync-per-store lock; raise LockHeld naming a live holder."""
+        """Take the one-sync-per-store lock; raise LockHeld naming its holder.
+
+        The lock is the kernel's (flock on <store>.lock), so it goes when its process ends,
+        however it ends; the lock row only says who holds it, for the message."""
         if self._holds_lock:
             return
+        fd = self._lock_file()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self._held(self._holder_of(self.lock_path)) from None
+        except OSError as exc:
+            os.close(fd)
+            raise self._fail("lock", exc) from exc
+        self._lock_fd = fd
+        try:
+            self._record_holder(fd)
+        except BaseException:
+            self._unlock_file()
+            raise
+        self._holds_lock = True
+
+    def _lock_file(self) -> int:
+        try:
+            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._fail("lock", exc) from exc
+
+    def _record_holder(self, fd: int) -> None:
         me = LockInfo(os.getpid(), socket.gethostname(), _now())
+        text = json.dumps({"pid": me.pid, "host": me.host, "started_at": me.started_at})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text.encode(), 0)
+        except OSError as exc:
+            raise self._fail("lock", exc) from exc
         with self._tx("lock") as cur:
             row = cur.execute("SELECT pid, host, started_at FROM lock").fetchone()
             if row is not None:
-                holder = LockInfo(*row)
-                if holder.host != me.host or _pid_alive(holder.pid):
-                    raise self._held(holder)
-                log.warning("taking over the lock of %s left by pid %d (no longer running)",
-                            self.path, holder.pid)
+                log.warning("taking over the lock row of %s left by pid %d on %s (that "
+                            "process no longer holds the lock)", self.path, row[0], row[1])
             cur.execute("INSERT OR REPLACE INTO lock (id, pid, host, started_at) "
                         "VALUES (1, ?, ?, ?)", (me.pid, me.host, me.started_at))
-        self._holds_lock = True
 
-    def _held(self, h: LockInfo) -> LockHeld:
+    def _holder_of(self, lock_path: Path) -> LockInfo | None:
+        """The holder as it wrote itself into the lock file, else the lock row."""
+        try:
+            raw = json.loads(lock_path.read_text(encoding="utf-8"))
+            return LockInfo(int(raw["pid"]), str(raw["host"]), str(raw["started_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.lock_holder()
+
+    def _held(self, h: LockInfo | None) -> LockHeld:
+        who = (f"pid {h.pid} on host {h.host} since {h.started_at}" if h is not None
+               else "another process")
         return LockHeld(
-            f"another sync holds {self.path}: pid {h.pid} on host {h.host} since "
-            f"{h.started_at}; wait for it to finish, or if that process is gone, clear the "
-            f"lock with: sqlite3 '{self.path}' 'DELETE FROM lock'")
+            f"another sync holds {self.path}: {who}; wait for it to finish (the lock goes "
+            "by itself when that process ends)")
 
     def release_lock(self) -> None:
-        with self._tx("unlock") as cur:
-            cur.execute("DELETE FROM lock WHERE pid = ? AND host = ?",
-                        (os.getpid(), socket.gethostname()))
-        self._holds_lock = False
+        try:
+            with self._tx("unlock") as cur:
+                cur.execute("DELETE FROM lock WHERE pid = ? AND host = ?",
+                            (os.getpid(), socket.gethostname()))
+        finally:
+            self._holds_lock = False
+            self._unlock_file()
+
+    def _unlock_file(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     # ------------------------------------------------------------------ snapshot
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -18,6 +20,8 @@ import pytest
 from bsg_sync.errors import LockHeld, StateStoreError
 from bsg_sync.models import Account, Action, Contact, Field, Group, RowResult, Status
 from bsg_sync.state import MIGRATIONS, StateStore, default_state_path
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _contact(cid: int, phone: str = "447700900123", **fields: str) -> Contact:
@@ -214,18 +218,58 @@ def test_stale_lock_of_dead_process_is_taken_over(tmp_path: Path,
         s.acquire_lock()
         holder = s.lock_holder()
         assert holder is not None and holder.pid == os.getpid()
-    assert "no longer running" in caplog.text
+    assert f"left by pid {dead.pid}" in caplog.text and "no longer holds the lock" in caplog.text
 
 
-def test_lock_of_other_host_is_treated_as_live(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["this", "elsewhere"])
+def test_a_lock_row_of_a_live_pid_without_the_kernel_lock_does_not_block(tmp_path: Path,
+                                                                        host: str) -> None:
+    """The row names a process that is alive (a reused PID: our parent here) but holds no
+    lock: it used to block every run until someone deleted the row."""
+    name = __import__("socket").gethostname() if host == "this" else host
     path = tmp_path / "state.sqlite3"
     with StateStore(path) as s:
         con = sqlite3.connect(path)
-        con.execute("INSERT INTO lock VALUES (1, 999999, 'elsewhere', '2026-01-01T00:00:00')")
+        con.execute("INSERT INTO lock VALUES (1, ?, ?, '2026-01-01T00:00:00')",
+                    (os.getppid(), name))
         con.commit()
         con.close()
-        with pytest.raises(LockHeld, match="pid 999999 on host elsewhere since 2026-01-01"):
-            s.acquire_lock()
+        s.acquire_lock()
+        holder = s.lock_holder()
+        assert holder is not None and holder.pid == os.getpid()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from bsg_sync.state import StateStore
+store = StateStore(Path(sys.argv[1]))
+store.acquire_lock()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_live_holder_in_another_process_blocks_and_sigkill_frees_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with StateStore(path) as s:
+            with pytest.raises(LockHeld, match=(
+                    rf"another sync holds {re.escape(str(path))}: pid {holder.pid} on host "
+                    r".+ since \d{4}-\d\d-\d\dT.*; wait for it to finish")):
+                s.acquire_lock()
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(10)
+            s.acquire_lock()  # the kernel dropped the dead holder's lock; no row to delete
+            info = s.lock_holder()
+            assert info is not None and info.pid == os.getpid()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
 
 
 def test_concurrent_record_result_from_threads(store: StateStore) -> None:
