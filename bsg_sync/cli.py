@@ -17,6 +17,7 @@ from bsg_sync import __version__
 from bsg_sync.errors import BsgSyncError, Interrupted
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
 from bsg_sync.scrub import ScrubFilter, for_terminal
+from bsg_sync.state import DRY_RUN_RETENTION_DAYS, RETENTION_DAYS
 
 if TYPE_CHECKING:
     from bsg_sync.sync import SyncOptions, SyncOutcome
@@ -702,6 +703,30 @@ def pull(
         f"pulled {count} contacts, {len(account.fields)} fields and "
         f"{len(account.groups)} lists into {path}"
     )
+
+
+@cli.command()
+@_state_option
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help=f"Drop every run that started more than DAYS ago (default: {RETENTION_DAYS:g} days, "
+    f"{DRY_RUN_RETENTION_DAYS:g} for dry runs and web previews; a sync prunes so by itself).",
+)
+def prune(state: Path | None, older_than: float | None) -> None:
+    """Drop old runs and their results from the state store and shrink its WAL."""
+    from bsg_sync.state import StateStore, default_state_path
+
+    path = state or default_state_path()
+    days = RETENTION_DAYS if older_than is None else older_than
+    dry_days = DRY_RUN_RETENTION_DAYS if older_than is None else older_than
+    try:
+        with StateStore(path) as store:
+            pruned = store.prune(days=days, dry_run_days=dry_days)
+    except BsgSyncError as exc:
+        _fail(exc, False)
+    _say(f"pruned {pruned.runs} runs ({pruned.results} results) from {path}")
 
 
 @cli.command()

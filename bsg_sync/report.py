@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import logging
 import os
@@ -250,6 +251,20 @@ def check_output_path(path: Path, sheet: Path, option: str, formats: Sequence[st
         raise UsageError(f"{option} would overwrite the input sheet; choose another path")
     if not path.resolve().parent.is_dir():
         raise UsageError(f"{option}: directory {path.parent} does not exist")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files a killed run left beside `path` (`.<name>.*.tmp`)."""
+    removed = []
+    for tmp in path.resolve().parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError as exc:
+            log.warning("could not remove %s, left by an earlier run: %s", tmp, exc.strerror)
+            continue
+        log.info("removed %s, left by an earlier run", tmp)
+        removed.append(tmp)
+    return removed
 
 
 def probe_output(path: Path, option: str) -> None:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from json.encoder import encode_basestring as _esc
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
             started_at TEXT NOT NULL)""",
     ),
+    (
+        # finished | aborted | interrupted (a killed run, closed by the next one)
+        "ALTER TABLE runs ADD COLUMN outcome TEXT",
+        "CREATE INDEX runs_started ON runs(started_at)",
+    ),
 )
+
+# How long results are kept (README "Nightly use"): real runs, and dry runs / web previews.
+RETENTION_DAYS = 90.0
+DRY_RUN_RETENTION_DAYS = 7.0
 
 _UPSERT_SEEN = """INSERT INTO contacts (id, phone, fields, groups, hlr_status, hlr_last_check,
     seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -135,6 +144,21 @@ def _describe(exc: sqlite3.Error) -> str:
     if "locked" in text or "busy" in text:
         return "another process keeps it busy; try again when it has finished"
     return f"SQLite said: {text}"
+
+
+@dataclass(frozen=True)
+class PruneStats:
+    """What a prune removed."""
+
+    runs: int
+    results: int
+
+
+def _is_dry_run(options: str) -> bool:
+    try:
+        return str(json.loads(options).get("dry run")) == "True"
+    except (ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -434,13 +458,58 @@ class StateStore:
     # ------------------------------------------------------------------ runs and results
 
     def begin_run(self, *, sheet: str, sheet_sha256: str, mapping: str,
-                  options: Mapping[str, Any]) -> int:
+                  options: Mapping[str, Any], started_at: str | None = None) -> int:
         with self._tx("start a run in") as cur:
             cur.execute("INSERT INTO runs (sheet, sha256, mapping, options, started_at) "
                         "VALUES (?, ?, ?, ?, ?)",
                         (sheet, sheet_sha256, mapping, json.dumps(dict(options), default=str),
-                         _now()))
+                         started_at or _now()))
             return int(cur.lastrowid or 0)
+
+    def close_interrupted_runs(self) -> list[int]:
+        """Close the runs that never ended (killed) as `interrupted`, with the counts of what
+        they journalled. Only for the lock's holder: no other run can still be going."""
+        with self._tx("close interrupted runs in") as cur:
+            ids = [r[0] for r in cur.execute("SELECT id FROM runs WHERE ended_at IS NULL")]
+            for run_id in ids:
+                counts = dict(cur.execute("SELECT status, count(*) FROM results "
+                                          "WHERE run_id = ? GROUP BY status", (run_id,)))
+                cur.execute("UPDATE runs SET ended_at = ?, counts = ?, outcome = 'interrupted' "
+                            "WHERE id = ?", (_now(), json.dumps(counts), run_id))
+        for run_id in ids:
+            log.warning("run %d of %s never ended (killed?); closed it as interrupted",
+                        run_id, self.path)
+        return ids
+
+    def prune(self, *, days: float = RETENTION_DAYS,
+              dry_run_days: float = DRY_RUN_RETENTION_DAYS,
+              now: datetime | None = None) -> PruneStats:
+        """Drop the runs (and their results) that started longer ago than their retention,
+        then give the WAL's space back to the disk."""
+        now = now or datetime.now(timezone.utc)
+        cutoff = (now - timedelta(days=days)).isoformat(timespec="seconds")
+        dry_cutoff = (now - timedelta(days=dry_run_days)).isoformat(timespec="seconds")
+        with self._tx("prune") as cur:
+            candidates = cur.execute("SELECT id, started_at, options FROM runs "
+                                     "WHERE started_at < ?", (max(cutoff, dry_cutoff),))
+            old = [(run_id,) for run_id, started, options in candidates.fetchall()
+                   if started < (dry_cutoff if _is_dry_run(options) else cutoff)]
+            results = 0
+            for run_id in old:
+                results += cur.execute("DELETE FROM results WHERE run_id = ?", run_id).rowcount
+            cur.executemany("DELETE FROM runs WHERE id = ?", old)
+        self.checkpoint()
+        if old:
+            log.info("pruned %d runs (%d results) from %s", len(old), results, self.path)
+        return PruneStats(len(old), results)
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the store and truncate it (a big run leaves a big WAL)."""
+        with self._mutex:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error as exc:
+                raise self._fail("checkpoint", exc) from exc
 
     def record_result(self, run_id: int, result: RowResult,
                       confirmed: Contact | None = None) -> None:
@@ -458,10 +527,11 @@ class StateStore:
         with self._tx("record results in") as cur:
             cur.executemany(_INSERT_RESULT, values)
 
-    def end_run(self, run_id: int, counts: Mapping[str, int]) -> None:
+    def end_run(self, run_id: int, counts: Mapping[str, int],
+                outcome: str = "finished") -> None:
         with self._tx("finish a run in") as cur:
-            cur.execute("UPDATE runs SET ended_at = ?, counts = ? WHERE id = ?",
-                        (_now(), json.dumps(dict(counts)), run_id))
+            cur.execute("UPDATE runs SET ended_at = ?, counts = ?, outcome = ? WHERE id = ?",
+                        (_now(), json.dumps(dict(counts)), outcome, run_id))
 
     def run_results(self, run_id: int) -> list[RowResult]:
         rows = self._query(f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? "

@@ -34,6 +34,7 @@ from bsg_sync.errors import (
     Interrupted,
     OutputError,
     RunRefused,
+    StateStoreError,
     UsageError,
 )
 from bsg_sync.executor import execute_plan
@@ -229,14 +230,17 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     # the writers check again; checking here means a bad path is found before anything is sent
     report.check_output_path(report_path, opts.sheet, "--report", report.REPORT_FORMATS)
     report.probe_output(report_path, "--report")
+    report.remove_stale_temps(report_path)
     if opts.errors is not None:
         report.check_output_path(opts.errors, opts.sheet, "--errors", report.ERRORS_FORMATS)
         report.probe_output(opts.errors, "--errors")
+        report.remove_stale_temps(opts.errors)
     # --offline plans from the snapshot without GETs; only a real send needs the API.
     client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key, hooks.stop)
     try:
         with StateStore(opts.state) as store:
             store.acquire_lock()
+            store.close_interrupted_runs()
             try:
                 run = _Run(
                     opts, hooks, client, store, sheet, mapping_path, report_path, started, t0
@@ -379,7 +383,8 @@ def _finish(
         retries=client.retries if client else 0,
     )
     summary, failures = _write_outputs(run, results, summary)
-    run.store.end_run(run.run_id, summary.counts)
+    run.store.end_run(run.run_id, summary.counts, _outcome(aborted))
+    _prune(run.store)
     if failures and aborted is None:
         aborted = OutputError(
             f"{'; '.join(failures)}; the rows were sent and are recorded in the state store "
@@ -389,6 +394,20 @@ def _finish(
         for text in failures:
             run.hooks.on_warning(text)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+
+
+def _outcome(aborted: BsgSyncError | None) -> str:
+    if aborted is None:
+        return "finished"
+    return "interrupted" if isinstance(aborted, Interrupted) else "aborted"
+
+
+def _prune(store: StateStore) -> None:
+    """Keep the store to its retention after every run; a failure here costs no result."""
+    try:
+        store.prune()
+    except StateStoreError as exc:
+        log.warning("could not prune the state store: %s", exc)
 
 
 def _write_outputs(

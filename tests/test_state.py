@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,13 +14,21 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from bsg_sync.errors import LockHeld, StateStoreError
 from bsg_sync.models import Account, Action, Contact, Field, Group, RowResult, Status
-from bsg_sync.state import MIGRATIONS, StateStore, default_state_path
+from bsg_sync.state import (
+    DRY_RUN_RETENTION_DAYS,
+    MIGRATIONS,
+    RETENTION_DAYS,
+    PruneStats,
+    StateStore,
+    default_state_path,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -302,3 +311,51 @@ def test_record_results_commits_many_rows_at_once(store: StateStore, tmp_path: P
     store.record_results(run_id, rows)
     with StateStore(tmp_path / "state.sqlite3") as again:  # a second connection sees them
         assert again.run_results(run_id) == rows
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _old_run(store: StateStore, days_ago: float, *, dry: bool, rows: int = 3) -> int:
+    started = (datetime.now(timezone.utc) - timedelta(days=days_ago)).isoformat(
+        timespec="seconds")
+    run_id = store.begin_run(sheet="s.csv", sheet_sha256="0" * 64, mapping="m.toml",
+                             options={"dry run": str(dry)}, started_at=started)
+    store.record_results(run_id, [RowResult(row=n, status=Status.UNCHANGED)
+                                  for n in range(2, 2 + rows)])
+    store.end_run(run_id, {"unchanged": rows})
+    return run_id
+
+
+def test_prune_keeps_each_run_for_its_retention(store: StateStore) -> None:
+    """90 days for runs, 7 for dry runs (and web previews, which are dry runs)."""
+    old_real = _old_run(store, RETENTION_DAYS + 1, dry=False)
+    kept_real = _old_run(store, RETENTION_DAYS - 1, dry=False)
+    old_dry = _old_run(store, DRY_RUN_RETENTION_DAYS + 1, dry=True)
+    kept_dry = _old_run(store, DRY_RUN_RETENTION_DAYS - 1, dry=True)
+    assert store.prune() == PruneStats(runs=2, results=6)
+    ids = {r[0] for r in store._query("SELECT id FROM runs")}
+    assert ids == {kept_real, kept_dry}
+    assert store.run_results(old_real) == store.run_results(old_dry) == []
+    assert len(store.run_results(kept_real)) == 3
+    assert store.prune() == PruneStats(0, 0)
+
+
+def test_prune_truncates_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    with StateStore(path) as s:
+        _old_run(s, 200, dry=False, rows=5000)
+        wal = Path(f"{path}-wal")
+        assert wal.stat().st_size > 100_000
+        s.prune()
+        assert wal.stat().st_size == 0
+
+
+def test_the_next_lock_holder_closes_runs_that_never_ended(store: StateStore) -> None:
+    killed = store.begin_run(sheet="s.csv", sheet_sha256="0" * 64, mapping="m", options={})
+    store.record_results(killed, [RowResult(row=2, status=Status.OK)])
+    store.acquire_lock()
+    assert store.close_interrupted_runs() == [killed]
+    ended, counts, outcome = store._query("SELECT ended_at, counts, outcome FROM runs")[0]
+    assert ended is not None and outcome == "interrupted" and json.loads(counts) == {"ok": 1}
+    assert store.close_interrupted_runs() == []
