@@ -507,6 +507,9 @@ class _Watchdog:
             abandon = self.abandon_at()
             with self._lock:
                 active = list(self._active)
+                if not active:  # idle: the next watch() starts a new thread
+                    self._thread = None
+                    return
             for ticket in active:
                 if now >= ticket.deadline:
                     ticket.cut_now("deadline")
