@@ -16,7 +16,7 @@ import click
 from bsg_sync import __version__
 from bsg_sync.errors import BsgSyncError, Interrupted
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
-from bsg_sync.scrub import ScrubFilter, for_terminal
+from bsg_sync.scrub import ScrubFilter, add_secret, for_terminal
 from bsg_sync.state import DRY_RUN_RETENTION_DAYS, RETENTION_DAYS
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ def _api_key_from_env_or_file(api_key_file: Path | None) -> str:
     key = key.strip()
     if not key:
         raise UsageError("no API key: set BSG_API_KEY or pass --api-key-file PATH")
+    add_secret(key)  # hidden from here on, before any client or web page exists
     if key.startswith("test_"):
         _say(
             "warning: this is a test_ key; BSG's test mode only accepts phone numbers "
