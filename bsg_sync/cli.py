@@ -16,7 +16,7 @@ import click
 from bsg_sync import __version__
 from bsg_sync.errors import BsgSyncError, Interrupted
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
-from bsg_sync.scrub import ScrubFilter, add_secret, for_terminal
+from bsg_sync.scrub import TerminalFilter, add_secret, for_terminal
 from bsg_sync.state import DRY_RUN_RETENTION_DAYS, RETENTION_DAYS
 
 if TYPE_CHECKING:
@@ -433,8 +433,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     )
     logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
     for handler in logging.getLogger().handlers:  # records are scrubbed when made; this also
-        if not any(isinstance(f, ScrubFilter) for f in handler.filters):  # catches a handler
-            handler.addFilter(ScrubFilter())  # that formats a record made elsewhere
+        if not any(isinstance(f, TerminalFilter) for f in handler.filters):  # escapes what a
+            handler.addFilter(TerminalFilter())  # server or a sheet put in a log line
 
 
 class _Progress:

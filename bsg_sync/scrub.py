@@ -125,6 +125,18 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+class TerminalFilter(ScrubFilter):
+    """For a handler that writes to a terminal: also escape control characters, since a log
+    line may quote a server's answer or a sheet's cell."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        super().filter(record)
+        record.msg = for_terminal(str(record.msg), multiline=True)
+        if record.exc_text:
+            record.exc_text = for_terminal(record.exc_text, multiline=True)
+        return True
+
+
 # ---------------------------------------------------------------- terminals
 
 _BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]

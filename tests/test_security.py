@@ -332,3 +332,17 @@ def test_escape_sequences_from_a_sheet_never_reach_the_terminal(world: World, em
     assert "Notes\\u001b]0;pwned" in bad.stdout and "\\x9b31m\\u202e" in bad.stdout, bad.stdout
     for out in (result.stderr, result.stdout, bad.stderr, bad.stdout):
         assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
+
+
+def test_escape_sequences_in_a_server_answer_never_reach_the_terminal_at_v(world: World,
+                                                                         emu: Emulator) -> None:
+    """A 503 whose message holds OSC/CSI sequences is logged at -v (the retry line) escaped."""
+    def hostile(_body: bytes) -> tuple[int, str, bytes]:
+        return 503, "application/json", json.dumps({"message": f"busy{ESCAPES}"}).encode()
+
+    with ScriptedProxy(emu.url) as proxy:
+        proxy.script("/api/contacts/fields", hostile)
+        done = run_cli(sync_args(world, proxy.url, "-v", "--dry-run"), cli_env(world.state))
+    assert done.returncode == 0, done.stderr
+    assert "busy\\x1b]0;pwned\\x07" in done.stderr
+    assert not any(c in done.stderr for c in "\x1b\x07\x9b\u202e"), repr(done.stderr)
