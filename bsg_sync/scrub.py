@@ -14,6 +14,7 @@ MASK = "***"
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_prefilter: re.Pattern[str] | None = None  # cheap test: can the text hold a piece at all?
 _factory_installed = False
 
 
@@ -23,12 +24,12 @@ def add_secret(secret: str) -> None:
     secret = secret.strip()
     if not secret:
         return
-    global _pattern
+    global _pattern, _prefilter
     with _lock:
         if secret in _secrets:
             return
         _secrets.add(secret)
-        _pattern = _compile(_secrets)
+        _pattern, _prefilter = _compile(_secrets), _compile_prefilter(_secrets)
     _install_record_factory()
 
 
@@ -44,10 +45,22 @@ def _compile(secrets: set[str]) -> re.Pattern[str]:
     return re.compile(f"(?=({alternatives}))")
 
 
+def _compile_prefilter(secrets: set[str]) -> re.Pattern[str]:
+    """Every 8-character piece of a secret holds one of its 4-grams that start at a multiple
+    of 4, so a text holding none of those holds no piece (one fast C search, no lookahead)."""
+    grams: set[str] = set()
+    for s in secrets:
+        if len(s) < MIN_PIECE:
+            grams.add(s)
+        else:
+            grams.update(s[i:i + 4] for i in range(0, len(s) - 3, 4))
+    return re.compile("|".join(re.escape(g) for g in sorted(grams)))
+
+
 def scrub(text: str) -> str:
     """`text` with every secret, and every 8-character-or-longer piece of one, replaced."""
-    pattern = _pattern
-    if pattern is None or not text:
+    pattern, prefilter = _pattern, _prefilter
+    if pattern is None or prefilter is None or not text or prefilter.search(text) is None:
         return text
     spans: list[list[int]] = []
     for match in pattern.finditer(text):

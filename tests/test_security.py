@@ -25,6 +25,8 @@ from hostile_servers import (
     echo_json_500,
     refuse_echoing,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reliability_helpers import (
     API_KEY,
     EmulatorProcess,
@@ -346,3 +348,18 @@ def test_escape_sequences_in_a_server_answer_never_reach_the_terminal_at_v(world
     assert done.returncode == 0, done.stderr
     assert "busy\\x1b]0;pwned\\x07" in done.stderr
     assert not any(c in done.stderr for c in "\x1b\x07\x9b\u202e"), repr(done.stderr)
+
+
+SCRUB_KEY = "live_Pr0p3rty-k3y.with~odd+chars_0042"
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_no_eight_character_piece_of_the_key_survives_scrubbing(data: st.DataObject) -> None:
+    add_secret(SCRUB_KEY)
+    start = data.draw(st.integers(0, len(SCRUB_KEY) - 8))
+    end = data.draw(st.integers(start + 8, len(SCRUB_KEY)))
+    around = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+    text = data.draw(around) + SCRUB_KEY[start:end] + data.draw(around)
+    out = scrub(text)
+    assert not any(SCRUB_KEY[i:i + 8] in out for i in range(len(SCRUB_KEY) - 7)), out
