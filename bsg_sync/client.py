@@ -388,11 +388,10 @@ class _DuplicateGuard:
 class _Ticket:
     """One HTTP attempt the watchdog may cut: its socket (once connected) and its limit."""
 
-    __slots__ = ("cut", "deadline", "lock", "reason", "sock", "write")
+    __slots__ = ("cut", "deadline", "lock", "reason", "sock")
 
-    def __init__(self, deadline: float, write: bool) -> None:
+    def __init__(self, deadline: float) -> None:
         self.deadline = deadline  # time.monotonic() value
-        self.write = write
         self.sock: socket.socket | None = None
         self.cut = False
         self.reason = ""  # "deadline" or "stop"
@@ -875,7 +874,7 @@ class BsgClient:
     def _attempt_once(self, method: str, path: str, params: dict[str, Any] | None,
                       body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        ticket = _Ticket(time.monotonic() + self.policy.deadline, write=method != "GET")
+        ticket = _Ticket(time.monotonic() + self.policy.deadline)
         self._watchdog.watch(ticket)
         _attempt.ticket = ticket
         try:
