@@ -86,19 +86,25 @@ def _trickle_gets(line: str) -> bool:
     return line.startswith("GET /api/contacts/2485")
 
 
-@pytest.mark.parametrize("warm", [False, True], ids=["cold-list", "warm-gets"])
+def _trickle_login(line: str) -> bool:
+    return line.startswith("POST /api/auth/login")
+
+
+@pytest.mark.parametrize("phase", ["login", "cold-list", "warm-gets"])
 def test_sigterm_during_a_trickling_refresh_exits_130_with_the_report(tmp_path: Path,
-                                                                      warm: bool) -> None:
-    """A refresh stuck on an answer that trickles (one byte every 5 s) ends on SIGTERM within
-    seconds: exit 130, every row in the report as not sent, the lock free again. Cold: the
-    contact list, read by the main thread; warm (a snapshot of 2 contacts): one GET per
-    contact, read by worker threads."""
+                                                                      phase: str) -> None:
+    """A login or refresh stuck on an answer that trickles (one byte every 5 s) ends on
+    SIGTERM within seconds: exit 130, every row in the report as not sent, the lock free
+    again. Cold: the contact list, read by the main thread; warm (a snapshot of 2 contacts):
+    one GET per contact, read by worker threads."""
+    warm = phase == "warm-gets"
     world = make_world(tmp_path / "w", 2 if warm else 8)
+    trickle = {"login": _trickle_login, "cold-list": _trickle_lists, "warm-gets": _trickle_gets}
     with Emulator(EmulatorConfig(), seed=world.seed) as emu:
         if warm:
             first = run_cli(sync_args(world, emu.url, "--dry-run"), cli_env(world.state, KEY))
             assert first.returncode == 0, first.stderr
-        _sigterm_while_trickling(world, emu, _trickle_gets if warm else _trickle_lists)
+        _sigterm_while_trickling(world, emu, trickle[phase])
 
 
 def _sigterm_while_trickling(world: World, emu: Emulator, trickle: Callable[[str], bool]
