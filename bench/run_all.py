@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from bench.common import BENCH_DIR, DATA_DIR, append_results, format_table
 
 ORDER = ("bench_read", "bench_diff", "bench_report", "bench_send", "bench_refresh",
-         "bench_resume", "bench_soak")
+         "bench_resume", "bench_soak", "bench_state_size")
 QUICK_ARGS: dict[str, list[str]] = {
     "bench_diff": ["50000", "20000"],
     "bench_report": ["5000"],
@@ -31,6 +31,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_refresh": ["5000"],
     "bench_resume": ["1000"],
     "bench_soak": ["--rows", "2000"],
+    "bench_state_size": ["5000", "10"],
 }
 TIMEOUT = 3600.0
 HEADERS = ("figure", "value", "anchor", "ratio", "target", "met?")

@@ -24,11 +24,30 @@ from bsg_sync.notify import (
     news_of_error,
     news_of_outcome,
 )
+from bsg_sync.scrub import TerminalFilter, add_secret, for_terminal
+from bsg_sync.state import DRY_RUN_RETENTION_DAYS, RETENTION_DAYS
 
 if TYPE_CHECKING:
     from bsg_sync.sync import Hooks, SyncOutcome
 
 DEFAULT_API_URL = "https://one-api.bsg.world"
+KEY_FILE_MAX_BYTES = 4096  # a key is a few dozen characters; more is the wrong file
+
+
+def _say(text: str) -> None:
+    """One message on stderr, with no secret and nothing that can drive the terminal."""
+    click.echo(for_terminal(text), err=True)
+
+
+def _out(text: str) -> None:
+    """Results on stdout, as safe for a terminal as messages (newlines kept)."""
+    click.echo(for_terminal(text, multiline=True))
+
+
+def _json_out(value: Any) -> None:
+    """One JSON document on stdout; C1 controls escaped too (JSON only requires C0)."""
+    text = json.dumps(value, ensure_ascii=False)
+    click.echo(for_terminal(text, json_escapes=True))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -157,11 +176,11 @@ def _api_key_from_env_or_file(api_key_file: Path | None) -> str:
     key = key.strip()
     if not key:
         raise UsageError("no API key: set BSG_API_KEY or pass --api-key-file PATH")
+    add_secret(key)  # hidden from here on, before any client or web page exists
     if key.startswith("test_"):
-        click.echo(
+        _say(
             "warning: this is a test_ key; BSG's test mode only accepts phone numbers "
-            "verified in your account",
-            err=True,
+            "verified in your account"
         )
     return key
 
@@ -170,15 +189,24 @@ def _read_key_file(path: Path) -> str:
     from bsg_sync.errors import UsageError
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as fh:  # at most a few KiB: /dev/zero or a log file is refused
+            data = fh.read(KEY_FILE_MAX_BYTES + 1)
         mode = path.stat().st_mode
     except OSError as exc:
         raise UsageError(f"cannot read the API key file {path}: {exc.strerror}") from None
-    if sys.platform != "win32" and mode & 0o077:
-        click.echo(
-            f"warning: the API key file {path} is readable by other users; run: chmod 600 {path}",
-            err=True,
+    if len(data) > KEY_FILE_MAX_BYTES:
+        raise UsageError(
+            f"the API key file {path} holds more than {KEY_FILE_MAX_BYTES // 1024} KiB; "
+            "it should hold only the key, on its first line"
         )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"the API key file {path} is not UTF-8 text; it should hold only the key"
+        ) from None
+    if sys.platform != "win32" and mode & 0o077:
+        _say(f"warning: the API key file {path} is readable by other users; run: chmod 600 {path}")
     lines = text.strip().splitlines()
     if not lines:
         raise UsageError(f"the API key file {path} is empty")
@@ -273,12 +301,12 @@ def _show_account_items(
 
         _fail(api_error_as_run_error(exc), False)
     if as_json:
-        click.echo(json.dumps([asdict(i) for i in items], ensure_ascii=False))
+        _json_out([asdict(i) for i in items])
     elif not items:
-        click.echo(f"the account has no {what}", err=True)
+        _say(f"the account has no {what}")
     else:
-        rows = [tuple(str(getattr(i, h)) for h in headers) for i in items]
-        click.echo(_render_table(headers, rows))
+        rows = [tuple(for_terminal(str(getattr(i, h))) for h in headers) for i in items]
+        _out(_render_table(headers, rows))
 
 
 @cli.command()
@@ -386,21 +414,20 @@ def init(
         _fail(exc, False)
     guessed = mapping_mod.guess_targets(headers, account)
     if not online:
-        click.echo(
+        _say(
             "warning: mapped well-known names only (no API key, or --offline); add "
-            'custom fields as "Header" = "field:<name>"',
-            err=True,
+            'custom fields as "Header" = "field:<name>"'
         )
     if not any(t in ("id", "phone") for t in guessed.values()):
         click.echo(
             f"warning: no column looks like a phone or a contact id; map one in {target}", err=True
         )
-    click.echo(f"wrote {target} for {sheet.name}")
+    _out(f"wrote {target} for {sheet.name}")
     for header, tgt in guessed.items():
-        click.echo(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
+        _out(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
     if unmapped:
         names = ", ".join(json.dumps(h, ensure_ascii=False) for h in unmapped)
-        click.echo(f"not mapped (sync ignores them): {names}")
+        _out(f"not mapped (sync ignores them): {names}")
 
 
 # ---------------------------------------------------------------- sync / pull / demo
@@ -425,6 +452,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+    for handler in logging.getLogger().handlers:  # records are scrubbed when made; this also
+        if not any(isinstance(f, TerminalFilter) for f in handler.filters):  # escapes what a
+            handler.addFilter(TerminalFilter())  # server or a sheet put in a log line
 
 
 class _Progress:
@@ -438,7 +468,7 @@ class _Progress:
 
     def stage(self, text: str) -> None:
         if self.enabled:
-            click.echo(f"{text}…", err=True)
+            _say(f"{text}…")
 
     def start(self, total: int) -> None:
         if not self.enabled or total == 0:
@@ -544,7 +574,7 @@ def _notify_options(command: Any) -> Any:
 def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     if traceback:
         raise exc
-    click.echo(f"bsg-sync: {exc}", err=True)
+    _say(f"bsg-sync: {exc}")
     sys.exit(int(exc.exit_code))
 
 
@@ -664,7 +694,7 @@ def _tell(settings: NotifySettings, news: RunNews) -> None:
     from bsg_sync.notify import tell
 
     for url in tell(settings, news):
-        click.echo(f"warning: could not deliver the alert to {url}", err=True)
+        _say(f"warning: could not deliver the alert to {url}")
 
 
 def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncOutcome:
@@ -673,7 +703,7 @@ def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncO
 
     progress = _Progress(quiet)
     hooks = Hooks(
-        on_warning=lambda w: click.echo(f"warning: {w}", err=True),
+        on_warning=lambda w: _say(f"warning: {w}"),
         on_stage=progress.stage,
         on_result=progress.advance,
     )
@@ -686,10 +716,10 @@ def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncO
     hooks.on_plan = on_plan
 
     def handler(signum: int, frame: object) -> None:
-        if sending.is_set():
-            hooks.stop.set()
-        else:
-            raise KeyboardInterrupt
+        first = not hooks.stop.is_set()
+        hooks.stop.set()  # the client cuts what is on the wire; sending drains first
+        if first and not sending.is_set():
+            raise KeyboardInterrupt  # reading or planning: stop where it is
 
     in_main = threading.current_thread() is threading.main_thread()
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
@@ -710,13 +740,13 @@ def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
 
     s = outcome.summary
     if as_json:
-        click.echo(json.dumps(report.summary_json(s), ensure_ascii=False))
+        _json_out(report.summary_json(s))
     if outcome.aborted is not None:
-        click.echo(f"bsg-sync: {outcome.aborted}", err=True)
+        _say(f"bsg-sync: {outcome.aborted}")
     hlr = report.hlr_sentence(s)
     if hlr:
-        click.echo(hlr, err=True)
-    click.echo(report.summary_sentence(s), err=True)
+        _say(hlr)
+    _say(report.summary_sentence(s))
 
 
 @cli.command()
@@ -754,20 +784,17 @@ def pull(
     except ApiError as exc:
         _fail(api_error_as_run_error(exc), traceback)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "contacts": count,
-                    "fields": len(account.fields),
-                    "lists": len(account.groups),
-                    "state": str(path),
-                }
-            )
+        _json_out(
+            {
+                "contacts": count,
+                "fields": len(account.fields),
+                "lists": len(account.groups),
+                "state": str(path),
+            }
         )
-    click.echo(
+    _say(
         f"pulled {count} contacts, {len(account.fields)} fields and "
-        f"{len(account.groups)} lists into {path}",
-        err=True,
+        f"{len(account.groups)} lists into {path}"
     )
 
 
@@ -800,15 +827,15 @@ def runs(state: Path | None, as_json: bool, limit: int) -> None:
     except BsgSyncError as exc:
         _fail(exc, False)
     if as_json:
-        click.echo(json.dumps([_run_json(r) for r in found], ensure_ascii=False))
+        _json_out([_run_json(r) for r in found])
         return
     if not found:
-        click.echo("no runs yet", err=True)
+        _say("no runs yet")
         return
     rows: list[tuple[str, ...]] = [(str(r.id), r.started_at, Path(r.sheet).name, r.sha256[:12],
              "dry run" if r.dry_run else "sent", _counts_text(r.counts) or "-",
              "-" if r.exit_code is None else str(r.exit_code)) for r in found]
-    click.echo(_render_table(("id", "started", "sheet", "sha256", "kind", "rows", "exit"), rows))
+    _out(_render_table(("id", "started", "sheet", "sha256", "kind", "rows", "exit"), rows))
 
 
 def _run_json(r: Any) -> dict[str, Any]:
@@ -839,17 +866,19 @@ def show(run_id: int, state: Path | None, report: Path | None, every_row: bool) 
     except BsgSyncError as exc:
         _fail(exc, False)
     kind = "dry run" if info.dry_run else "run"
-    click.echo(f"{kind} {run_id} of {info.sheet} at {info.started_at}: "
-               f"{_counts_text(info.counts) or 'not finished'}")
+    lines = [f"{kind} {run_id} of {info.sheet} at {info.started_at}: "
+             f"{_counts_text(info.counts) or 'not finished'}"]
     for r in results:
         if every_row or r.status.value not in ("unchanged", "planned") or r.changes:
             what = r.changes or r.error or ""
             code = f" {r.error_code}" if r.error_code else ""
-            click.echo(f"  row {r.row}: {r.status.value}{code}"
-                       + (f" contact {r.contact_id}" if r.contact_id else "")
-                       + (f": {what}" if what else ""))
+            contact = f" contact {r.contact_id}" if r.contact_id else ""
+            lines.append(f"  row {r.row}: {r.status.value}{code}{contact}"
+                         + (f": {what}" if what else ""))
+    for line in lines:  # one line each: a line break inside a value is escaped
+        click.echo(for_terminal(line))
     if report is not None:
-        click.echo(f"report: {report}", err=True)
+        _say(f"report: {report}")
 
 
 @cli.command()
@@ -901,6 +930,30 @@ def undo(run_id: int, dry_run: bool, force: bool, delete_created: bool, report: 
 
 
 @cli.command()
+@_state_option
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help=f"Drop every run that started more than DAYS ago (default: {RETENTION_DAYS:g} days, "
+    f"{DRY_RUN_RETENTION_DAYS:g} for dry runs and web previews; a sync prunes so by itself).",
+)
+def prune(state: Path | None, older_than: float | None) -> None:
+    """Drop old runs and their results from the state store and shrink its WAL."""
+    from bsg_sync.state import StateStore, default_state_path
+
+    path = state or default_state_path()
+    days = RETENTION_DAYS if older_than is None else older_than
+    dry_days = DRY_RUN_RETENTION_DAYS if older_than is None else older_than
+    try:
+        with StateStore(path) as store:
+            pruned = store.prune(days=days, dry_run_days=dry_days)
+    except BsgSyncError as exc:
+        _fail(exc, False)
+    _say(f"pruned {pruned.runs} runs ({pruned.results} results) from {path}")
+
+
+@cli.command()
 @click.option(
     "--dir",
     "workdir",
@@ -912,7 +965,7 @@ def demo(workdir: Path | None) -> None:
     from bsg_sync.demo import run_demo
 
     try:
-        run_demo(workdir, echo=lambda line: click.echo(line, err=True))
+        run_demo(workdir, echo=_say)
     except BsgSyncError as exc:
         _fail(exc, False)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -24,10 +26,13 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
 )
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bsg_sync import __version__
 from bsg_sync.errors import AuthError
 from bsg_sync.models import Contact, Field, Group
+from bsg_sync.scrub import add_secret, scrub
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,10 @@ DUPLICATE_LIMIT = 3  # BSG's duplicate throttle: identical writes per duplicate_
 _NOT_FOUND = re.compile(r"not found|invalid contact id", re.IGNORECASE)
 _VAGUE_MESSAGES = {"unknown error", "an internal error occurred", ""}
 _ANONYMOUS_KEYS = {"any_field", "text", "message"}  # keys that mean nothing to a person
+LOGIN_PATH = "/api/auth/login"
+# BSG's documented refusals of a key: the only login answers ever quoted (an answer may echo
+# the request, and the request holds the key)
+_LOGIN_REFUSALS = ("API Key not found", "Invalid API Key", "API Key is disabled")
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,15 @@ class RetryPolicy:
     backoff_max: float = 30.0
     retry_after_cap: float = 60.0  # cap on an honoured Retry-After
     duplicate_window: float = 10.0  # identical writes: at most 3 per this many seconds
-    timeout: float = 30.0  # per HTTP call (connect + read)
+    timeout: float = 30.0  # per socket operation (connect, each read)
+    # the whole answer of one attempt, however slowly it trickles in; an answer slower than
+    # this is not retried (the same server would trickle again)
+    deadline: float = 60.0
 
     @classmethod
     def fast(cls) -> RetryPolicy:
         return cls(backoff_initial=0.0, backoff_max=0.0, retry_after_cap=0.0,
-                   duplicate_window=0.0, timeout=5.0)
+                   duplicate_window=0.0, timeout=5.0, deadline=10.0)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter before retry number `attempt` (1-based)."""
@@ -73,6 +85,7 @@ class ApiError(Exception):
     code = "http-error"
 
     def __init__(self, message: str, *, status: int | None = None, attempts: int = 1) -> None:
+        message = scrub(message)  # an answer may quote the request; never pass a key on
         super().__init__(message)
         self.message = message
         self.status = status
@@ -117,10 +130,21 @@ class Unreachable(TransportError):  # nothing listens / no route: the connection
     pass
 
 
+class TooSlow(TransportError):  # the answer did not arrive whole within the deadline
+    pass
+
+
+class Cancelled(ApiError):  # the run was asked to stop (Ctrl-C / SIGTERM): nothing more sent
+    code = "interrupted"
+
+
 _RETRYABLE = (Throttled, ServerError, TransportError)
 # Until the API has answered once, a refused connection is a wrong URL or a down service:
 # say so in seconds instead of backing off for a minute.
 UNREACHABLE_ATTEMPTS = 2
+# A token refused this soon after its login was not expired: the key or the session is
+# wrong. Two such refusals in a row end the run; any other 401 just means log in again.
+FRESH_TOKEN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +165,7 @@ class _Reply:
     payload: dict[str, Any]
     attempts: int
     token: str | None
+    token_age: float = 0.0  # seconds between the token's login and this answer's request
 
 
 # ---------------------------------------------------------------- wire shapes
@@ -381,6 +406,140 @@ class _DuplicateGuard:
 # ---------------------------------------------------------------- HTTP plumbing
 
 
+# ---------------------------------------------------------------- deadlines and stops
+
+
+class _Ticket:
+    """One HTTP attempt the watchdog may cut: its socket (once connected) and its limit."""
+
+    __slots__ = ("cut", "deadline", "lock", "reason", "sock")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline  # time.monotonic() value
+        self.sock: socket.socket | None = None
+        self.cut = False
+        self.reason = ""  # "deadline" or "stop"
+        self.lock = threading.Lock()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.cut:
+                _shut(sock)
+
+    def cut_now(self, reason: str) -> None:
+        with self.lock:
+            if self.cut:
+                return
+            self.cut, self.reason = True, reason
+            _shut(self.sock)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """Wake a thread blocked reading this socket (closing it would not, shutdown does)."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed: nothing to wake
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the fd itself, under any TLS layer
+
+
+_attempt = threading.local()  # the _Ticket of the attempt this thread is making
+
+
+class _WatchedConnectionMixin:
+    """Hands the socket of each request to the attempt's ticket, so it can be cut."""
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        ticket = getattr(_attempt, "ticket", None)
+        if ticket is not None:
+            ticket.attach(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedTlsPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool,
+                                                   "https": _WatchedTlsPool}
+
+
+class _Watchdog:
+    """Cuts attempts past their deadline and, once a stop is asked, everything still on the
+    wire when `grace` has passed (0 before sending; the executor's drain while sending)."""
+
+    TICK = 0.05  # seconds between checks
+
+    def __init__(self, stop: threading.Event | None) -> None:
+        self.stop = stop
+        self.grace = 0.0
+        self._stopped_at: float | None = None
+        self._active: set[_Ticket] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def abandon_at(self) -> float | None:
+        """When (monotonic) everything is given up; None while no stop was asked."""
+        if self.stop is None or not self.stop.is_set():
+            return None
+        with self._lock:
+            if self._stopped_at is None:
+                self._stopped_at = time.monotonic()
+            return self._stopped_at + self.grace
+
+    def abandoned(self) -> bool:
+        at = self.abandon_at()
+        return at is not None and time.monotonic() >= at
+
+    def watch(self, ticket: _Ticket) -> None:
+        with self._lock:
+            self._active.add(ticket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="bsg-watchdog",
+                                                daemon=True)
+                self._thread.start()
+
+    def release(self, ticket: _Ticket) -> None:
+        with self._lock:
+            self._active.discard(ticket)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.TICK):
+            now = time.monotonic()
+            abandon = self.abandon_at()
+            with self._lock:
+                active = list(self._active)
+                if not active:  # idle: the next watch() starts a new thread
+                    self._thread = None
+                    return
+            for ticket in active:
+                if now >= ticket.deadline:
+                    ticket.cut_now("deadline")
+                elif abandon is not None and now >= abandon:
+                    ticket.cut_now("stop")
+
+
 def _read_body(resp: requests.Response) -> bytes:
     """The whole body, refusing anything over MAX_BODY_BYTES."""
     declared = resp.headers.get("Content-Length", "")
@@ -394,6 +553,29 @@ def _read_body(resp: requests.Response) -> bytes:
             raise TransportError(_oversized(size), status=resp.status_code)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _unquoted_login_error(exc: ApiError) -> ApiError:
+    """The login failure in our own words: a login answer may echo the key, so none of its
+    text is kept (a transport error without a status is already our own sentence)."""
+    if exc.status is None:
+        return exc
+    if isinstance(exc, TransportError):
+        text = f"BSG answered the login with HTTP {exc.status} but not with the API's JSON"
+    else:
+        text = f"BSG answered the login with {_status_text(exc.status)}"
+    exc.message = text
+    exc.args = (text,)
+    return exc
+
+
+def _login_refusal(payload: dict[str, Any], status: int) -> str:
+    """BSG's reason for refusing the key when it is one of its documented sentences."""
+    text = flatten_error(payload, status)
+    for known in _LOGIN_REFUSALS:
+        if known.lower() in text.lower():
+            return known
+    return _status_text(status)
 
 
 def _oversized(size: int) -> str:
@@ -504,11 +686,13 @@ class BsgClient:
                  pool_size: int = 8, allow_insecure_http: bool = False,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 pace: Callable[[], None] | None = None) -> None:
+                 pace: Callable[[], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not api_key or not api_key.strip():
             raise ValueError("the API key is empty")
         self._key = _Secret(api_key.strip())
+        add_secret(self._key.reveal())  # from now on no log record or error can show it
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._pace = pace  # called before every HTTP request: the run's rate cap
@@ -516,12 +700,14 @@ class BsgClient:
         self._session = self._make_session(max(1, pool_size))
         self._dupes = _DuplicateGuard(self.policy.duplicate_window, clock)
         self._token: str | None = None
+        self._born: dict[str, float] = {}  # token -> when its login answered (monotonic)
         self._auth_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._requests_sent = 0
         self._retries = 0
         self.logins = 0
         self._answered = False  # has the API ever answered this client?
+        self._watchdog = _Watchdog(stop)
 
     def __repr__(self) -> str:
         return f"BsgClient({self.base_url!r})"
@@ -535,7 +721,8 @@ class BsgClient:
     @staticmethod
     def _make_session(pool_size: int) -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
+                                  max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -561,7 +748,17 @@ class BsgClient:
             self._retries += int(retry)
 
     def close(self) -> None:
+        self._watchdog.close()
         self._session.close()
+
+    @property
+    def stop_grace(self) -> float:
+        """Seconds that a stop leaves the requests already begun to finish (default 0)."""
+        return self._watchdog.grace
+
+    @stop_grace.setter
+    def stop_grace(self, seconds: float) -> None:
+        self._watchdog.grace = max(0.0, seconds)
 
     # ------------------------------------------------------------ auth
 
@@ -571,22 +768,23 @@ class BsgClient:
             self._token = self._fetch_token()
 
     def _fetch_token(self) -> str:
-        key = self._key.reveal()
         try:
-            reply = self._send("POST", "/api/auth/login", body={"api_key": key}, auth=False)
+            reply = self._send("POST", LOGIN_PATH, body={"api_key": self._key.reveal()},
+                               auth=False)
         except ApiError as exc:
-            exc.message = exc.message.replace(key, "***")
-            exc.args = (exc.message,)
-            raise
+            raise _unquoted_login_error(exc) from None
         self.logins += 1
         if reply.status >= 400:
-            text = flatten_error(reply.payload, reply.status).replace(key, "***")
+            text = _login_refusal(reply.payload, reply.status)
             raise AuthFailed(f"BSG did not accept the API key ({text}); check BSG_API_KEY "
                              "or the key file", status=reply.status, attempts=reply.attempts)
         bearer = reply.payload.get("bearer")
         if not isinstance(bearer, str) or not bearer:
             raise TransportError("BSG answered the login without a bearer token",
                                  status=reply.status, attempts=reply.attempts)
+        if len(self._born) > 64:  # only the latest tokens are ever in use
+            self._born.clear()
+        self._born[bearer] = time.monotonic()
         return bearer
 
     def _current_token(self) -> str:
@@ -609,20 +807,25 @@ class BsgClient:
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
               body: Any = None) -> _Reply:
-        """One API call with retries and one re-login on 401; raises ApiError on failure."""
+        """One API call with retries; a refused token means log in again, as often as it
+        takes, unless tokens are refused right after their login twice in a row."""
         reply = self._send(method, path, params=params, body=body)
-        if reply.status == 401:
+        fresh_refusals = 0
+        relogins = 0
+        while reply.status == 401:
+            fresh_refusals = fresh_refusals + 1 if reply.token_age <= FRESH_TOKEN_SECONDS else 0
+            if fresh_refusals >= 2 or relogins >= max(2, self.policy.max_attempts):
+                text = flatten_error(reply.payload, 401)
+                raise AuthFailed(f"BSG rejected the session again right after a fresh login "
+                                 f"({text})", status=401, attempts=reply.attempts)
             self._relogin(reply.token)
+            relogins += 1
             try:
                 again = self._send(method, path, params=params, body=body)
             except ApiError as exc:
                 exc.attempts += reply.attempts
                 raise
             reply = replace(again, attempts=again.attempts + reply.attempts)
-            if reply.status == 401:
-                text = flatten_error(reply.payload, 401)
-                raise AuthFailed(f"BSG rejected the session again right after a fresh login "
-                                 f"({text})", status=401, attempts=reply.attempts)
         if reply.status >= 400:
             raise error_for(reply.status, reply.payload, reply.attempts)
         return reply
@@ -637,6 +840,9 @@ class BsgClient:
 
         def attempt() -> _Reply:
             nonlocal attempts
+            if self._watchdog.abandoned():
+                raise Cancelled(f"not sent: the run was stopped before {method} {path}",
+                                attempts=attempts)
             attempts += 1
             if guard_key is not None:
                 self._wait_duplicate(guard_key)
@@ -644,14 +850,16 @@ class BsgClient:
             if self._pace is not None:
                 self._pace()
             self._count(retry=attempts > 1)
+            sent_at = time.monotonic()
             status, payload = self._attempt_once(method, path, params, body, token)
-            return _Reply(status, payload, attempts, token)
+            age = sent_at - self._born.get(token, float("-inf")) if token else 0.0
+            return _Reply(status, payload, attempts, token, age)
 
         retrying = Retrying(
             stop=self._should_stop,
             wait=self._retry_wait,
             retry=retry_if_exception_type(_RETRYABLE),
-            sleep=self._sleep,
+            sleep=self._wait,
             before_sleep=lambda state: self._log_retry(method, path, state),
             reraise=True,
         )
@@ -666,23 +874,59 @@ class BsgClient:
         if wait > 0:
             log.info("waiting %.1f s before repeating an identical request (duplicate throttle)",
                      wait)
-            self._sleep(wait)
+            self._wait(wait)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep (backoff, Retry-After, duplicate window), but end it with Cancelled as soon
+        as a stop abandons the run."""
+        stop = self._watchdog.stop
+        if stop is None:
+            self._sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while True:
+            abandon, now = self._watchdog.abandon_at(), time.monotonic()
+            if abandon is not None and now >= abandon:
+                raise Cancelled("not sent: the run was stopped while waiting to retry")
+            if now >= end:
+                return
+            if abandon is None:
+                stop.wait(end - now)
+            else:
+                time.sleep(min(end, abandon) - now)
 
     def _attempt_once(self, method: str, path: str, params: dict[str, Any] | None,
                       body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        ticket = _Ticket(time.monotonic() + self.policy.deadline)
+        self._watchdog.watch(ticket)
+        _attempt.ticket = ticket
         try:
             with self._session.request(method, self.base_url + path, params=params, json=body,
-                                       headers=headers, timeout=self.policy.timeout,
+                                       headers=headers,
+                                       timeout=min(self.policy.timeout, self.policy.deadline),
                                        stream=True) as resp:
                 raw = _read_body(resp)
                 status = resp.status_code
                 retry_after = resp.headers.get("Retry-After")
-        except requests.RequestException as exc:
+        except Exception as exc:
+            if ticket.cut:
+                raise self._cut_error(ticket, method, path) from None
+            if not isinstance(exc, requests.RequestException):
+                raise
             error = Unreachable if _never_connected(exc) else TransportError
             raise error(_transport_text(exc, self.policy.timeout, self._host)) from None
+        finally:
+            _attempt.ticket = None
+            self._watchdog.release(ticket)
         self._answered = True
         return status, self._classify(status, raw, retry_after)
+
+    def _cut_error(self, ticket: _Ticket, method: str, path: str) -> ApiError:
+        if ticket.reason == "stop":
+            return Cancelled(f"the run was stopped while waiting for {method} {path}")
+        return TooSlow(f"no complete answer from {self._host} within "
+                       f"{self.policy.deadline:g} s (it was arriving too slowly)")
 
     def _classify(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
         if 200 <= status < 300:
@@ -698,6 +942,8 @@ class BsgClient:
         if state.attempt_number >= max(1, self.policy.max_attempts):
             return True
         exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, TooSlow):
+            return True
         return (isinstance(exc, Unreachable) and not self._answered
                 and state.attempt_number >= UNREACHABLE_ATTEMPTS)
 
@@ -715,8 +961,11 @@ class BsgClient:
     def _log_retry(method: str, path: str, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        reason: object = exc
+        if path == LOGIN_PATH and isinstance(exc, ApiError):
+            reason = _unquoted_login_error(exc)
         log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
-                    method, path, state.attempt_number, exc, wait)
+                 method, path, state.attempt_number, reason, wait)
 
     # ------------------------------------------------------------ endpoints
 

@@ -12,7 +12,8 @@ Per-row problems are never exceptions (they are RowResult values); these are for
     │   ├── TooManyChanges             --max-changes exceeded
     │   ├── TooManyFailures            --max-failures exceeded
     │   ├── LockHeld                   another sync holds the state store
-    │   └── StateStoreError            the state store cannot be read or written
+    │   ├── StateStoreError            the state store cannot be read or written
+    │   └── OutputError                the report / errors file failed after sending
     └── Interrupted (exit 130)         Ctrl-C / SIGTERM
 """
 
@@ -73,6 +74,10 @@ class LockHeld(RunRefused):
 
 class StateStoreError(RunRefused):
     pass
+
+
+class OutputError(RunRefused):
+    """Rows were sent (and journalled) but the report or errors file could not be written."""
 
 
 class Interrupted(BsgSyncError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import logging
 import os
@@ -265,6 +266,40 @@ def check_output_path(path: Path, sheet: Path, option: str, formats: Sequence[st
         raise UsageError(f"{option} would overwrite the input sheet; choose another path")
     if not path.resolve().parent.is_dir():
         raise UsageError(f"{option}: directory {path.parent} does not exist")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files a killed run left beside `path` (`.<name>.*.tmp`)."""
+    removed = []
+    for tmp in path.resolve().parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError as exc:
+            log.warning("could not remove %s, left by an earlier run: %s", tmp, exc.strerror)
+            continue
+        log.info("removed %s, left by an earlier run", tmp)
+        removed.append(tmp)
+    return removed
+
+
+def probe_output(path: Path, option: str) -> None:
+    """Create and remove a temp file where the writer will put its own, so that a read-only
+    or foreign folder is refused before anything is sent (exit 2), not after."""
+    directory = path.resolve().parent
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as exc:
+        raise UsageError(
+            f"{option}: cannot write in {directory} ({exc.strerror}); choose a folder you can "
+            "write to"
+        ) from None
 
 
 def _same_file(a: Path, b: Path) -> bool:

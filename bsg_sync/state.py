@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -11,7 +13,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from json.encoder import encode_basestring as _esc
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,6 +22,7 @@ from platformdirs import user_data_dir
 
 from bsg_sync.errors import LockHeld, StateStoreError
 from bsg_sync.models import Account, Action, Contact, Field, Group, Known, RowResult, Status
+from bsg_sync.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
             started_at TEXT NOT NULL)""",
     ),
-    (  # 2: what each confirmed write changed: the contact before it (NULL: created) and after
+    (
+        # finished | aborted | interrupted (a killed run, closed by the next one)
+        "ALTER TABLE runs ADD COLUMN outcome TEXT",
+        "CREATE INDEX runs_started ON runs(started_at)",
+    ),
+    (  # 3: what each confirmed write changed: the contact before it (NULL: created) and after
         """CREATE TABLE writes (
             run_id INTEGER NOT NULL REFERENCES runs(id), row INTEGER NOT NULL,
             contact_id INTEGER NOT NULL, before TEXT, after TEXT NOT NULL,
@@ -60,6 +68,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN exit_code INTEGER",
     ),
 )
+
+# How long results are kept (README "Nightly use"): real runs, and dry runs / web previews.
+RETENTION_DAYS = 90.0
+DRY_RUN_RETENTION_DAYS = 7.0
 
 _UPSERT_SEEN = """INSERT INTO contacts (id, phone, fields, groups, hlr_status, hlr_last_check,
     seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -183,16 +195,6 @@ def _result_from_row(row: Sequence[Any]) -> RowResult:
                      attempts, http, hlr, check)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
 def _describe(exc: sqlite3.Error) -> str:
     text = str(exc)
     if "readonly" in text or "read-only" in text:
@@ -204,6 +206,21 @@ def _describe(exc: sqlite3.Error) -> str:
     if "locked" in text or "busy" in text:
         return "another process keeps it busy; try again when it has finished"
     return f"SQLite said: {text}"
+
+
+@dataclass(frozen=True)
+class PruneStats:
+    """What a prune removed."""
+
+    runs: int
+    results: int
+
+
+def _is_dry_run(options: str) -> bool:
+    try:
+        return str(json.loads(options).get("dry run")) == "True"
+    except (ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -223,7 +240,7 @@ _INSERT_WRITE = ("INSERT OR REPLACE INTO writes (run_id, row, contact_id, before
 
 def _result_values(run_id: int, r: RowResult, now: str) -> tuple[object, ...]:
     return (run_id, r.row, r.contact_id, r.phone, Action(r.action).value,
-            Status(r.status).value, r.error_code, r.error, r.changes, r.attempts,
+            Status(r.status).value, r.error_code, scrub(r.error), scrub(r.changes), r.attempts,
             r.http_status, r.hlr_status, r.hlr_last_check, now)
 
 
@@ -234,6 +251,7 @@ class StateStore:
         self.path = Path(path)
         self._mutex = threading.Lock()
         self._holds_lock = False
+        self._lock_fd: int | None = None  # the flock'd <store>.lock while we hold the lock
         self._conn = self._open()
         try:
             self._configure()
@@ -321,6 +339,7 @@ class StateStore:
     def close(self) -> None:
         if self._holds_lock:
             self.release_lock()
+        self._unlock_file()
         with self._mutex:
             self._conn.close()
 
@@ -332,38 +351,92 @@ class StateStore:
 
     # ------------------------------------------------------------------ lock
 
+    @property
+    def lock_path(self) -> Path:
+        """The file whose kernel lock (flock) is the one-sync-per-store lock."""
+        return Path(f"{self.path}.lock")
+
     def lock_holder(self) -> LockInfo | None:
+        """Who took the lock last (the lock row); only meaningful while someone holds it."""
         rows = self._query("SELECT pid, host, started_at FROM lock")
         return LockInfo(*rows[0]) if rows else None
 
     def acquire_lock(self) -> None:
-        """Take the one-sync-per-store lock; raise LockHeld naming a live holder."""
+        """Take the one-sync-per-store lock; raise LockHeld naming its holder.
+
+        The lock is the kernel's (flock on <store>.lock), so it goes when its process ends,
+        however it ends; the lock row only says who holds it, for the message."""
         if self._holds_lock:
             return
+        fd = self._lock_file()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self._held(self._holder_of(self.lock_path)) from None
+        except OSError as exc:
+            os.close(fd)
+            raise self._fail("lock", exc) from exc
+        self._lock_fd = fd
+        try:
+            self._record_holder(fd)
+        except BaseException:
+            self._unlock_file()
+            raise
+        self._holds_lock = True
+
+    def _lock_file(self) -> int:
+        try:
+            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._fail("lock", exc) from exc
+
+    def _record_holder(self, fd: int) -> None:
         me = LockInfo(os.getpid(), socket.gethostname(), _now())
+        text = json.dumps({"pid": me.pid, "host": me.host, "started_at": me.started_at})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text.encode(), 0)
+        except OSError as exc:
+            raise self._fail("lock", exc) from exc
         with self._tx("lock") as cur:
             row = cur.execute("SELECT pid, host, started_at FROM lock").fetchone()
             if row is not None:
-                holder = LockInfo(*row)
-                if holder.host != me.host or _pid_alive(holder.pid):
-                    raise self._held(holder)
-                log.warning("taking over the lock of %s left by pid %d (no longer running)",
-                            self.path, holder.pid)
+                log.warning("taking over the lock row of %s left by pid %d on %s (that "
+                            "process no longer holds the lock)", self.path, row[0], row[1])
             cur.execute("INSERT OR REPLACE INTO lock (id, pid, host, started_at) "
                         "VALUES (1, ?, ?, ?)", (me.pid, me.host, me.started_at))
-        self._holds_lock = True
 
-    def _held(self, h: LockInfo) -> LockHeld:
+    def _holder_of(self, lock_path: Path) -> LockInfo | None:
+        """The holder as it wrote itself into the lock file, else the lock row."""
+        try:
+            raw = json.loads(lock_path.read_text(encoding="utf-8"))
+            return LockInfo(int(raw["pid"]), str(raw["host"]), str(raw["started_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.lock_holder()
+
+    def _held(self, h: LockInfo | None) -> LockHeld:
+        who = (f"pid {h.pid} on host {h.host} since {h.started_at}" if h is not None
+               else "another process")
         return LockHeld(
-            f"another sync holds {self.path}: pid {h.pid} on host {h.host} since "
-            f"{h.started_at}; wait for it to finish, or if that process is gone, clear the "
-            f"lock with: sqlite3 '{self.path}' 'DELETE FROM lock'")
+            f"another sync holds {self.path}: {who}; wait for it to finish (the lock goes "
+            "by itself when that process ends)")
 
     def release_lock(self) -> None:
-        with self._tx("unlock") as cur:
-            cur.execute("DELETE FROM lock WHERE pid = ? AND host = ?",
-                        (os.getpid(), socket.gethostname()))
-        self._holds_lock = False
+        try:
+            with self._tx("unlock") as cur:
+                cur.execute("DELETE FROM lock WHERE pid = ? AND host = ?",
+                            (os.getpid(), socket.gethostname()))
+        finally:
+            self._holds_lock = False
+            self._unlock_file()
+
+    def _unlock_file(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     # ------------------------------------------------------------------ snapshot
 
@@ -451,13 +524,59 @@ class StateStore:
     # ------------------------------------------------------------------ runs and results
 
     def begin_run(self, *, sheet: str, sheet_sha256: str, mapping: str,
-                  options: Mapping[str, Any]) -> int:
+                  options: Mapping[str, Any], started_at: str | None = None) -> int:
         with self._tx("start a run in") as cur:
             cur.execute("INSERT INTO runs (sheet, sha256, mapping, options, started_at) "
                         "VALUES (?, ?, ?, ?, ?)",
                         (sheet, sheet_sha256, mapping, json.dumps(dict(options), default=str),
-                         _now()))
+                         started_at or _now()))
             return int(cur.lastrowid or 0)
+
+    def close_interrupted_runs(self) -> list[int]:
+        """Close the runs that never ended (killed) as `interrupted`, with the counts of what
+        they journalled. Only for the lock's holder: no other run can still be going."""
+        with self._tx("close interrupted runs in") as cur:
+            ids = [r[0] for r in cur.execute("SELECT id FROM runs WHERE ended_at IS NULL")]
+            for run_id in ids:
+                counts = dict(cur.execute("SELECT status, count(*) FROM results "
+                                          "WHERE run_id = ? GROUP BY status", (run_id,)))
+                cur.execute("UPDATE runs SET ended_at = ?, counts = ?, outcome = 'interrupted' "
+                            "WHERE id = ?", (_now(), json.dumps(counts), run_id))
+        for run_id in ids:
+            log.warning("run %d of %s never ended (killed?); closed it as interrupted",
+                        run_id, self.path)
+        return ids
+
+    def prune(self, *, days: float = RETENTION_DAYS,
+              dry_run_days: float = DRY_RUN_RETENTION_DAYS,
+              now: datetime | None = None) -> PruneStats:
+        """Drop the runs (and their results) that started longer ago than their retention,
+        then give the WAL's space back to the disk."""
+        now = now or datetime.now(timezone.utc)
+        cutoff = (now - timedelta(days=days)).isoformat(timespec="seconds")
+        dry_cutoff = (now - timedelta(days=dry_run_days)).isoformat(timespec="seconds")
+        with self._tx("prune") as cur:
+            candidates = cur.execute("SELECT id, started_at, options FROM runs "
+                                     "WHERE started_at < ?", (max(cutoff, dry_cutoff),))
+            old = [(run_id,) for run_id, started, options in candidates.fetchall()
+                   if started < (dry_cutoff if _is_dry_run(options) else cutoff)]
+            results = 0
+            for run_id in old:
+                results += cur.execute("DELETE FROM results WHERE run_id = ?", run_id).rowcount
+                cur.execute("DELETE FROM writes WHERE run_id = ?", run_id)  # undo goes too
+            cur.executemany("DELETE FROM runs WHERE id = ?", old)
+        self.checkpoint()
+        if old:
+            log.info("pruned %d runs (%d results) from %s", len(old), results, self.path)
+        return PruneStats(len(old), results)
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the store and truncate it (a big run leaves a big WAL)."""
+        with self._mutex:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error as exc:
+                raise self._fail("checkpoint", exc) from exc
 
     def record_result(self, run_id: int, result: RowResult,
                       confirmed: Contact | None = None, before: Contact | None = None) -> None:
@@ -496,10 +615,11 @@ class StateStore:
             cur.executemany(_INSERT_RESULT, values)
 
     def end_run(self, run_id: int, counts: Mapping[str, int],
-                exit_code: int | None = None) -> None:
+                outcome: str = "finished", exit_code: int | None = None) -> None:
         with self._tx("finish a run in") as cur:
-            cur.execute("UPDATE runs SET ended_at = ?, counts = ?, exit_code = ? WHERE id = ?",
-                        (_now(), json.dumps(dict(counts)), exit_code, run_id))
+            cur.execute("UPDATE runs SET ended_at = ?, counts = ?, outcome = ?, exit_code = ? "
+                        "WHERE id = ?",
+                        (_now(), json.dumps(dict(counts)), outcome, exit_code, run_id))
 
     def run_results(self, run_id: int) -> list[RowResult]:
         rows = self._query(f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? "

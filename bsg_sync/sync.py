@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from bsg_sync.client import (
     ApiError,
     AuthFailed,
     BsgClient,
+    Cancelled,
     RetryPolicy,
     ServerError,
     Throttled,
@@ -29,7 +31,10 @@ from bsg_sync.errors import (
     BsgSyncError,
     ConfigError,
     ExitCode,
+    Interrupted,
+    OutputError,
     RunRefused,
+    StateStoreError,
     UsageError,
 )
 from bsg_sync.executor import Replan, execute_plan
@@ -48,12 +53,17 @@ from bsg_sync.models import (
     result_from_plan,
 )
 from bsg_sync.ratelimit import RateLimiter
+from bsg_sync.scrub import scrub
 from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
 
 # skipped: an undo left a row alone (changed since); someone should look
 FAILING_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED, Status.SKIPPED})
+# After a stop, requests already on the wire may finish for this long (the executor's
+# drain_timeout); before sending there is nothing worth waiting for.
+SEND_DRAIN_SECONDS = 30.0
+NOT_SENT_INTERRUPTED = "Not sent: the run was interrupted (Ctrl-C or a stop signal)"
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,9 @@ def resolve_mapping_path(opts: SyncOptions) -> Path:
     return found
 
 
-def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
+def make_client(
+    opts: SyncOptions, api_key: str | None, stop: threading.Event | None = None
+) -> BsgClient:
     if not api_key:
         raise UsageError(
             "no API key: set BSG_API_KEY or pass --api-key-file PATH (or plan from the snapshot with --offline --dry-run)"
@@ -162,6 +174,7 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
             pool_size=max(opts.concurrency, 1),
             allow_insecure_http=opts.allow_insecure_http,
             pace=limiter.pace if limiter is not None else None,
+            stop=stop,
         )
     except ValueError as exc:  # a malformed or plain-http --api-url: usage error, nothing sent
         raise UsageError(str(exc)) from None
@@ -169,6 +182,8 @@ def make_client(opts: SyncOptions, api_key: str | None) -> BsgClient:
 
 def api_error_as_run_error(exc: ApiError) -> BsgSyncError:
     """An API failure outside any one row (login, fields, refresh) is the run's failure."""
+    if isinstance(exc, Cancelled):
+        return Interrupted(f"interrupted before anything was sent ({exc.message})")
     if isinstance(exc, AuthFailed):
         return AuthError(exc.message)
     if isinstance(exc, Unreachable):
@@ -220,13 +235,18 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
     report_path = opts.report or default_report_path(opts.sheet)
     # the writers check again; checking here means a bad path is found before anything is sent
     report.check_output_path(report_path, opts.sheet, "--report", report.REPORT_FORMATS)
+    report.probe_output(report_path, "--report")
+    report.remove_stale_temps(report_path)
     if opts.errors is not None:
         report.check_output_path(opts.errors, opts.sheet, "--errors", report.ERRORS_FORMATS)
+        report.probe_output(opts.errors, "--errors")
+        report.remove_stale_temps(opts.errors)
     # --offline plans from the snapshot without GETs; only a real send needs the API.
-    client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key)
+    client = None if (opts.offline and opts.dry_run) else make_client(opts, api_key, hooks.stop)
     try:
         with StateStore(opts.state) as store:
             store.acquire_lock()
+            store.close_interrupted_runs()
             try:
                 run = _Run(
                     opts, hooks, client, store, sheet, mapping_path, report_path, started, t0
@@ -240,9 +260,16 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
 
 
 def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
-    account = _load_account(None if run.opts.offline else run.client, run.store)
-    mapped, warnings = _map(run, raw, account)
-    plan = _plan(run, mapped.desired, account)
+    mapped: mapping_mod.MappedRows | None = None
+    warnings: list[str] = []
+    try:
+        account = _load_account(None if run.opts.offline else run.client, run.store)
+        mapped, warnings = _map(run, raw, account)
+        plan = _plan(run, mapped.desired, account)
+    except (Cancelled, KeyboardInterrupt):
+        return _interrupted_before_sending(run, mapped, warnings)
+    if run.client is not None:
+        run.client.stop_grace = SEND_DRAIN_SECONDS
     run.run_id = run.store.begin_run(
         sheet=str(run.opts.sheet),
         sheet_sha256=run.sheet.sha256,
@@ -252,6 +279,29 @@ def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
     _journal_unsent(run, [*mapped.results, *plan.duplicates])
     sent_rows, aborted = _send(run, plan)
     results = sorted([*mapped.results, *plan.duplicates, *sent_rows], key=lambda r: r.row)
+    return _finish(run, results, warnings, aborted)
+
+
+def _interrupted_before_sending(
+    run: _Run, mapped: mapping_mod.MappedRows | None, warnings: list[str]
+) -> SyncOutcome:
+    """A stop during login, refresh or planning: every row is reported, none was sent."""
+    if mapped is not None:
+        done = mapped.results
+        waiting = [(d.row, d.contact_id, d.phone) for d in mapped.desired]
+    else:
+        done, waiting = [], [(r.row, None, None) for r in run.sheet.rows]
+    unsent = [RowResult(row, cid, phone, status=Status.NOT_SENT, error_code="not-sent",
+                        error=NOT_SENT_INTERRUPTED) for row, cid, phone in waiting]
+    results = sorted([*done, *unsent], key=lambda r: r.row)
+    run.run_id = run.store.begin_run(
+        sheet=str(run.opts.sheet),
+        sheet_sha256=run.sheet.sha256,
+        mapping=str(run.mapping_path),
+        options=run.opts.described(),
+    )
+    run.store.record_results(run.run_id, results)
+    aborted = Interrupted("interrupted before anything was sent")
     return _finish(run, results, warnings, aborted)
 
 
@@ -336,6 +386,7 @@ def _finish(
 ) -> SyncOutcome:
     """Summary, report, errors file, and the run's end in the store."""
     opts, client = run.opts, run.client
+    results = [_scrubbed(r) for r in results]
     summary = report.summarise(
         results,
         run_id=run.run_id,
@@ -351,11 +402,62 @@ def _finish(
         requests=client.requests_sent if client else 0,
         retries=client.retries if client else 0,
     )
-    report.write_report(run.report_path, results, summary)
-    if opts.errors is not None:
-        report.write_errors(opts.errors, run.sheet, results)
-    run.store.end_run(run.run_id, summary.counts, int(exit_code_of(results, aborted)))
+    summary, failures = _write_outputs(run, results, summary)
+    outcome = _outcome(aborted)
+    if failures and aborted is None:
+        aborted = OutputError(
+            f"{'; '.join(failures)}; the rows were sent and are recorded in the state store "
+            f"as run {run.run_id}: fix the folder or free some space before the next run"
+        )
+    elif failures:
+        for text in failures:
+            run.hooks.on_warning(text)
+    run.store.end_run(run.run_id, summary.counts, outcome, int(exit_code_of(results, aborted)))
+    _prune(run.store)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+
+
+def _outcome(aborted: BsgSyncError | None) -> str:
+    if aborted is None:
+        return "finished"
+    return "interrupted" if isinstance(aborted, Interrupted) else "aborted"
+
+
+def _prune(store: StateStore) -> None:
+    """Keep the store to its retention after every run; a failure here costs no result."""
+    try:
+        store.prune()
+    except StateStoreError as exc:
+        log.warning("could not prune the state store: %s", exc)
+
+
+def _write_outputs(
+    run: _Run, results: list[RowResult], summary: report.RunSummary
+) -> tuple[report.RunSummary, list[str]]:
+    """Report and errors file; a disk that fails now costs the file, not the run's end."""
+    failures: list[str] = []
+    try:
+        report.write_report(run.report_path, results, summary)
+    except OSError as exc:
+        failures.append(f"the report {run.report_path} could not be written ({exc.strerror})")
+        summary = dataclasses.replace(summary, report_path=None)
+    if run.opts.errors is not None:
+        try:
+            report.write_errors(run.opts.errors, run.sheet, results)
+        except OSError as exc:
+            failures.append(
+                f"the errors file {run.opts.errors} could not be written ({exc.strerror})"
+            )
+            summary = dataclasses.replace(summary, errors_path=None)
+    return summary, failures
+
+
+def _scrubbed(r: RowResult) -> RowResult:
+    """The result with no secret in its sentences (an answer may have quoted one)."""
+    error, changes = scrub(r.error), scrub(r.changes)
+    if error is r.error and changes is r.changes:
+        return r
+    return dataclasses.replace(r, error=error, changes=changes)
 
 
 def _header_row(raw: mapping_mod.RawMapping, path: Path) -> int | None:

@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import stat
 import time
 from collections import Counter
@@ -124,6 +125,10 @@ def test_sigkill_while_sending_then_rerun_finishes_without_resending(tmp_path: P
         resent = set(emu.put_ids(before)) & confirmed
         assert not resent, f"confirmed rows sent again after a kill at {pause:.2f} s: {resent}"
         assert mismatches(world, emu.contacts()) == []
+        con = sqlite3.connect(world.state)
+        runs = con.execute("SELECT ended_at IS NOT NULL, outcome FROM runs ORDER BY id").fetchall()
+        con.close()
+        assert runs == [(1, "interrupted"), (1, "finished")]  # the rerun closed the killed one
 
 
 def test_sigterm_while_sending_writes_the_report_and_exits_130(tmp_path: Path) -> None:

@@ -3,8 +3,14 @@ plain http, and never overwriting the input sheet."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 import os
+import resource
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +18,15 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from hostile_servers import (
+    Answer,
+    ScriptedProxy,
+    echo_html,
+    echo_json_500,
+    refuse_echoing,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reliability_helpers import (
     API_KEY,
     EmulatorProcess,
@@ -26,7 +41,11 @@ from reliability_helpers import (
 )
 
 from bsg_sync.cli import cli
+from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.errors import BsgSyncError
+from bsg_sync.scrub import add_secret, scrub
+from bsg_sync.sync import SyncOptions, run_sync
 
 NON_ROUTABLE = "http://10.255.255.1"  # nothing answers: a connect attempt would hang
 
@@ -202,3 +221,145 @@ def test_the_key_never_appears_in_output_reports_or_state(tmp_path: Path) -> Non
     assert len(files) >= 6
     assert _scan(API_KEY, outputs, files) == []
     assert _scan(test_key, outputs, files) == []
+
+
+# --------------------------------------------------------------------------- answers that echo
+
+
+def _pieces(key: str) -> list[str]:
+    """Every 8-character piece of the key: none may appear anywhere."""
+    return [key[i:i + 8] for i in range(len(key) - 7)]
+
+
+def _leaks(key: str, texts: list[str], files: list[Path]) -> list[str]:
+    found = []
+    for piece in _pieces(key):
+        found += [f"output {i}: {piece}" for i, t in enumerate(texts) if piece in t]
+        found += [f"{f.name}: {piece}" for f in files if piece.encode() in f.read_bytes()]
+    return found
+
+
+def _quote_in_row_error(text: str) -> Answer:
+    def answer(_body: bytes) -> tuple[int, str, bytes]:
+        return 422, "application/json", json.dumps({"message": text}).encode()
+
+    return answer
+
+
+def test_login_answers_that_echo_the_key_never_show_it_at_vv(world: World, emu: Emulator
+                                                              ) -> None:
+    """Three login answers quote the request (500 JSON, 200 HTML page, 502 HTML page) before
+    the fourth succeeds; two PUT answers quote the key whole and in part. At -vv nothing of
+    the key reaches stderr, the report, the errors file or the state store."""
+    errors = world.dir / "errors.csv"
+    with ScriptedProxy(emu.url) as proxy:
+        proxy.script("/api/auth/login", echo_json_500, echo_html(200), echo_html(502))
+        proxy.script("/api/contacts/2485", _quote_in_row_error(f"key {API_KEY} refused"),
+                     _quote_in_row_error(f"partial {API_KEY[3:20]}…"))
+        done = run_cli(sync_args(world, proxy.url, "-vv", "--no-rate-limit", "--concurrency",
+                                 "1", "--errors", str(errors)), cli_env(world.state),
+                       timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("/api/auth/login failed") == 3  # the retries were logged
+    assert "http-422" in errors.read_text(encoding="utf-8-sig")
+    state_files = [p for p in world.state.parent.iterdir() if p.is_file()]
+    files = [world.report(), errors, *state_files]
+    assert _leaks(API_KEY, [done.stdout, done.stderr], files) == []
+
+
+@pytest.mark.parametrize("answer", [echo_json_500, echo_html(200), echo_html(502),
+                                    refuse_echoing], ids=["500-json", "200-html", "502-html",
+                                                          "422-echo"])
+def test_a_login_that_keeps_echoing_the_key_fails_without_quoting_it(
+    world: World, answer: Answer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default exit-3 sentence (and every log line at debug) of a login that never works:
+    a 60-character snippet of the HTML page used to cut the key and show 18 characters."""
+    caplog.set_level(logging.DEBUG)
+    opts = SyncOptions(sheet=world.sheet, state=world.state, report=world.report(),
+                       policy=RetryPolicy.fast(), api_url="", max_rps=None)
+    with ScriptedProxy() as proxy:
+        proxy.script("/api/auth/login", *[answer] * 6)
+        opts = dataclasses.replace(opts, api_url=proxy.url)
+        with pytest.raises(BsgSyncError) as caught:
+            run_sync(opts, API_KEY)
+        assert len(proxy.seen) == (1 if answer is refuse_echoing else 6)
+    assert caught.value.exit_code == 3
+    message = str(caught.value)
+    assert "login" in message or "API key" in message, message
+    assert _leaks(API_KEY, [message, caplog.text], []) == []
+
+
+def test_the_scrubber_hides_every_piece_of_eight_or_more() -> None:
+    add_secret("live_scrub_me_0123456789")
+    text = "a live_scrub_me_0123456789 b _scrub_m c 12345678 d 0123456 e"
+    assert scrub(text) == "a *** b *** c *** d 0123456 e"
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # a runaway read stops at 1 GiB
+
+
+def test_a_key_file_that_never_ends_is_refused_in_one_sentence(world: World) -> None:
+    args = [sys.executable, "-m", "bsg_sync", "fields", "--api-url", "http://127.0.0.1:9",
+            "--api-key-file", "/dev/zero"]
+    done = subprocess.run(args, env=cli_env(world.state, key=None), capture_output=True,
+                          text=True, timeout=30, preexec_fn=_limit_memory, check=False)
+    assert done.returncode == 2, done.stderr[-500:]
+    assert done.stderr.strip().splitlines() == [
+        "bsg-sync: the API key file /dev/zero holds more than 4 KiB; it should hold only the "
+        "key, on its first line"]
+
+
+# --------------------------------------------------------------------------- terminals
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\u202e"
+
+
+def test_escape_sequences_from_a_sheet_never_reach_the_terminal(world: World, emu: Emulator
+                                                                 ) -> None:
+    """A header with OSC/CSI sequences: `sync` warns about it and `init` lists it, escaped."""
+    text = world.sheet.read_text(encoding="utf-8").splitlines()
+    text[0] += f",Notes{ESCAPES}"
+    world.sheet.write_text("\n".join(f"{line}," if i else line for i, line in enumerate(text))
+                           + "\n", encoding="utf-8")
+    result = _invoke(["sync", str(world.sheet), "--api-url", emu.url, "--report",
+                      str(world.report()), "--dry-run"], world.state)
+    assert result.exit_code == 0, result.stderr
+    assert "ignored columns (not in the mapping): Notes\\x1b]0;pwned\\x07\\x1b[2J" in result.stderr
+    # init lists the headers it did not map, on stdout
+    bad = _invoke(["init", str(world.sheet), "--offline", "-o", str(world.dir / "m.toml")],
+                  world.state)
+    assert bad.exit_code == 0, bad.stderr
+    assert "Notes\\u001b]0;pwned" in bad.stdout and "\\x9b31m\\u202e" in bad.stdout, bad.stdout
+    for out in (result.stderr, result.stdout, bad.stderr, bad.stdout):
+        assert not any(c in out for c in "\x1b\x07\x9b\u202e"), repr(out)
+
+
+def test_escape_sequences_in_a_server_answer_never_reach_the_terminal_at_v(world: World,
+                                                                         emu: Emulator) -> None:
+    """A 503 whose message holds OSC/CSI sequences is logged at -v (the retry line) escaped."""
+    def hostile(_body: bytes) -> tuple[int, str, bytes]:
+        return 503, "application/json", json.dumps({"message": f"busy{ESCAPES}"}).encode()
+
+    with ScriptedProxy(emu.url) as proxy:
+        proxy.script("/api/contacts/fields", hostile)
+        done = run_cli(sync_args(world, proxy.url, "-v", "--dry-run"), cli_env(world.state))
+    assert done.returncode == 0, done.stderr
+    assert "busy\\x1b]0;pwned\\x07" in done.stderr
+    assert not any(c in done.stderr for c in "\x1b\x07\x9b\u202e"), repr(done.stderr)
+
+
+SCRUB_KEY = "live_Pr0p3rty-k3y.with~odd+chars_0042"
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_no_eight_character_piece_of_the_key_survives_scrubbing(data: st.DataObject) -> None:
+    add_secret(SCRUB_KEY)
+    start = data.draw(st.integers(0, len(SCRUB_KEY) - 8))
+    end = data.draw(st.integers(start + 8, len(SCRUB_KEY)))
+    around = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+    text = data.draw(around) + SCRUB_KEY[start:end] + data.draw(around)
+    out = scrub(text)
+    assert not any(SCRUB_KEY[i:i + 8] in out for i in range(len(SCRUB_KEY) - 7)), out

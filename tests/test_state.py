@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -11,13 +14,23 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from bsg_sync.errors import LockHeld, StateStoreError
 from bsg_sync.models import Account, Action, Contact, Field, Group, RowResult, Status
-from bsg_sync.state import MIGRATIONS, StateStore, default_state_path
+from bsg_sync.state import (
+    DRY_RUN_RETENTION_DAYS,
+    MIGRATIONS,
+    RETENTION_DAYS,
+    PruneStats,
+    StateStore,
+    default_state_path,
+)
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _contact(cid: int, phone: str = "447700900123", **fields: str) -> Contact:
@@ -214,18 +227,58 @@ def test_stale_lock_of_dead_process_is_taken_over(tmp_path: Path,
         s.acquire_lock()
         holder = s.lock_holder()
         assert holder is not None and holder.pid == os.getpid()
-    assert "no longer running" in caplog.text
+    assert f"left by pid {dead.pid}" in caplog.text and "no longer holds the lock" in caplog.text
 
 
-def test_lock_of_other_host_is_treated_as_live(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["this", "elsewhere"])
+def test_a_lock_row_of_a_live_pid_without_the_kernel_lock_does_not_block(tmp_path: Path,
+                                                                        host: str) -> None:
+    """The row names a process that is alive (a reused PID: our parent here) but holds no
+    lock: it used to block every run until someone deleted the row."""
+    name = __import__("socket").gethostname() if host == "this" else host
     path = tmp_path / "state.sqlite3"
     with StateStore(path) as s:
         con = sqlite3.connect(path)
-        con.execute("INSERT INTO lock VALUES (1, 999999, 'elsewhere', '2026-01-01T00:00:00')")
+        con.execute("INSERT INTO lock VALUES (1, ?, ?, '2026-01-01T00:00:00')",
+                    (os.getppid(), name))
         con.commit()
         con.close()
-        with pytest.raises(LockHeld, match="pid 999999 on host elsewhere since 2026-01-01"):
-            s.acquire_lock()
+        s.acquire_lock()
+        holder = s.lock_holder()
+        assert holder is not None and holder.pid == os.getpid()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from bsg_sync.state import StateStore
+store = StateStore(Path(sys.argv[1]))
+store.acquire_lock()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_live_holder_in_another_process_blocks_and_sigkill_frees_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(path)], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with StateStore(path) as s:
+            with pytest.raises(LockHeld, match=(
+                    rf"another sync holds {re.escape(str(path))}: pid {holder.pid} on host "
+                    r".+ since \d{4}-\d\d-\d\dT.*; wait for it to finish")):
+                s.acquire_lock()
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(10)
+            s.acquire_lock()  # the kernel dropped the dead holder's lock; no row to delete
+            info = s.lock_holder()
+            assert info is not None and info.pid == os.getpid()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
 
 
 def test_concurrent_record_result_from_threads(store: StateStore) -> None:
@@ -258,3 +311,51 @@ def test_record_results_commits_many_rows_at_once(store: StateStore, tmp_path: P
     store.record_results(run_id, rows)
     with StateStore(tmp_path / "state.sqlite3") as again:  # a second connection sees them
         assert again.run_results(run_id) == rows
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _old_run(store: StateStore, days_ago: float, *, dry: bool, rows: int = 3) -> int:
+    started = (datetime.now(timezone.utc) - timedelta(days=days_ago)).isoformat(
+        timespec="seconds")
+    run_id = store.begin_run(sheet="s.csv", sheet_sha256="0" * 64, mapping="m.toml",
+                             options={"dry run": str(dry)}, started_at=started)
+    store.record_results(run_id, [RowResult(row=n, status=Status.UNCHANGED)
+                                  for n in range(2, 2 + rows)])
+    store.end_run(run_id, {"unchanged": rows})
+    return run_id
+
+
+def test_prune_keeps_each_run_for_its_retention(store: StateStore) -> None:
+    """90 days for runs, 7 for dry runs (and web previews, which are dry runs)."""
+    old_real = _old_run(store, RETENTION_DAYS + 1, dry=False)
+    kept_real = _old_run(store, RETENTION_DAYS - 1, dry=False)
+    old_dry = _old_run(store, DRY_RUN_RETENTION_DAYS + 1, dry=True)
+    kept_dry = _old_run(store, DRY_RUN_RETENTION_DAYS - 1, dry=True)
+    assert store.prune() == PruneStats(runs=2, results=6)
+    ids = {r[0] for r in store._query("SELECT id FROM runs")}
+    assert ids == {kept_real, kept_dry}
+    assert store.run_results(old_real) == store.run_results(old_dry) == []
+    assert len(store.run_results(kept_real)) == 3
+    assert store.prune() == PruneStats(0, 0)
+
+
+def test_prune_truncates_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    with StateStore(path) as s:
+        _old_run(s, 200, dry=False, rows=5000)
+        wal = Path(f"{path}-wal")
+        assert wal.stat().st_size > 100_000
+        s.prune()
+        assert wal.stat().st_size == 0
+
+
+def test_the_next_lock_holder_closes_runs_that_never_ended(store: StateStore) -> None:
+    killed = store.begin_run(sheet="s.csv", sheet_sha256="0" * 64, mapping="m", options={})
+    store.record_results(killed, [RowResult(row=2, status=Status.OK)])
+    store.acquire_lock()
+    assert store.close_interrupted_runs() == [killed]
+    ended, counts, outcome = store._query("SELECT ended_at, counts, outcome FROM runs")[0]
+    assert ended is not None and outcome == "interrupted" and json.loads(counts) == {"ok": 1}
+    assert store.close_interrupted_runs() == []

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.models import RowResult, Status
 from bsg_sync.state import StateStore
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
@@ -243,3 +245,58 @@ def test_offline_without_a_snapshot_is_a_usage_error(emu: Emulator, work: Path) 
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "bsg-sync pull" in _last_line(result)
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _backdated_run(store: StateStore, days_ago: float, *, dry: bool = False) -> int:
+    started = (datetime.now(timezone.utc) - timedelta(days=days_ago)).isoformat(
+        timespec="seconds")
+    run_id = store.begin_run(sheet="old.csv", sheet_sha256="0" * 64, mapping="m",
+                             options={"dry run": str(dry)}, started_at=started)
+    store.record_results(run_id, [RowResult(row=2, status=Status.UNCHANGED)])
+    store.end_run(run_id, {"unchanged": 1})
+    return run_id
+
+
+def _run_ids(path: Path) -> dict[int, tuple[str | None, str | None]]:
+    with StateStore(path) as store:
+        return {i: (e, o) for i, e, o in store._query("SELECT id, ended_at, outcome FROM runs")}
+
+
+def test_a_sync_prunes_old_runs_and_closes_a_killed_one(emu: Emulator, work: Path) -> None:
+    """At its start a sync closes the run a kill left open and removes the kill's temp
+    report; at its end it drops what is past the retention."""
+    state = work / "state.sqlite3"
+    with StateStore(state) as store:
+        old = _backdated_run(store, 91)
+        old_dry = _backdated_run(store, 8, dry=True)
+        recent = _backdated_run(store, 30)
+        killed = store.begin_run(sheet="k.csv", sheet_sha256="1" * 64, mapping="m",
+                                 options={})
+    stale_tmp = work / ".report.jsonl.k1ll3d.tmp"
+    stale_tmp.write_text("half a report", encoding="utf-8")
+    result = _sync(emu, work)
+    assert result.exit_code == 1, result.stderr
+    runs = _run_ids(state)
+    assert old not in runs and old_dry not in runs
+    assert runs[recent][1] == "finished"
+    assert runs[killed][0] is not None and runs[killed][1] == "interrupted"
+    assert runs[max(runs)][1] == "finished"
+    assert not stale_tmp.exists()
+
+
+def test_prune_command_drops_runs_older_than_days(work: Path) -> None:
+    state = work / "state.sqlite3"
+    with StateStore(state) as store:
+        _backdated_run(store, 10)
+        _backdated_run(store, 3)
+        kept = _backdated_run(store, 1)
+    result = _run(["prune", "--older-than", "2", "--state", str(state)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip() == f"pruned 2 runs (2 results) from {state}"
+    assert result.stdout == ""
+    assert set(_run_ids(state)) == {kept}
+    default = _run(["prune", "--state", str(state)])
+    assert default.stderr.strip() == f"pruned 0 runs (0 results) from {state}"
