@@ -93,6 +93,8 @@ def _check_file(path: Path, max_bytes: int) -> str:
     """The file's kind ("zip", "ole" or "text") after the checks that need no parsing."""
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path and try again.")
+    if path.is_dir() and path.suffix.lower() == ".numbers":  # a Numbers package is a folder
+        raise _numbers_file(path)
     if path.is_dir():
         raise InputFileError(f"{path} is a folder, not a spreadsheet; give the file's path.")
     size = path.stat().st_size
@@ -173,10 +175,7 @@ def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
     infos = zf.infolist()
     names = {i.filename for i in infos}
     if "Index/Document.iwa" in names or any(n.endswith(".iwa") for n in names):
-        raise InputFileError(
-            f"{path} is an Apple Numbers file; export it as .xlsx or .csv from Numbers "
-            "(File > Export To) and use that."
-        )
+        raise _numbers_file(path)
     if not names & {"xl/workbook.xml", "xl/workbook.bin", "content.xml"}:
         raise InputFileError(
             f"{path} is a zip archive but not a workbook; save the sheet as {SUPPORTED}."
@@ -198,6 +197,13 @@ def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
         )
     if "xl/workbook.xml" in names:
         check_xlsx(path, zf)
+
+
+def _numbers_file(path: Path) -> InputFileError:
+    return InputFileError(
+        f"{path} is an Apple Numbers file; export it as .xlsx or .csv from Numbers "
+        "(File > Export To) and use that."
+    )
 
 
 def _manifest(zf: zipfile.ZipFile) -> bytes:

@@ -247,6 +247,10 @@ def test_an_apple_numbers_file_says_export_it(tmp_path: Path) -> None:
         zf.writestr("Metadata/Properties.plist", b"")
     with pytest.raises(InputFileError, match=r"export it as \.xlsx or \.csv from Numbers"):
         read_sheet(path)
+    package = tmp_path / "bundle.numbers"  # as a macOS package: a folder
+    (package / "Index").mkdir(parents=True)
+    with pytest.raises(InputFileError, match=r"export it as \.xlsx or \.csv from Numbers"):
+        read_sheet(package)
 
 
 def test_xlsb_is_a_supported_workbook(tmp_path: Path) -> None:
