@@ -253,13 +253,48 @@ def test_an_apple_numbers_file_says_export_it(tmp_path: Path) -> None:
         read_sheet(package)
 
 
-def test_xlsb_is_a_supported_workbook(tmp_path: Path) -> None:
-    path = tmp_path / "book.xlsb"
+def _record(kind: int, data: bytes = b"") -> bytes:
+    """One XLSB record: 7-bit varint type (1-2 bytes) and size, then the data."""
+    head = bytes([kind]) if kind < 128 else bytes([0x80 | (kind & 0x7F), kind >> 7])
+    size, n = b"", len(data)
+    while True:
+        size += bytes([(n & 0x7F) | (0x80 if n >> 7 else 0)])
+        n >>= 7
+        if not n:
+            return head + size + data
+
+
+def _wide(text: str) -> bytes:
+    return struct.pack("<I", len(text)) + text.encode("utf-16-le")
+
+
+def _xlsb(path: Path, rows: list[list[str]]) -> Path:
+    """A minimal XLSB (MS-XLSB records): one tab of inline string cells."""
+    book = (_record(0x0183) + _record(0x018F)
+            + _record(0x009C, struct.pack("<II", 0, 1) + _wide("rId1") + _wide("Contacts"))
+            + _record(0x0090) + _record(0x009D, b"\0" * 16) + _record(0x0184))
+    sheet = (_record(0x0081) + _record(0x0094, struct.pack("<IIII", 0, len(rows) - 1, 0, 1))
+             + _record(0x0091))
+    for r, row in enumerate(rows):
+        sheet += _record(0x0000, struct.pack("<I", r) + b"\0" * 13)
+        sheet += b"".join(_record(0x0006, struct.pack("<II", c, 0) + _wide(v)) for c, v in enumerate(row))
+    sheet += _record(0x0092) + _record(0x0082)
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("xl/workbook.bin", b"\0")  # reaches calamine, not "not a workbook"
-    with pytest.raises(InputFileError) as info:
-        read_sheet(path)
-    assert "not a workbook" not in str(info.value) and "not a spreadsheet" not in str(info.value)
+        zf.writestr("xl/workbook.bin", book)
+        zf.writestr("xl/_rels/workbook.bin.rels", (
+            f'<?xml version="1.0"?><Relationships xmlns="{PKG}"><Relationship Id="rId1" '
+            f'Type="{REL}/worksheet" Target="worksheets/sheet1.bin"/></Relationships>'))
+        zf.writestr("xl/worksheets/sheet1.bin", sheet)
+    return path
+
+
+def test_xlsb_is_read(tmp_path: Path) -> None:
+    path = _xlsb(tmp_path / "book.xlsb", [["Mobile", "City"], ["447700900123", "Leeds"],
+                                          ["447700900124", "Le\x1beds"]])
+    sheet = read_sheet(path)
+    assert (sheet.sheet_name, sheet.headers) == ("Contacts", ("Mobile", "City"))
+    assert [(r.row, r.values, [p.code for p in r.problems]) for r in sheet.rows] == [
+        (2, ("447700900123", "Leeds"), []), (3, ("447700900124", "Le\x1beds"), ["control-character"])]
 
 
 # --------------------------------------------------------------------------- isolation
