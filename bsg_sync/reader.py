@@ -21,7 +21,7 @@ import python_calamine
 from bsg_sync.cellcheck import sheet_rows
 from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
-from bsg_sync.filecheck import check_xls, check_xlsx
+from bsg_sync.filecheck import check_ods, check_xls, check_xlsx
 from bsg_sync.models import Sheet, SheetRow
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,8 @@ def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
         )
     if "xl/workbook.xml" in names:
         check_xlsx(path, zf)
+    elif "content.xml" in names:
+        check_ods(path, zf)
 
 
 def _numbers_file(path: Path) -> InputFileError:

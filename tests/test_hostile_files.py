@@ -191,6 +191,51 @@ def test_a_normal_wide_sheet_still_reads(tmp_path: Path) -> None:
     assert len(sheet.headers) == 60 and sheet.rows[0].values[59] == "58"
 
 
+# --------------------------------------------------------------------------- ODS
+
+
+def _ods(path: Path, rows: str) -> Path:
+    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        zf.writestr("content.xml", (
+            f'<?xml version="1.0"?><office:document-content {ns}><office:body><office:spreadsheet>'
+            f'<table:table table:name="Sheet1">{rows}</table:table></office:spreadsheet>'
+            "</office:body></office:document-content>"))
+        zf.writestr("META-INF/manifest.xml", (
+            '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:'
+            '1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/'
+            'vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>'))
+    return path
+
+
+def _ods_cell(text: str, repeat: int = 1) -> str:
+    return (f'<table:table-cell table:number-columns-repeated="{repeat}" '
+            f'office:value-type="string"><text:p>{text}</text:p></table:table-cell>')
+
+
+def test_an_ods_whose_repeated_cells_expand_past_the_budget_is_refused(tmp_path: Path) -> None:
+    rows = (f"<table:table-row>{_ods_cell('Mobile')}</table:table-row>"
+            f'<table:table-row table:number-rows-repeated="1048575">{_ods_cell("x", 50)}'
+            "</table:table-row>")
+    path = _ods(tmp_path / "rows.ods", rows)
+    assert path.stat().st_size < 2000  # on main this aborted under a 2 GiB cap (signal 6)
+    assert "spans 52,428,800 cells (1,048,576 rows, 50 columns" in _refused(tmp_path, path)
+
+
+def test_an_ods_with_libreoffices_trailing_empty_repeats_reads(tmp_path: Path) -> None:
+    rows = (f"<table:table-row>{_ods_cell('Mobile')}{_ods_cell('City')}"
+            '<table:table-cell table:number-columns-repeated="16382"/></table:table-row>'
+            f"<table:table-row>{_ods_cell('447700900123')}{_ods_cell('Leeds')}"
+            '<table:table-cell table:number-columns-repeated="16382"/></table:table-row>'
+            '<table:table-row table:number-rows-repeated="1048574">'
+            '<table:table-cell table:number-columns-repeated="16384"/></table:table-row>')
+    sheet = read_sheet(_ods(tmp_path / "lo.ods", rows))
+    assert sheet.headers == ("Mobile", "City") and sheet.rows[0].values == ("447700900123", "Leeds")
+
+
 # --------------------------------------------------------------------------- XLS (OLE)
 
 
