@@ -44,7 +44,7 @@ def anchor(rows: list[Desired], known: dict[int, Known]) -> int:
 
 def ours(rows: list[Desired], known: dict[int, Known]) -> int:
     plan = plan_changes(rows, known, account=ACCOUNT)
-    return sum(1 for p in plan if p.body is not None)
+    return sum(1 for p in plan if p.target is not None)
 
 
 def timed(fn: Callable[[], int], repeat: int = 3) -> tuple[float, int]:

@@ -49,6 +49,35 @@ def make_xlsx(path: Path, rows: int) -> None:
     wb.save(path)
 
 
+def make_formatted_xlsx(path: Path, rows: int) -> None:
+    """The same sheet with number formats on three columns, as Excel users leave them:
+    zero-padded Zip numbers, two-decimal scores and real dates."""
+    import datetime as dt
+
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
+    if path.exists():
+        return
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet("Contacts")
+    ws.append(HEADERS)
+    rng = random.Random(3)
+    formats = {6: "00000", 7: "0.00", 8: "yyyy-mm-dd"}
+    for i in range(rows):
+        row = _row(rng, i)
+        row[6] = int(str(row[6]))
+        row[8] = dt.date(2024, 1 + i % 9, 1 + i % 28)
+        cells = []
+        for col, value in enumerate(row):
+            cell = WriteOnlyCell(ws, value=value)
+            if col in formats:
+                cell.number_format = formats[col]
+            cells.append(cell)
+        ws.append(cells)
+    wb.save(path)
+
+
 def make_csv(path: Path, rows: int) -> None:
     if path.exists():
         return
@@ -116,16 +145,23 @@ def peak_memory_mib(path: Path) -> float:
 def main() -> None:
     DATA_DIR.mkdir(exist_ok=True)
     xlsx, big = DATA_DIR / "read_100k.xlsx", DATA_DIR / "read_500k.xlsx"
+    formatted = DATA_DIR / "read_100k_formats.xlsx"
     csv_path = DATA_DIR / "read_500k.csv"
     make_xlsx(xlsx, XLSX_ROWS)
+    make_formatted_xlsx(formatted, XLSX_ROWS)
     make_csv(csv_path, CSV_ROWS)
     make_xlsx(big, BIG_XLSX_ROWS)
     t_ours_x, t_cal = timed_pair(lambda: ours(xlsx), lambda: calamine_alone(xlsx))
+    t_ours_f, t_cal_f = timed_pair(lambda: ours(formatted), lambda: calamine_alone(formatted))
     t_ours_c, t_naive = timed_pair(lambda: ours(csv_path), lambda: naive_csv(csv_path), 1)
     peak = peak_memory_mib(big)
     rows = [
         ["100k×12 XLSX read+phones (s)", f"{t_ours_x:.2f}", f"calamine alone {t_cal:.2f}",
-         f"{t_ours_x / t_cal:.2f}", "<= 2.5", t_ours_x / t_cal <= 2.5],
+         f"{t_ours_x / t_cal:.2f}", "<= 2.0", t_ours_x / t_cal <= 2.0],
+        # per-cell formats read from the sheet XML (3 formatted columns): reported, no gate
+        ["100k×12 XLSX, 3 formatted columns (s)", f"{t_ours_f:.2f}",
+         f"calamine alone {t_cal_f:.2f}", f"{t_ours_f / t_cal_f:.2f}", "<= 2.5",
+         t_ours_f / t_cal_f <= 2.5],
         ["500k×12 CSV read+phones (s)", f"{t_ours_c:.2f}", f"pandas+parse {t_naive:.2f}",
          f"{t_ours_c / t_naive:.2f}", "< 1", t_ours_c < t_naive],
         ["500k×12 XLSX peak RSS (MiB)", f"{peak:.0f}", "1024 MiB",

@@ -29,9 +29,9 @@ from typing import Any
 
 import requests
 
-from bsg_sync.client import BsgClient, CallResult
+from bsg_sync.client import BsgClient, CallResult, contact_body
 from bsg_sync.executor import execute_plan
-from bsg_sync.models import Action, Contact, PlannedRow, RowResult, Status
+from bsg_sync.models import Action, Contact, Desired, PlannedRow, RowResult, Status
 
 CITY = 1
 FIRST_ID = 1000
@@ -78,28 +78,35 @@ def plan_rows(rows: int, tag: str) -> list[PlannedRow]:
 
 def plan_row(n: int, city: str) -> PlannedRow:
     phone = str(447700000000 + n)
-    body = {"phone": int(phone), "fields": [{"id": CITY, "value": city}], "groups": []}
-    expected = Contact(id=FIRST_ID + n, phone=phone, fields={CITY: city}, groups=frozenset())
+    target = Contact(id=FIRST_ID + n, phone=phone, fields={CITY: city}, groups=frozenset())
+    desired = Desired(n + 2, FIRST_ID + n, None, {CITY: city}, None)
     return PlannedRow(row=n + 2, action=Action.UPDATE, status=Status.PLANNED,
-                      contact_id=FIRST_ID + n, phone=phone, body=body, expected=expected)
+                      contact_id=FIRST_ID + n, phone=phone, target=target, desired=desired)
 
 
-def no_journal(result: RowResult, confirmed: Contact | None) -> None:
+def no_journal(result: RowResult, confirmed: Contact | None, before: Contact | None) -> None:
     return None
 
 
 class StampingClient(BsgClient):
-    """Records the moment each PUT is handed to HTTP (client-side timestamps)."""
+    """Records the moment each row's GET and PUT is handed to HTTP (client-side timestamps)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stamps: list[float] = []
         self._stamp_lock = threading.Lock()
 
-    def update_contact(self, contact_id: int, body: dict[str, Any]) -> CallResult:
+    def _stamp(self) -> None:
         with self._stamp_lock:
             self.stamps.append(time.monotonic())
-        return super().update_contact(contact_id, body)
+
+    def read_contact(self, contact_id: int) -> CallResult | None:
+        self._stamp()
+        return super().read_contact(contact_id)
+
+    def update_contact(self, target: Contact, before: Contact) -> CallResult:
+        self._stamp()
+        return super().update_contact(target, before)
 
 
 def stats(url: str) -> dict[str, Any]:
@@ -115,7 +122,9 @@ def sequential_rate(url: str, sample: int) -> float:
     headers = {"Authorization": f"Bearer {token}"}
     started = time.perf_counter()
     for n in range(sample):
-        body = plan_row(n, f"Seq {n}").body
+        target = plan_row(n, f"Seq {n}").target
+        assert target is not None
+        body = contact_body(target)
         resp = session.put(f"{url}/api/contacts/{FIRST_ID + n}", json=body, headers=headers,
                            timeout=10)
         resp.raise_for_status()
@@ -137,20 +146,28 @@ def scenario_throughput(seed: Path, rows: int) -> list[tuple[str, str, str, bool
     with emulator(seed, latency_ms=50) as url:
         with BsgClient(url, "live_bench", pool_size=16) as client:
             client.login()
+            before = sum(stats(url)["requests"].values())
             seconds, results = timed_run(client, plan_rows(rows, "Fast"), concurrency=16,
                                          max_rps=None)
+            sent = sum(stats(url)["requests"].values()) - before
         seq = sequential_rate(url, SEQ_SAMPLE)
     ok = sum(r.status is Status.OK for r in results)
     rate = rows / seconds
-    ideal = 16 / 0.050
+    per_row = sent / rows
+    ideal = 16 / 0.050 / per_row  # rows/s if every one of its requests took exactly 50 ms
     return [
         ("1 rows ok", f"{ok}/{rows}", f"{rows}", ok == rows),
+        ("1 requests per written row (fresh GET + PUT)", f"{per_row:.2f}",
+         "2 (was 1 before the fresh read)", True),
         ("1 rows/s, conc 16, 50 ms", f"{rate:.0f} ({rate / ideal:.0%} of {ideal:.0f})",
          ">= 85% of ideal", rate >= 0.85 * ideal),
         (f"1 sequential rows/s ({SEQ_SAMPLE} PUTs, extrapolated)",
          f"{seq:.1f} (≈{rows / seq:.0f} s for {rows})", "-", True),
-        ("1 speed-up vs sequential", f"{rate / seq:.1f}x", ">= 12x", rate / seq >= 12),
-        ("1 rows/s vs 16 x sequential (real latency)", f"{rate / (16 * seq):.0%}", "-", True),
+        # the sequential loop sends one PUT a row (no fresh read): compare like with like
+        ("1 speed-up vs sequential", f"{rate * per_row / seq:.1f}x", ">= 12x",
+         rate * per_row / seq >= 12),
+        ("1 requests/s vs 16 x sequential (real latency)", f"{rate * per_row / (16 * seq):.0%}",
+         "-", True),
     ]
 
 

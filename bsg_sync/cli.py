@@ -8,17 +8,25 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from bsg_sync import __version__
-from bsg_sync.errors import BsgSyncError, Interrupted
+from bsg_sync.errors import BsgSyncError, Interrupted, UsageError
 from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Action, RowResult, Threshold
+from bsg_sync.notify import (
+    NotifyOn,
+    NotifySettings,
+    RunNews,
+    news_of_error,
+    news_of_outcome,
+)
 
 if TYPE_CHECKING:
-    from bsg_sync.sync import SyncOptions, SyncOutcome
+    from bsg_sync.sync import Hooks, SyncOutcome
 
 DEFAULT_API_URL = "https://one-api.bsg.world"
 
@@ -77,6 +85,12 @@ def cli() -> None:
     default=None,
     help="Seed for the random faults, so a faulty run can be repeated exactly.",
 )
+@click.option("--attach-max-groups", default=100, type=click.IntRange(min=1), show_default=True, help="Lists per attach/detach call (BSG's docs say 20).")
+@click.option("--hlr-api-key", default=None, help="The one X-API-KEY the v1 HLR API accepts (default: any).")
+@click.option("--hlr-balance", default=10.0, type=click.FloatRange(min=0), show_default=True, help="HLR balance in EUR.")
+@click.option("--hlr-delay", default=0.5, type=click.FloatRange(min=0), show_default=True, help="Seconds an HLR lookup stays `sent`.")
+@click.option("--hlr-max-batch", default=100, type=click.IntRange(min=1), show_default=True, help="Numbers per /hlr/create (error 12 beyond).")
+@click.option("--hlr-max-pending", default=1000, type=click.IntRange(min=1), show_default=True, help="HLR lookups still `sent` at once (error 11 beyond).")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
 def emulator(**opts: Any) -> None:
@@ -100,6 +114,12 @@ def emulator(**opts: Any) -> None:
         "test_mode",
         "verbose",
         "random_seed",
+        "attach_max_groups",
+        "hlr_api_key",
+        "hlr_balance",
+        "hlr_delay",
+        "hlr_max_batch",
+        "hlr_max_pending",
     )
     config = EmulatorConfig(
         verified_phones=frozenset(opts["verified"]), **{k: opts[k] for k in keys}
@@ -448,6 +468,79 @@ class _Progress:
             self._bar = None
 
 
+_SEND_OPTIONS = (  # how a run sends: sync and undo
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        envvar="BSG_CONCURRENCY",
+        help="Parallel requests (env BSG_CONCURRENCY).",
+    ),
+    click.option(
+        "--max-rps",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_MAX_RPS,
+        show_default=True,
+        envvar="BSG_MAX_RPS",
+        help="Requests per second cap (env BSG_MAX_RPS).",
+    ),
+    click.option("--no-rate-limit", is_flag=True, help="Remove the requests-per-second cap."),
+    click.option(
+        "--max-failures",
+        callback=_threshold,
+        metavar="N|P%",
+        help="Abort (exit 3) when more rows than this fail.",
+    ),
+    click.option(
+        "--max-changes",
+        callback=_threshold,
+        metavar="N|P%",
+        help="Refuse (exit 3) a plan that changes more rows than this.",
+    ),
+)
+_NOTIFY_OPTIONS = (
+    click.option(
+        "--notify",
+        multiple=True,
+        metavar="URL",
+        envvar="BSG_SYNC_NOTIFY",
+        help="Tell someone how the run went (repeatable; env BSG_SYNC_NOTIFY, URLs separated "
+        "by spaces): json://host/path, mailtos://user:pass@host?to=a@b.c, slack://…, "
+        "workflow://… (Teams); any apprise URL.",
+    ),
+    click.option(
+        "--notify-on",
+        type=click.Choice([n.value for n in NotifyOn]),
+        default=NotifyOn.PROBLEMS.value,
+        show_default=True,
+        help="failure: the run failed or stopped (exit 2, 3, 130); problems: also when rows "
+        "need fixing (exit 1); always: every run.",
+    ),
+    click.option(
+        "--notify-failures",
+        callback=_threshold,
+        metavar="N|P%",
+        help="With problems: alert only when more rows than this are invalid, not found or "
+        "failed (a failed run always alerts).",
+    ),
+)
+
+
+def _send_options(command: Any) -> Any:
+    """--concurrency, --max-rps, --no-rate-limit, --max-failures, --max-changes."""
+    for option in reversed(_SEND_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _notify_options(command: Any) -> Any:
+    """--notify, --notify-on, --notify-failures."""
+    for option in reversed(_NOTIFY_OPTIONS):
+        command = option(command)
+    return command
+
+
 def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     if traceback:
         raise exc
@@ -485,35 +578,8 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     is_flag=True,
     help="Where a value was changed in BSG since our last write, keep BSG's.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    envvar="BSG_CONCURRENCY",
-    help="Parallel requests (env BSG_CONCURRENCY).",
-)
-@click.option(
-    "--max-rps",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_MAX_RPS,
-    show_default=True,
-    envvar="BSG_MAX_RPS",
-    help="Requests per second cap (env BSG_MAX_RPS).",
-)
-@click.option("--no-rate-limit", is_flag=True, help="Remove the requests-per-second cap.")
-@click.option(
-    "--max-failures",
-    callback=_threshold,
-    metavar="N|P%",
-    help="Abort (exit 3) when more rows than this fail.",
-)
-@click.option(
-    "--max-changes",
-    callback=_threshold,
-    metavar="N|P%",
-    help="Refuse (exit 3) a plan that changes more rows than this.",
-)
+@_send_options
+@_notify_options
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
@@ -536,6 +602,9 @@ def sync(
     no_rate_limit: bool,
     max_failures: Threshold | None,
     max_changes: Threshold | None,
+    notify: tuple[str, ...],
+    notify_on: str,
+    notify_failures: Threshold | None,
     allow_insecure_http: bool,
     as_json: bool,
     verbose: int,
@@ -544,9 +613,10 @@ def sync(
 ) -> None:
     """Read SHEET, map, refresh known state, diff, send the changes, report per row."""
     from bsg_sync.state import default_state_path
-    from bsg_sync.sync import SyncOptions
+    from bsg_sync.sync import SyncOptions, run_sync
 
     _setup_logging(verbose, quiet)
+    alerts = _notify_settings(notify, notify_on, notify_failures, traceback)
     opts = SyncOptions(
         sheet=sheet,
         mapping=mapping,
@@ -566,18 +636,40 @@ def sync(
         max_changes=max_changes,
         allow_insecure_http=allow_insecure_http,
     )
+    t0 = time.monotonic()
     try:
         key = None if (offline and dry_run) else _api_key_from_env_or_file(api_key_file)
-        outcome = _run_with_signals(opts, key, quiet)
+        outcome = _run_with_signals(lambda hooks: run_sync(opts, key, hooks), quiet)
     except BsgSyncError as exc:
+        _tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0))
         _fail(exc, traceback)
+    _tell(alerts, news_of_outcome("sync", outcome))  # before the summary: it stays last
     _print_outcome(outcome, as_json)
     sys.exit(int(outcome.exit_code))
 
 
-def _run_with_signals(opts: SyncOptions, key: str | None, quiet: bool) -> SyncOutcome:
+def _notify_settings(urls: tuple[str, ...], on: str, failures: Threshold | None,
+                     traceback: bool) -> NotifySettings:
+    """The alert settings; a URL apprise cannot use is a usage error before the run."""
+    from bsg_sync.notify import check_urls
+
+    try:
+        return NotifySettings(check_urls(urls), NotifyOn(on), failures)
+    except BsgSyncError as exc:
+        _fail(exc, traceback)
+
+
+def _tell(settings: NotifySettings, news: RunNews) -> None:
+    """Send the alert if asked; one warning per receiver that could not be reached."""
+    from bsg_sync.notify import tell
+
+    for url in tell(settings, news):
+        click.echo(f"warning: could not deliver the alert to {url}", err=True)
+
+
+def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncOutcome:
     """Ctrl-C/SIGTERM before sending abort at once; while sending they stop dispatch."""
-    from bsg_sync.sync import Hooks, run_sync
+    from bsg_sync.sync import Hooks
 
     progress = _Progress(quiet)
     hooks = Hooks(
@@ -604,7 +696,7 @@ def _run_with_signals(opts: SyncOptions, key: str | None, quiet: bool) -> SyncOu
     for s in old:
         signal.signal(s, handler)
     try:
-        return run_sync(opts, key, hooks)
+        return run(hooks)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before anything was sent") from None
     finally:
@@ -679,6 +771,135 @@ def pull(
     )
 
 
+# ---------------------------------------------------------------- runs / show / undo
+
+
+def _open_store(state: Path | None, traceback: bool) -> Any:
+    from bsg_sync.state import StateStore, default_state_path
+
+    path = state or default_state_path()
+    if not path.is_file():
+        _fail(UsageError(f"there is no state store at {path} yet: nothing has run"), traceback)
+    return StateStore(path)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n)
+
+
+@cli.command()
+@_state_option
+@_json_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many runs, newest first.")
+def runs(state: Path | None, as_json: bool, limit: int) -> None:
+    """List the runs in the state store (newest first): id, start, sheet, counts, exit code."""
+    try:
+        with _open_store(state, False) as store:
+            found = store.runs(limit)
+    except BsgSyncError as exc:
+        _fail(exc, False)
+    if as_json:
+        click.echo(json.dumps([_run_json(r) for r in found], ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no runs yet", err=True)
+        return
+    rows: list[tuple[str, ...]] = [(str(r.id), r.started_at, Path(r.sheet).name, r.sha256[:12],
+             "dry run" if r.dry_run else "sent", _counts_text(r.counts) or "-",
+             "-" if r.exit_code is None else str(r.exit_code)) for r in found]
+    click.echo(_render_table(("id", "started", "sheet", "sha256", "kind", "rows", "exit"), rows))
+
+
+def _run_json(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "started_at": r.started_at, "ended_at": r.ended_at, "sheet": r.sheet,
+            "sheet_sha256": r.sha256, "dry_run": r.dry_run, "counts": r.counts,
+            "exit_code": r.exit_code}
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", type=click.IntRange(min=1))
+@_state_option
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the run's report again here (.xlsx, .csv or .jsonl).")
+@click.option("--all", "every_row", is_flag=True, help="Also list the rows that changed nothing.")
+def show(run_id: int, state: Path | None, report: Path | None, every_row: bool) -> None:
+    """What run RUN did, row by row (rows that changed nothing are left out unless --all)."""
+    from bsg_sync import report as report_mod
+
+    try:
+        with _open_store(state, False) as store:
+            info = store.run(run_id)
+            if info is None:
+                raise UsageError(f"there is no run {run_id}; `bsg-sync runs` lists them")
+            results = store.run_results(run_id)
+        if report is not None:
+            report_mod.write_report(report, results, report_mod.summary_of_run(info, results,
+                                                                               report))
+    except BsgSyncError as exc:
+        _fail(exc, False)
+    kind = "dry run" if info.dry_run else "run"
+    click.echo(f"{kind} {run_id} of {info.sheet} at {info.started_at}: "
+               f"{_counts_text(info.counts) or 'not finished'}")
+    for r in results:
+        if every_row or r.status.value not in ("unchanged", "planned") or r.changes:
+            what = r.changes or r.error or ""
+            code = f" {r.error_code}" if r.error_code else ""
+            click.echo(f"  row {r.row}: {r.status.value}{code}"
+                       + (f" contact {r.contact_id}" if r.contact_id else "")
+                       + (f": {what}" if what else ""))
+    if report is not None:
+        click.echo(f"report: {report}", err=True)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", type=click.IntRange(min=1))
+@click.option("--dry-run", is_flag=True, help="Show what would be restored; send no write.")
+@click.option("--force", is_flag=True,
+              help="Restore even where BSG no longer holds what the run wrote.")
+@click.option("--delete-created", is_flag=True,
+              help="Delete the contacts the run created (only as the run left them).")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
+              help="Report path (default: ./undo-run-RUN.report.xlsx).")
+@_state_option
+@_api_options
+@_json_option
+@_send_options
+@_notify_options
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
+def undo(run_id: int, dry_run: bool, force: bool, delete_created: bool, report: Path | None,
+         state: Path | None, api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
+         as_json: bool, concurrency: int, max_rps: float, no_rate_limit: bool,
+         max_failures: Threshold | None, max_changes: Threshold | None,
+         notify: tuple[str, ...], notify_on: str, notify_failures: Threshold | None,
+         verbose: int, quiet: bool, traceback: bool) -> None:
+    """Put back what run RUN changed, only where BSG still holds what it wrote (an undo is a
+    run too: previewed with --dry-run, reported, journalled, and it can be undone)."""
+    from bsg_sync.state import default_state_path
+    from bsg_sync.undo import UndoOptions, run_undo
+
+    _setup_logging(verbose, quiet)
+    alerts = _notify_settings(notify, notify_on, notify_failures, traceback)
+    opts = UndoOptions(
+        run_id=run_id, state=state or default_state_path(), api_url=api_url, report=report,
+        dry_run=dry_run, force=force, delete_created=delete_created, concurrency=concurrency,
+        max_rps=None if no_rate_limit else max_rps, max_failures=max_failures,
+        max_changes=max_changes, allow_insecure_http=allow_insecure_http)
+    what = f"run {run_id}"
+    t0 = time.monotonic()
+    try:
+        key = _api_key_from_env_or_file(api_key_file)
+        outcome = _run_with_signals(lambda hooks: run_undo(opts, key, hooks), quiet)
+    except BsgSyncError as exc:
+        _tell(alerts, news_of_error("undo", what, exc, time.monotonic() - t0))
+        _fail(exc, traceback)
+    _tell(alerts, news_of_outcome("undo", outcome))
+    _print_outcome(outcome, as_json)
+    sys.exit(int(outcome.exit_code))
+
+
 @cli.command()
 @click.option(
     "--dir",
@@ -702,7 +923,8 @@ def demo(workdir: Path | None) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD).",
+    help="Address to serve on (other than loopback needs env BSG_SYNC_WEB_PASSWORD and "
+    "--allowed-host).",
 )
 @click.option(
     "--port",
@@ -711,12 +933,22 @@ def demo(workdir: Path | None) -> None:
     type=click.IntRange(0, 65535),
     help="Port (0: a free one).",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    envvar="BSG_SYNC_ALLOWED_HOSTS",
+    metavar="NAME[:PORT]",
+    help="A Host the page answers to besides 127.0.0.1/localhost/[::1] on its port "
+    "(repeatable; env BSG_SYNC_ALLOWED_HOSTS, space-separated); needed with a public --host.",
+)
 @_state_option
 @_api_options
 @_json_option
 def serve(
     host: str,
     port: int,
+    allowed_hosts: tuple[str, ...],
     state: Path | None,
     api_url: str,
     api_key_file: Path | None,
@@ -726,14 +958,19 @@ def serve(
     """Serve the web page for marketing staff: upload, map, preview, apply, download."""
     import os
 
+    from bsg_sync.errors import UsageError
     from bsg_sync.state import default_state_path
-    from bsg_sync.web import PASSWORD_ENV, WebConfig, check_bind, create_app
+    from bsg_sync.web import PASSWORD_ENV, WebConfig, check_bind, create_app, parse_allowed_hosts
     from bsg_sync.web import serve as serve_app
 
     _setup_logging(0, False)
     password = os.environ.get(PASSWORD_ENV) or None
     try:
-        check_bind(host, password)
+        try:
+            allowed = parse_allowed_hosts(allowed_hosts)
+        except ValueError as exc:
+            raise UsageError(f"--allowed-host: {exc}") from None
+        check_bind(host, password, allowed)
         key = _api_key_from_env_or_file(api_key_file)
         config = WebConfig(
             api_url=api_url,
@@ -741,6 +978,7 @@ def serve(
             state=state or default_state_path(),
             password=password,
             allow_insecure_http=allow_insecure_http,
+            allowed_hosts=allowed,
         )
         app = create_app(config)
         serve_app(

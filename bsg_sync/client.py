@@ -37,6 +37,7 @@ MAX_BODY_BYTES = 5 * 1024 * 1024  # a 2xx body larger than this is refused as a 
 PAGE_LIMIT_MAX = 500
 ATTACH_MAX_CONTACTS = 200  # per POST /api/groups/attach|detach
 ATTACH_MAX_GROUPS = 20  # the docs' limit (the spec allows 100): the safe minimum
+MAX_CONTACT_GROUPS = 100  # ids in one contact write's `groups` (BSG: "100 elements or less")
 DUPLICATE_LIMIT = 3  # BSG's duplicate throttle: identical writes per duplicate_window
 
 _NOT_FOUND = re.compile(r"not found|invalid contact id", re.IGNORECASE)
@@ -129,6 +130,7 @@ class CallResult:
     contact: Contact
     attempts: int
     http_status: int
+    groups_left_out: frozenset[int] = frozenset()  # over the 100-id cap: attach separately
 
 
 @dataclass(frozen=True)
@@ -192,13 +194,35 @@ def _parse_groups(raw: Any) -> frozenset[int]:
     return frozenset(int(g["id"]) if isinstance(g, dict) else int(g) for g in raw)
 
 
-def contact_body(contact: Contact) -> dict[str, Any]:
-    """Wire body for PUT/POST: {"phone": int, "fields": [{"id", "value"}], "groups": [ids]}."""
+def contact_body(target: Contact, before: Contact | None = None) -> dict[str, Any]:
+    """Wire body for PUT/POST that turns `before` (BSG's state read just now) into `target`.
+
+    {"phone": int, "fields": [{"id", "value"}], "groups": [ids]}: every field value of the
+    target (a field `before` holds and the target does not is sent as "" to clear it), and
+    the target's lists. BSG caps `groups` at 100 ids: beyond that, the lists the write adds
+    go first and `body_groups_left_out` names the rest, which the caller attaches separately.
+    """
+    fields = dict(target.fields)
+    if before is not None:
+        fields.update({fid: "" for fid in before.fields if fid not in fields})
     return {
-        "phone": int(contact.phone),
-        "fields": [{"id": k, "value": contact.fields[k]} for k in sorted(contact.fields)],
-        "groups": sorted(contact.groups),
+        "phone": int(target.phone),
+        "fields": [{"id": k, "value": fields[k]} for k in sorted(fields)],
+        "groups": _body_groups(target, before),
     }
+
+
+def _body_groups(target: Contact, before: Contact | None) -> list[int]:
+    if len(target.groups) <= MAX_CONTACT_GROUPS:
+        return sorted(target.groups)
+    had = before.groups if before is not None else frozenset()
+    first = sorted(target.groups - had) + sorted(target.groups & had)
+    return sorted(first[:MAX_CONTACT_GROUPS])
+
+
+def body_groups_left_out(body: dict[str, Any], target: Contact) -> frozenset[int]:
+    """The target's lists a body could not carry (over BSG's 100-id cap)."""
+    return target.groups - frozenset(body.get("groups", ()))
 
 
 # ---------------------------------------------------------------- error bodies
@@ -709,11 +733,16 @@ class BsgClient:
 
     def get_contact(self, contact_id: int) -> Contact | None:
         """One contact, or None when BSG does not know the id."""
+        call = self.read_contact(contact_id)
+        return call.contact if call is not None else None
+
+    def read_contact(self, contact_id: int) -> CallResult | None:
+        """One contact with the attempts it took, or None when BSG does not know the id."""
         try:
             reply = self._call("GET", f"/api/contacts/{int(contact_id)}")
         except NotFound:
             return None
-        return _contact_from(_data(reply.payload))
+        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
 
     def iter_contacts(self, *, page_limit: int = 500) -> Iterator[Contact]:
         """Every contact of the book, each exactly once (GET /api/contacts, paged)."""
@@ -756,15 +785,29 @@ class BsgClient:
                 return contact
         return None
 
-    def update_contact(self, contact_id: int, body: dict[str, Any]) -> CallResult:
-        """PUT /api/contacts/{id}; the contact as BSG returns it."""
-        reply = self._call("PUT", f"/api/contacts/{int(contact_id)}", body=body)
-        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
+    def update_contact(self, target: Contact, before: Contact) -> CallResult:
+        """PUT /api/contacts/{target.id} turning `before` (read just now) into `target`; the
+        contact as BSG returns it, and the target's lists the body could not carry."""
+        body = contact_body(target, before)
+        reply = self._call("PUT", f"/api/contacts/{int(target.id)}", body=body)
+        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status,
+                          body_groups_left_out(body, target))
 
-    def create_contact(self, body: dict[str, Any]) -> CallResult:
-        """POST /api/contacts; the new contact as BSG returns it."""
+    def create_contact(self, target: Contact) -> CallResult:
+        """POST /api/contacts; the new contact as BSG returns it (and lists left out)."""
+        body = contact_body(target)
         reply = self._call("POST", "/api/contacts", body=body)
-        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
+        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status,
+                          body_groups_left_out(body, target))
+
+    def delete_contact(self, contact_id: int) -> tuple[int, int | None]:
+        """DELETE /api/contacts/{id}; (attempts made, HTTP status). A contact already gone
+        counts as deleted (BSG's not-found answer for a DELETE is undocumented: idempotent)."""
+        try:
+            reply = self._call("DELETE", f"/api/contacts/{int(contact_id)}")
+        except NotFound as exc:
+            return exc.attempts, exc.status
+        return reply.attempts, reply.status
 
     def attach(self, contact_ids: Sequence[int], group_ids: Sequence[int]) -> int:
         """Add every contact to every list, chunked; returns the HTTP attempts made."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from bsg_sync.errors import TooManyChanges
 from bsg_sync.models import (
@@ -22,6 +21,7 @@ from bsg_sync.models import (
 )
 
 _DRIFT = "changed in BSG since last sync"
+_WRITES = frozenset({Action.UPDATE, Action.CREATE, Action.DELETE})
 _EMPTY = "(empty)"
 
 
@@ -66,6 +66,37 @@ def plan_changes(desired: Sequence[Desired], known: Mapping[int, Known], *, acco
     """One PlannedRow per desired row, in order; only changed rows get text and a body."""
     with _no_gc():
         return _plan_fast(desired, known, _Names.of(account), create_missing, keep_drift)
+
+
+@dataclass(frozen=True, slots=True)
+class Replanner:
+    """Plans one row again against the contact as BSG holds it right before the write.
+
+    The executor calls it with the fresh read: the row may now be unchanged (someone made the
+    same edit), or its changes and drift notes differ from the plan made at refresh time."""
+
+    names: _Names
+    written: Mapping[int, Contact]  # what this tool last wrote, by contact id
+    keep_drift: bool = False
+
+    @classmethod
+    def of(cls, account: Account, known: Mapping[int, Known], *,
+           keep_drift: bool = False) -> Replanner:
+        written = {cid: k.written for cid, k in known.items() if k.written is not None}
+        return cls(_Names.of(account), written, keep_drift)
+
+    @classmethod
+    def bare(cls) -> Replanner:
+        """No account names and no memory of earlier writes (fields and lists shown by id)."""
+        return cls(_Names({}, {}), {})
+
+    def __call__(self, p: PlannedRow, fresh: Contact) -> PlannedRow:
+        d = p.desired
+        if d is None:
+            raise ValueError(f"row {p.row}: a planned write without the row's wish")
+        d = replace(d, contact_id=fresh.id)
+        k = Known(fresh, self.written.get(fresh.id))
+        return _plan_one(d, k, self.names, False, self.keep_drift)
 
 
 def _unchanged(row: int, cid: int, c: Contact) -> PlannedRow:
@@ -114,8 +145,8 @@ def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _N
                                       else g == seen.groups)):
                     # PlannedRow's field order: the same row _unchanged() builds
                     append(make(PlannedRow, (d.row, none, unchanged, cid, seen.phone, "", "", "",
-                                             None, nothing, None, seen.hlr_status,
-                                             seen.hlr_last_check)))
+                                             None, nothing, seen.hlr_status,
+                                             seen.hlr_last_check, None)))
                     continue
         append(_plan_row(d, k, names, create_missing, keep_drift))
     return out
@@ -149,10 +180,9 @@ def _plan_create(d: Desired, names: _Names) -> PlannedRow:
     groups = frozenset(d.groups or ())
     parts = [f"{names.field(fid)}: {v}" for fid, v in fields.items()]
     parts += [f"+list {names.group(g)}" for g in _by_name(groups, names)]
-    body = _body(phone, fields, groups)
-    expected = Contact(0, phone, fields, groups)  # id 0: BSG assigns it
+    target = Contact(0, phone, fields, groups)  # id 0: BSG assigns it
     return PlannedRow(d.row, Action.CREATE, Status.PLANNED, None, phone,
-                      changes="; ".join(["new contact", *parts]), body=body, expected=expected)
+                      changes="; ".join(["new contact", *parts]), target=target, desired=d)
 
 
 # --------------------------------------------------------------------------- update
@@ -179,12 +209,11 @@ def _plan_update(d: Desired, k: Known, names: _Names, keep_drift: bool) -> Plann
     if not o.texts:
         return _unchanged(d.row, seen.id, seen)
     groups = (frozenset(seen.groups) - o.removed) | o.added
-    expected = Contact(seen.id, o.phone, {f: v for f, v in o.fields.items() if v}, groups,
-                       seen.hlr_status, seen.hlr_last_check)
+    target = Contact(seen.id, o.phone, {f: v for f, v in o.fields.items() if v}, groups,
+                     seen.hlr_status, seen.hlr_last_check)
     return PlannedRow(d.row, Action.UPDATE, Status.PLANNED, seen.id, o.phone,
-                      changes="; ".join(o.texts), body=_body(o.phone, o.fields, groups),
-                      detach=frozenset(o.removed), expected=expected,
-                      hlr_status=seen.hlr_status, hlr_last_check=seen.hlr_last_check)
+                      changes="; ".join(o.texts), target=target, detach=frozenset(o.removed),
+                      hlr_status=seen.hlr_status, hlr_last_check=seen.hlr_last_check, desired=d)
 
 
 def _diff_fields(d: Desired, k: Known, names: _Names, keep_drift: bool, o: _Outcome) -> None:
@@ -246,21 +275,12 @@ def _by_name(groups: frozenset[int] | set[int], names: _Names) -> list[int]:
     return sorted(groups, key=lambda g: (names.group(g).casefold(), g))
 
 
-def _body(phone: str, fields: Mapping[int, str], groups: frozenset[int]) -> dict[str, Any]:
-    """Wire body: the full record, so the result is the same under merge or replace PUTs."""
-    return {
-        "phone": int(phone) if phone else phone,
-        "fields": [{"id": fid, "value": fields[fid]} for fid in sorted(fields)],
-        "groups": sorted(groups),
-    }
-
-
 # --------------------------------------------------------------------------- limits
 
 
 def count_changes(plan: Sequence[PlannedRow]) -> int:
-    """Rows the plan writes (updates and creates)."""
-    return sum(1 for p in plan if p.action is Action.UPDATE or p.action is Action.CREATE)
+    """Rows the plan writes (updates, creates and deletes)."""
+    return sum(1 for p in plan if p.action in _WRITES)
 
 
 def max_changes_exceeded(plan: Sequence[PlannedRow], threshold: Threshold,

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
 from bsg_sync import errors
 from bsg_sync.client import (
@@ -19,6 +19,7 @@ from bsg_sync.client import (
     NotFound,
     ValidationFailed,
 )
+from bsg_sync.differ import Replanner
 from bsg_sync.models import (
     Action,
     Contact,
@@ -35,12 +36,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Journal = Callable[[RowResult, Contact | None], None]
+# (result, the contact as BSG confirmed it after the write, the contact before the write)
+Journal = Callable[[RowResult, Contact | None, Contact | None], None]
 Pace = Callable[[], None]
+# plans a row again against the contact read right before its write (differ.Replanner, undo)
+Replan = Callable[[PlannedRow, Contact], PlannedRow]
 
 NOT_APPLIED = "not-applied"
 NOT_SENT = "not-sent"
 INTERNAL = "internal-error"
+ALREADY_SO = ("BSG already held these values when the row was about to be sent (changed in BSG "
+              "during the run); nothing sent.")
 UNCONFIRMED = "Not confirmed: BSG had not answered when the run stopped; sync again to make sure"
 
 
@@ -51,105 +57,141 @@ def _no_pace() -> None:
 # --------------------------------------------------------------------------- verification
 
 
-def _expected_from_body(p: PlannedRow) -> Contact:
-    body = p.body or {}
-    return Contact(
-        id=p.contact_id or 0,
-        phone=str(body.get("phone", p.phone or "")),
-        fields={int(f["id"]): str(f["value"]) for f in body.get("fields", [])},
-        groups=frozenset(_group_id(g) for g in body.get("groups", [])),
-    )
+def find_difference(p: PlannedRow, got: Contact) -> str | None:
+    """The first thing the write should have set that BSG does not hold, as a phrase.
 
-
-def _group_id(g: Any) -> int:
-    return int(g["id"]) if isinstance(g, dict) else int(g)
-
-
-def find_difference(
-    expected: Contact, got: Contact, body: dict[str, Any], *, exact_groups: bool
-) -> str | None:
-    """The first target the write should have set but BSG does not hold, as a phrase."""
-    if "phone" in body and got.phone != expected.phone:
-        return f"phone is {got.phone}, expected {expected.phone}"
-    for item in body.get("fields", []):
-        fid = int(item["id"])
-        want = expected.fields.get(fid, "")
-        have = got.fields.get(fid, "")
+    Only what the row owns is checked (its mapped fields, the phone, the target's lists and,
+    for `groups = exact`, the lists it leaves): other fields may change in BSG meanwhile."""
+    target = p.target
+    if target is None:
+        return "nothing was planned"
+    if target.id and got.id != target.id:
+        return f"BSG answered about contact {got.id}, not contact {target.id}"
+    if got.phone != target.phone:
+        return f"phone is {got.phone}, expected {target.phone}"
+    owned = p.desired.fields.keys() if p.desired is not None else target.fields.keys()
+    for fid in sorted(owned):
+        want, have = target.fields.get(fid, ""), got.fields.get(fid, "")
         if have != want:
             return f"field {fid} is {have!r}, expected {want!r}"
-    if "groups" in body or exact_groups:
-        missing = sorted(expected.groups - got.groups)
-        if missing:
-            return f"not in list {missing[0]}"
-        extra = sorted(got.groups - expected.groups)
-        if exact_groups and extra:
-            return f"still in list {extra[0]}"
+    missing = sorted(target.groups - got.groups)
+    if missing:
+        return f"not in list {missing[0]}"
+    still = sorted(got.groups & p.detach)
+    if still:
+        return f"still in list {still[0]}"
     return None
 
 
 # --------------------------------------------------------------------------- one row
 
 
-@dataclass(frozen=True)
-class _Sent:
+class Sent(NamedTuple):
+    """One row's outcome; a confirmed write also carries the contact before it (its
+    pre-image, None for a contact the row created)."""
+
     result: RowResult
-    confirmed: Contact | None
+    confirmed: Contact | None = None
+    before: Contact | None = None
 
 
-def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int) -> _Sent:
+
+def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int,
+                       before: Contact | None) -> Sent:
     contact = call.contact
-    exact = bool(p.detach)
-    expected = p.expected or _expected_from_body(p)
-    diff = find_difference(expected, contact, p.body or {}, exact_groups=exact)
-    base = replace(
-        result_from_plan(p),
-        contact_id=contact.id,
-        phone=contact.phone,
-        attempts=attempts,
-        http_status=call.http_status,
-        hlr_status=contact.hlr_status,
-        hlr_last_check=contact.hlr_last_check,
-    )
-    if diff is not None:
+    diff = find_difference(p, contact)
+    sent = replace(result_from_plan(p), attempts=attempts, http_status=call.http_status)
+    if diff is not None:  # the answer's phone and HLR may be another contact's: keep ours
         sentence = f"BSG answered but did not apply the change: {diff}."
-        failed = replace(base, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
-        return _Sent(failed, None)
-    return _Sent(replace(base, status=Status.OK, error_code="", error=""), contact)
+        failed = replace(sent, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
+        return Sent(failed)  # nothing journalled as written: the answer is not ours
+    ok = replace(sent, status=Status.OK, contact_id=contact.id, phone=contact.phone,
+                 hlr_status=contact.hlr_status, hlr_last_check=contact.hlr_last_check)
+    return Sent(ok, contact, before)
 
 
-def _update(
-    p: PlannedRow, client: BsgClient, pace: Pace, contact_id: int, attempts: int = 0
-) -> _Sent:
-    call = client.update_contact(contact_id, p.body or {})
+def _settled(p: PlannedRow, attempts: int, http: int | None) -> Sent:
+    """The fresh read made the write unnecessary: the re-planned row is the result."""
+    result = replace(result_from_plan(p), attempts=attempts, http_status=http)
+    if p.status is Status.UNCHANGED and not p.error:
+        result = replace(result, error=ALREADY_SO)
+    return Sent(result)
+
+
+def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan,
+                 attempts: int = 0) -> Sent:
+    """Read the contact again, re-plan the row against it, then write what is still needed."""
+    if p.contact_id is None:
+        raise ValueError(f"row {p.row}: an update without a contact id")
+    read = client.read_contact(p.contact_id)
+    if read is None:
+        gone = p._replace(action=Action.SKIP, status=Status.NOT_FOUND, changes="",
+                          error_code="not-found",
+                          error=f"Contact {p.contact_id} was deleted in BSG before the write.")
+        return _settled(gone, attempts + 1, 404)
+    attempts += read.attempts
+    fresh = read.contact
+    again = replan(p, fresh)
+    if again.status is not Status.PLANNED:  # unchanged by now, or (undo) left alone
+        return _settled(again, attempts, read.http_status)
+    pace()
+    if again.action is Action.DELETE:
+        calls, status = client.delete_contact(fresh.id)
+        return Sent(replace(result_from_plan(again), status=Status.OK,
+                            attempts=attempts + calls, http_status=status))
+    return _write(again, client, pace, fresh, attempts)
+
+
+def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempts: int) -> Sent:
+    assert p.target is not None
+    call = client.update_contact(p.target, fresh)
     attempts += call.attempts
-    if p.detach:
+    contact = call.contact
+    if contact.id == p.target.id:
+        contact, attempts = _attach_left_out(client, pace, call, attempts)
+    if contact.id == p.target.id and p.detach:
         pace()
-        attempts += _detach(client, contact_id, p.detach)
-        left = replace(call.contact, groups=call.contact.groups - p.detach)
-        call = CallResult(left, attempts, call.http_status)
-    return _ok_or_not_applied(p, call, attempts)
+        attempts += _membership(client.detach, contact.id, p.detach)
+        contact = replace(contact, groups=contact.groups - p.detach)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts, fresh)
 
 
-def _detach(client: BsgClient, contact_id: int, groups: frozenset[int]) -> int:
-    """Leave the lists; the client returns how many calls it made (retries not counted)."""
-    return max(1, int(client.detach([contact_id], sorted(groups))))
+def _attach_left_out(client: BsgClient, pace: Pace, call: CallResult,
+                     attempts: int) -> tuple[Contact, int]:
+    """Attach the lists a write could not carry (over BSG's 100-list cap)."""
+    left, contact = call.groups_left_out, call.contact
+    if not left:
+        return contact, attempts
+    pace()
+    attempts += _membership(client.attach, contact.id, left)
+    return replace(contact, groups=contact.groups | left), attempts
 
 
-def _create(p: PlannedRow, client: BsgClient, pace: Pace) -> _Sent:
+def _membership(call: Callable[[list[int], list[int]], int], contact_id: int,
+                groups: frozenset[int]) -> int:
+    """Attach or detach one contact; the client returns how many calls it made."""
+    return max(1, int(call([contact_id], sorted(groups))))
+
+
+def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan) -> Sent:
+    assert p.target is not None
     try:
-        call = client.create_contact(p.body or {})
+        call = client.create_contact(p.target)
     except ValidationFailed as exc:
         if "already exist" not in exc.message.lower():
             raise
         # Another writer created this phone since the refresh: update that contact instead.
         pace()
-        found = client.find_by_phone(p.phone or str((p.body or {}).get("phone", "")))
+        found = client.find_by_phone(p.phone or p.target.phone)
         if found is None:
             raise
         pace()
-        sent = _update(p, client, pace, found.id, attempts=exc.attempts + 1)
-        return replace(sent, result=replace(sent.result, action=Action.UPDATE))
-    return _ok_or_not_applied(p, call, call.attempts)
+        as_update = p._replace(action=Action.UPDATE, contact_id=found.id,
+                               target=replace(p.target, id=found.id))
+        sent = _send_update(as_update, client, pace, replan, attempts=exc.attempts + 1)
+        return sent
+    contact, attempts = _attach_left_out(client, pace, call, call.attempts)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts, None)
 
 
 def _failure_sentence(exc: ApiError) -> str:
@@ -179,23 +221,25 @@ def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
 
 
 def send_row(
-    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace
-) -> tuple[RowResult, Contact | None]:
+    p: PlannedRow, client: BsgClient, pace: Pace = _no_pace, replan: Replan | None = None
+) -> Sent:
     """Send one PLANNED row and verify the answer; AuthFailed propagates (it ends the run).
 
-    `pace` is called before every request after the row's first (the rate cap)."""
+    An update first reads the contact again and re-plans the row against it (`replan`, which
+    names fields and lists; a bare one names them by id), so the body carries BSG's state of
+    right now plus the sheet's values. `pace` is called before every request after the row's
+    first (the rate cap)."""
+    replan = replan or Replanner.bare()
     try:
         if p.action is Action.CREATE:
-            sent = _create(p, client, pace)
-        elif p.contact_id is None:
-            raise ValueError(f"row {p.row}: an update without a contact id")
+            sent = _create(p, client, pace, replan)
         else:
-            sent = _update(p, client, pace, p.contact_id)
+            sent = _send_update(p, client, pace, replan)
     except AuthFailed:
         raise
     except ApiError as exc:
-        return _failed(p, exc), None
-    return sent.result, sent.confirmed
+        return Sent(_failed(p, exc))
+    return sent
 
 
 # --------------------------------------------------------------------------- the run
@@ -229,8 +273,10 @@ class _Run:
         on_result: Callable[[RowResult], None] | None,
         max_failures: Threshold | None,
         stop: threading.Event | None,
+        replan: Replan,
     ) -> None:
         self.plan = plan
+        self.replan = replan
         self.client = client
         self.journal = journal
         self.on_result = on_result
@@ -269,14 +315,15 @@ class _Run:
             self.inflight.add(index)
             return index
 
-    def deliver(self, index: int, result: RowResult, confirmed: Contact | None) -> None:
+    def deliver(self, index: int, result: RowResult, confirmed: Contact | None = None,
+                before: Contact | None = None) -> None:
         """Journal one result (before the worker takes its next row), then report progress."""
         with self.lock:
             if self.closed:
                 return
             self.results[index] = result
             self.inflight.discard(index)
-            journal_error = _guarded(lambda: self.journal(result, confirmed))
+            journal_error = _guarded(lambda: self.journal(result, confirmed, before))
         if journal_error is not None:
             self.abort(journal_error)
             return
@@ -337,7 +384,7 @@ class _Run:
         p = self.plan[index]
         try:
             pace = self.limiter.pace if self.limiter is not None else _no_pace
-            result, confirmed = send_row(p, self.client, pace)
+            result, confirmed, before = send_row(p, self.client, pace, self.replan)
         except AuthFailed as exc:
             self.deliver(index, _failed(p, exc), None)
             self.abort(errors.AuthError(exc.message))
@@ -350,8 +397,8 @@ class _Run:
                 error_code=INTERNAL,
                 error=f"Unexpected error while sending this row: {exc}",
             )
-            confirmed = None
-        self.deliver(index, result, confirmed)
+            confirmed = before = None
+        self.deliver(index, result, confirmed, before)
 
 
 def _not_sent(p: PlannedRow, reason: str) -> RowResult:
@@ -412,7 +459,7 @@ def _journal_quietly(run: _Run, unsent: list[RowResult]) -> None:
             run.journal_many(unsent)
         else:
             for r in unsent:
-                run.journal(r, None)
+                run.journal(r, None, None)
     except Exception:
         log.exception("cannot record %d not-sent results", len(unsent))
 
@@ -429,12 +476,14 @@ def execute_plan(
     on_result: Callable[[RowResult], None] | None = None,
     drain_timeout: float = 30.0,
     journal_many: Callable[[list[RowResult]], None] | None = None,
+    replan: Replan | None = None,
 ) -> ExecutionOutcome:
     """Send every PLANNED row (others pass through); results come back in plan order.
 
     `journal` records each sent row as it is confirmed; `journal_many`, when given, records
-    the rows that send nothing (unchanged, invalid, not found) in one go."""
-    run = _Run(plan, client, journal, on_result, max_failures, stop)
+    the rows that send nothing (unchanged, invalid, not found) in one go. Each update reads
+    its contact again right before the write and is re-planned by `replan` (see send_row)."""
+    run = _Run(plan, client, journal, on_result, max_failures, stop, replan or Replanner.bare())
     run.journal_many = journal_many
     # A client built with its own pace already caps every request it sends (retries and
     # re-logins included); a second limiter here would halve the rate.

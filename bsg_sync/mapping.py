@@ -7,7 +7,7 @@ import json
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -497,7 +497,7 @@ def map_rows(
             desired.append(_desired(srow.row, srow.values, plan, groups, *who))
     if groups.unknown:
         groups.raise_unknown()
-    return _dedupe(desired, results)
+    return dedupe(desired, results)
 
 
 _PROBLEM_SENTENCES = {
@@ -569,14 +569,26 @@ def _desired(
     return Desired(row, contact_id, phone, fields, group_ids, plan.groups_mode)
 
 
-def _same_wish(a: Desired, b: Desired) -> bool:
-    return (a.contact_id, a.phone, dict(a.fields), a.groups) == (
-        b.contact_id, b.phone, dict(b.fields), b.groups
+def _same_wish(a: Desired, b: Desired, phones: Mapping[int, str]) -> bool:
+    """Both rows ask the same of one contact. A row that names the contact by its current
+    phone (`phones`, by id) asks nothing of the phone, like a row that leaves it blank."""
+    def phone(d: Desired) -> str | None:
+        if d.contact_id is not None and d.phone == phones.get(d.contact_id):
+            return None
+        return d.phone
+    return (a.contact_id, phone(a), dict(a.fields), a.groups) == (
+        b.contact_id, phone(b), dict(b.fields), b.groups
     )
 
 
-def _dedupe(desired: list[Desired], results: list[RowResult]) -> MappedRows:
-    """Identical rows for one contact are sent once; conflicting ones are all invalid."""
+def dedupe(desired: list[Desired], results: list[RowResult],
+           phones: Mapping[int, str] | None = None) -> MappedRows:
+    """Identical rows for one contact are sent once; conflicting ones are all invalid.
+
+    Run once on the sheet (rows keyed by id, else phone) and again once phones are resolved
+    to contacts, with `phones` the resolved contacts' current phones: a row by id and a row
+    by phone can be the same contact."""
+    phones = phones or {}
     first: dict[int | str | None, Desired] = {}
     dupes: dict[int | str | None, list[Desired]] = {}
     for d in desired:  # an id is an int and a phone a str, so the keys cannot collide
@@ -589,7 +601,7 @@ def _dedupe(desired: list[Desired], results: list[RowResult]) -> MappedRows:
     dropped: set[int] = set()
     for group in dupes.values():
         head = group[0]
-        if all(_same_wish(head, d) for d in group[1:]):
+        if all(_same_wish(head, d, phones) for d in group[1:]):
             results.extend(_duplicate_row(d, head.row) for d in group[1:])
             dropped.update(d.row for d in group[1:])
         else:
@@ -634,6 +646,22 @@ GROUPS_HEADERS = frozenset(_norm(h) for h in (
     "listen",
 ))
 _HEADER_KINDS = ((ID_HEADERS, "id"), (PHONE_HEADERS, "phone"), (GROUPS_HEADERS, "groups"))
+# A header not in the lists above still names a phone or an id when, split into words
+# (camelCase, punctuation), its words are such words plus qualifiers: "Contact Phone Number",
+# "homePhone", "Work phone #", "Phone 2", "BSG contact id".
+_PHONE_WORDS = frozenset(_norm(w) for w in (
+    "phone", "phones", "mobile", "msisdn", "tel", "telephone", "cell", "cellphone", "handy",
+    "handynummer", "telefon", "telefonnummer", "téléphone", "portable", "telefono", "teléfono",
+    "móvil", "movil", "celular", "gsm", "whatsapp", "mob", "sms",
+))
+_PHONE_QUALIFIERS = frozenset(_norm(w) for w in (
+    "contact", "number", "num", "no", "nr", "nummer", "numero", "número", "numéro", "de", "du",
+    "of", "home", "work", "office", "business", "private", "personal", "primary", "main",
+    "direct", "intl", "international", "e164",
+))
+_ID_QUALIFIERS = frozenset(_norm(w) for w in ("contact", "bsg", "record"))
+_WORD_KINDS = ((frozenset({"id"}), _ID_QUALIFIERS, "id"),
+               (_PHONE_WORDS, _PHONE_QUALIFIERS, "phone"))  # fmt: skip
 _GENERATED_INTRO = """\
 # bsg-sync mapping file, written by `bsg-sync init`. Edit freely.
 # [columns] maps a spreadsheet header to a target:
@@ -650,25 +678,54 @@ def _toml_str(text: str) -> str:
 
 
 def guess_targets(headers: Sequence[str], account: Account) -> dict[str, str]:
-    """header -> target text for the headers that look like id, phone, lists or a field."""
-    fields = {_norm(f.name): f for f in account.fields}
+    """header -> target text for the headers that look like id, phone, lists or a field.
+
+    Exact names win over names guessed from their words ("Mobile" over "Home phone")."""
+    fields = {_norm(f.name): f.name for f in account.fields}
     taken: set[str] = set()
     guessed: dict[str, str] = {}
-    for header in headers:
-        norm = _norm(header)
-        target = next((t for names, t in _HEADER_KINDS if norm in names), None)
-        if target is None and norm in fields:
-            target = f"field:{fields[norm].name}"
-        if target is not None and target not in taken and header not in guessed:
-            taken.add(target)
-            guessed[header] = target
-    return guessed
+    for guess in (lambda h: _exact_target(h, fields), _word_target):
+        for header in headers:
+            target = guess(header)
+            if target is not None and target not in taken and header not in guessed:
+                taken.add(target)
+                guessed[header] = target
+    return {h: guessed[h] for h in headers if h in guessed}
+
+
+def _exact_target(header: str, fields: dict[str, str]) -> str | None:
+    norm = _norm(header)
+    target = next((t for names, t in _HEADER_KINDS if norm in names), None)
+    if target is None and norm in fields:
+        target = f"field:{fields[norm]}"
+    return target
+
+
+def _header_words(header: str) -> list[str]:
+    """"homePhone #2" -> ["home", "phone"]: camelCase split, punctuation and digits dropped."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", header)
+    return [w for w in re.split(r"[^\w]+|_|\d+", _norm(spaced)) if w]
+
+
+def _word_target(header: str) -> str | None:
+    words = _header_words(header)
+    for names, qualifiers, target in _WORD_KINDS:
+        core = [w for w in words if w not in qualifiers]
+        if core and all(w in names for w in core):
+            return target
+    return None
 
 
 def generate_mapping(
-    headers: Sequence[str], account: Account, *, default_country: str | None
+    headers: Sequence[str],
+    account: Account,
+    *,
+    default_country: str | None,
+    header_row: int | None = None,
 ) -> tuple[str, list[str]]:
-    """TOML text of a mapping for these headers, and the headers it could not map."""
+    """TOML text of a mapping for these headers, and the headers it could not map.
+
+    `header_row` (the row the reader found the header on) is written when it is not row 1."""
     problems: list[str] = []
     region = _resolve_country(default_country, problems)
     _raise_problems(problems, None)
@@ -689,6 +746,8 @@ def generate_mapping(
         f"{country}  # region for national-format numbers like 07700 900123",
         'blank = "keep"  # keep | clear: what an empty cell means',
         'groups = "add"  # add | exact: exact also removes the contact from unlisted lists',
-        "",
     ]
+    if header_row not in (None, 1):
+        lines.append(f"header_row = {header_row}  # the column names, below a title or notes")
+    lines.append("")
     return "\n".join(lines), unmapped

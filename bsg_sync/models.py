@@ -6,7 +6,7 @@ from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 # Sending defaults: BSG publishes no rate limit, so start gently (README: "Tuning").
 DEFAULT_CONCURRENCY = 4
@@ -18,6 +18,7 @@ class Action(str, Enum):
 
     UPDATE = "update"
     CREATE = "create"
+    DELETE = "delete"  # undo --delete-created: a contact the undone run created
     NONE = "none"
     SKIP = "skip"
 
@@ -32,6 +33,7 @@ class Status(str, Enum):
     NOT_FOUND = "not_found"
     FAILED = "failed"
     NOT_SENT = "not_sent"
+    SKIPPED = "skipped"  # undo: left alone, BSG no longer holds what the run wrote
 
 
 class Blank(str, Enum):
@@ -214,13 +216,13 @@ class PlannedRow(NamedTuple):
     changes: str = ""
     error_code: str = ""
     error: str = ""
-    # wire body for PUT /api/contacts/{id} or POST /api/contacts:
-    # {"phone": int, "fields": [{"id": int, "value": str}], "groups": [int]}
-    body: dict[str, Any] | None = None
+    # the contact as it should read after the write (update: id set; create: id 0), built
+    # from the state the row was planned against plus the sheet's mapped values
+    target: Contact | None = None
     detach: frozenset[int] = frozenset()  # list ids to leave (groups = exact)
-    expected: Contact | None = None  # the contact as it should read after the write
     hlr_status: str | None = None
     hlr_last_check: str | None = None
+    desired: Desired | None = None  # the row's wish, kept to re-plan at send time
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import hashlib
+import itertools
 import logging
-import re
 import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
-from xml.etree import ElementTree
 
 import python_calamine
 
@@ -23,6 +20,14 @@ from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_code
 from bsg_sync.errors import InputFileError
 from bsg_sync.filecheck import check_ods, check_xls, check_xlsx
 from bsg_sync.models import Sheet, SheetRow
+from bsg_sync.numfmt import render_cell
+from bsg_sync.workbook import (
+    HEADER_LOOKAHEAD,
+    find_header_row,
+    note_error_cells,
+    open_calamine,
+    open_workbook,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ def read_sheet(
             f"{path} has a cell that cannot be read ({type(exc).__name__}: {exc}); "
             "open it in Excel, check for damaged dates or numbers, and save a new copy."
         ) from None
+    rows = note_error_cells(grid, rows)
     return Sheet(path, headers, rows, digest, sheet_name=tab, header_row=header_at)
 
 
@@ -264,7 +270,7 @@ def _gc_paused() -> Iterator[None]:
 def _collect(
     path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
 ) -> tuple[tuple[str, ...], list[SheetRow], int]:
-    header_at, header_cells = _find_header(path, rows, header_row)
+    header_at, header_cells, rows = _find_header(path, rows, header_row)
     data: list[tuple[int, list[str]]] = []
     width = len(_rstrip_empty(header_cells))
     for number, cells in rows:
@@ -279,22 +285,40 @@ def _collect(
 
 def _find_header(
     path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
-) -> tuple[int, list[str]]:
+) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    """The header's row number and cells, and the rows after it."""
+    if header_row is None:
+        return _detect_header(path, rows)
     for number, cells in rows:
-        if header_row is not None and number < header_row:
+        if number < header_row:
             continue
-        if header_row is not None and number == header_row and not any(cells):
+        if number == header_row and not any(cells):
             raise InputFileError(
                 f"{path}: row {header_row} (the header_row) is empty; set header_row to the "
                 "row that holds the column names."
             )
         if any(cells):
-            return number, cells
-    if header_row is not None:
-        raise InputFileError(
-            f"{path} has no row {header_row}; set header_row to the row with the column names."
-        )
-    raise InputFileError(f"{path} has no header row (every row is empty); export it again.")
+            return number, cells, rows
+    raise InputFileError(
+        f"{path} has no row {header_row}; set header_row to the row with the column names."
+    )
+
+
+def _detect_header(
+    path: Path, rows: Iterator[tuple[int, list[str]]]
+) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    """The first row that looks like the header of the table below it (titles skipped)."""
+    head: list[tuple[int, list[str]]] = []
+    for item in rows:
+        if any(item[1]):
+            head.append(item)
+            if len(head) >= HEADER_LOOKAHEAD:
+                break
+    found = find_header_row([cells for _, cells in head])
+    if found is None:
+        raise InputFileError(f"{path} has no header row (every row is empty); export it again.")
+    number, cells = head[found]
+    return number, cells, itertools.chain(head[found + 1 :], rows)
 
 
 def _rstrip_empty(cells: list[str]) -> list[str]:
@@ -339,275 +363,13 @@ def _read_csv(path: Path, digest: str, encoding: str | None, header_row: int | N
 
 
 def _calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
-    try:
-        with path.open("rb") as fh:
-            return python_calamine.CalamineWorkbook.from_filelike(fh)
-    except python_calamine.PasswordError as exc:
-        raise InputFileError(
-            f"{path} is password-protected; save an unprotected copy and use that."
-        ) from exc
-    except Exception as exc:  # calamine raises several unrelated types for damaged files
-        what = "workbook" if kind == "zip" else "Excel 97-2003 workbook"
-        raise InputFileError(
-            f"{path} cannot be read as a {what} ({exc}); open it in Excel and save a new copy."
-        ) from exc
+    return open_calamine(path, kind)
 
 
 def _open_workbook(
     path: Path, kind: str, sheet: str | None
 ) -> tuple[str, Iterator[tuple[int, list[str]]]]:
-    workbook = _calamine(path, kind)
-    names: list[str] = list(workbook.sheet_names)
-    if not names:
-        raise InputFileError(f"{path} has no sheets; export it again.")
-    tab = _pick_tab(path, names, sheet)
-    formats: dict[int, str] = {}
-    errors: dict[tuple[int, int], str] = {}
-    if kind == "zip" and _is_xlsx(path):
-        formats, errors = sample_xlsx_styles(path, tab)
-    try:
-        cal_sheet = workbook.get_sheet_by_name(tab)
-    except Exception as exc:
-        raise InputFileError(f"{path}: tab {tab!r} cannot be read ({exc}).") from exc
-    return tab, _workbook_grid(cal_sheet.iter_rows(), formats, errors)
-
-
-def _pick_tab(path: Path, names: list[str], sheet: str | None) -> str:
-    if sheet is None:
-        return names[0]
-    for name in names:
-        if name.casefold() == sheet.strip().casefold():
-            return name
-    listed = ", ".join(repr(n) for n in names)
-    raise InputFileError(f"{path} has no tab {sheet!r}; its tabs are {listed}.")
-
-
-def _workbook_grid(
-    raw_rows: Iterable[list[Any]], formats: dict[int, str], errors: dict[tuple[int, int], str]
-) -> Iterator[tuple[int, list[str]]]:
-    """(row number, rendered cells) for calamine rows, which start at A1."""
-    parsed = {col: _number_pattern(fmt) for col, fmt in formats.items()}
-    patterns = {col: p for col, p in parsed.items() if p is not None}
-    errors_by_row: dict[int, dict[int, str]] = {}
-    for (row, col), text in errors.items():
-        errors_by_row.setdefault(row, {})[col] = text
-    for index, raw in enumerate(raw_rows, start=1):
-        cells = _render_row(raw, patterns)
-        for col, text in errors_by_row.get(index, {}).items():
-            if col < len(cells):
-                cells[col] = text
-        yield index, cells
-
-
-def _render_row(raw: list[Any], patterns: dict[int, NumberPattern]) -> list[str]:
-    """Render one row; text cells take the fast path, formatted columns are redone after."""
-    cells = [v.strip() if type(v) is str else render_cell(v) for v in raw]
-    for col, pattern in patterns.items():
-        if col < len(raw) and type(raw[col]) in (int, float):
-            cells[col] = render_cell(raw[col], pattern)
-    return cells
-
-
-def _is_xlsx(path: Path) -> bool:
-    with zipfile.ZipFile(path) as zf:
-        return "xl/workbook.xml" in zf.namelist()
-
-
-# --------------------------------------------------------------------------- cell rendering
-
-
-class NumberPattern:
-    """The parts of an Excel number format that change how an integral number reads."""
-
-    __slots__ = ("decimals", "placeholders")
-
-    def __init__(self, placeholders: str | None, decimals: int | None) -> None:
-        self.placeholders = placeholders  # e.g. "00000" or "0000 000000" (literals kept)
-        self.decimals = decimals  # fixed decimals ("0.00" -> 2)
-
-
-_QUOTED = re.compile(r'"([^"]*)"|\\(.)')
-_BRACKETS = re.compile(r"\[[^\]]*\]")
-
-
-def _number_pattern(fmt: str) -> NumberPattern | None:
-    """Understand zero-padded integer and fixed-decimal formats; None for anything else."""
-    section = _BRACKETS.sub("", fmt.split(";")[0]).strip()
-    if not section or section.lower() == "general" or section == "@":
-        return None
-    fixed = re.fullmatch(r"[#,0]*0\.(0+)", section)
-    if fixed:
-        return NumberPattern(None, len(fixed.group(1)))
-    bare = _QUOTED.sub("", section)
-    if re.search(r"[.%eE/?@yYmMdDhHsSaA*_]", bare) or bare.count("0") < 2:
-        return None
-    plain = _QUOTED.sub(lambda m: m.group(1) or m.group(2), section)
-    if "#" not in plain and plain.strip("0") == "":
-        return NumberPattern(plain, None)
-    return NumberPattern(plain.replace(",", ""), None)
-
-
-def _apply_placeholders(number: int, pattern: str) -> str:
-    """Fill 0/# placeholders from the right; surplus digits go before the first placeholder."""
-    digits = str(abs(number))
-    out: list[str] = []
-    pos = len(digits)
-    first = min((i for i, ch in enumerate(pattern) if ch in "0#"), default=0)
-    for i in range(len(pattern) - 1, -1, -1):
-        ch = pattern[i]
-        if ch in "0#":
-            if pos > 0:
-                pos -= 1
-                out.append(digits[pos])
-            elif ch == "0":
-                out.append("0")
-            if i == first and pos > 0:
-                out.append(digits[:pos])  # one element: the reversal below keeps its order
-                pos = 0
-        else:
-            out.append(ch)
-    text = "".join(reversed(out))
-    return f"-{text}" if number < 0 else text
-
-
-def render_cell(value: Any, pattern: NumberPattern | None = None) -> str:
-    """One calamine cell value as the text Excel shows."""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return _render_number(value, pattern)
-    if isinstance(value, dt.datetime):
-        if value.time() == dt.time(0):
-            return value.date().isoformat()
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, dt.time):
-        return value.strftime("%H:%M:%S")
-    if isinstance(value, dt.timedelta):
-        seconds = int(value.total_seconds())
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return "" if value is None else str(value).strip()
-
-
-def _render_number(value: float, pattern: NumberPattern | None) -> str:
-    if pattern is None and type(value) is float and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    if pattern is not None and pattern.decimals is not None:
-        return f"{value:.{pattern.decimals}f}"
-    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e21):
-        number = int(value)
-        if pattern is not None and pattern.placeholders is not None:
-            return _apply_placeholders(number, pattern.placeholders)
-        return str(number)
-    return repr(value)
-
-
-# --------------------------------------------------------------------------- xlsx styles
-
-
-def sample_xlsx_styles(
-    path: Path, tab: str, rows: int = FORMAT_SAMPLE_ROWS
-) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
-    """Per column, the most common number format of numeric cells in the first `rows` rows;
-    and the error cells (#N/A, …) there, which calamine reads as empty."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            part = _sheet_part(zf, tab)
-            styles = _cell_formats(zf)
-            if part is None:
-                return {}, {}
-            with zf.open(part) as fh:
-                return _scan_sheet(fh, styles, rows)
-    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile) as exc:
-        log.warning("number formats of %s not read (%s); numbers shown unformatted", path, exc)
-        return {}, {}
-
-
-def _sheet_part(zf: zipfile.ZipFile, tab: str) -> str | None:
-    workbook = ElementTree.fromstring(zf.read("xl/workbook.xml"))
-    rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{_PKG_REL_NS}Relationship")}
-    for node in workbook.iter(f"{_MAIN_NS}sheet"):
-        if node.get("name") == tab:
-            target = targets.get(node.get(f"{_REL_NS}id"), "")
-            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-    return None
-
-
-def _cell_formats(zf: zipfile.ZipFile) -> list[str]:
-    """Number format code per cell style index (cellXfs)."""
-    from openpyxl.styles.numbers import BUILTIN_FORMATS
-
-    if "xl/styles.xml" not in zf.namelist():
-        return []
-    root = ElementTree.fromstring(zf.read("xl/styles.xml"))
-    custom = {
-        int(n.get("numFmtId", "0")): n.get("formatCode", "")
-        for n in root.iter(f"{_MAIN_NS}numFmt")
-    }
-    xfs = root.find(f"{_MAIN_NS}cellXfs")
-    out: list[str] = []
-    for xf in [] if xfs is None else list(xfs):
-        fid = int(xf.get("numFmtId", "0"))
-        out.append(custom.get(fid) or BUILTIN_FORMATS.get(fid, "General"))
-    return out
-
-
-def _scan_sheet(
-    fh: IO[bytes], styles: list[str], rows: int
-) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
-    seen: dict[int, Counter[str]] = {}
-    errors: dict[tuple[int, int], str] = {}
-    row_number, col, done = 0, -1, 0
-    for event, elem in ElementTree.iterparse(fh, events=("start", "end")):
-        tag = elem.tag
-        if event == "start":
-            if tag == f"{_MAIN_NS}row":
-                row_number = int(elem.get("r") or row_number + 1)
-                col = -1
-            continue
-        if tag == f"{_MAIN_NS}c":
-            ref = elem.get("r")
-            col = _column_index(ref) if ref else col + 1
-            _note_cell(elem, styles, seen, errors, row_number, col)
-            elem.clear()
-        elif tag == f"{_MAIN_NS}row":
-            elem.clear()
-            done += 1
-            if done >= rows:
-                break
-    formats = {c: counts.most_common(1)[0][0] for c, counts in seen.items()}
-    return formats, errors
-
-
-def _note_cell(
-    elem: ElementTree.Element,
-    styles: list[str],
-    seen: dict[int, Counter[str]],
-    errors: dict[tuple[int, int], str],
-    row: int,
-    col: int,
-) -> None:
-    kind = elem.get("t", "n")
-    value = elem.find(f"{_MAIN_NS}v")
-    if kind == "e" and value is not None and value.text:
-        errors[(row, col)] = value.text
-    elif kind == "n" and value is not None:
-        style = int(elem.get("s", "0"))
-        fmt = styles[style] if style < len(styles) else "General"
-        seen.setdefault(col, Counter())[fmt] += 1
-
-
-def _column_index(ref: str) -> int:
-    index = 0
-    for ch in ref:
-        if not ch.isalpha():
-            break
-        index = index * 26 + ord(ch.upper()) - 64
-    return index - 1
+    return open_workbook(path, kind, sheet)
 
 
 __all__ = ["list_sheet_names", "read_sheet", "render_cell", "sniff_delimiter"]

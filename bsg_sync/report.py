@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from bsg_sync.errors import UsageError
 from bsg_sync.models import REPORT_COLUMNS, Action, RowResult, Sheet, Status
+
+if TYPE_CHECKING:
+    from bsg_sync.state import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ STATUS_COLOURS: Mapping[str, str] = {
     Status.NOT_FOUND.value: "FFD966",  # darker amber
     Status.FAILED.value: "FF7C80",  # red
     Status.NOT_SENT.value: "FCE4D6",  # light red
+    Status.SKIPPED.value: "FFF2CC",  # pale yellow
 }
 _LETTERS = [chr(65 + i) for i in range(len(REPORT_COLUMNS))]  # A..L
 _REPORT_WIDTHS = (7, 12, 16, 9, 11, 22, 50, 50, 9, 11, 12, 20)
@@ -111,6 +115,16 @@ def summarise(
     )
 
 
+def summary_of_run(info: RunInfo, results: Sequence[RowResult],
+                   report_path: Path | None) -> RunSummary:
+    """The summary of a run from the state store (for `bsg-sync show RUN --report`)."""
+    return summarise(
+        results, run_id=info.id, sheet=Path(info.sheet), sheet_sha256=info.sha256,
+        report_path=report_path, errors_path=None, dry_run=info.dry_run,
+        started_at=info.started_at, finished_at=info.ended_at or "", duration_s=0.0,
+        options=info.options, requests=0, retries=0)
+
+
 def summary_json(summary: RunSummary) -> dict[str, Any]:
     """The `--json` object: run id, counts, error codes, HLR counts, requests, paths."""
     return {
@@ -179,8 +193,9 @@ def _count_phrases(counts: Mapping[str, int], ok_split: Mapping[str, int]) -> li
 def _ok_phrases(n: int, ok_split: Mapping[str, int]) -> list[str]:
     updated = ok_split.get(Action.UPDATE.value, 0)
     created = ok_split.get(Action.CREATE.value, 0)
-    other = n - updated - created
-    named = [(updated, "updated"), (created, "created"), (other, "ok")]
+    deleted = ok_split.get(Action.DELETE.value, 0)
+    other = n - updated - created - deleted
+    named = [(updated, "updated"), (created, "created"), (deleted, "deleted"), (other, "ok")]
     return [f"{count} {word}" for count, word in named if count > 0]
 
 

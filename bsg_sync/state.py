@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from json.encoder import encode_basestring as _esc
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from platformdirs import user_data_dir
 
@@ -50,6 +50,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE lock (
             id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
             started_at TEXT NOT NULL)""",
+    ),
+    (  # 2: what each confirmed write changed: the contact before it (NULL: created) and after
+        """CREATE TABLE writes (
+            run_id INTEGER NOT NULL REFERENCES runs(id), row INTEGER NOT NULL,
+            contact_id INTEGER NOT NULL, before TEXT, after TEXT NOT NULL,
+            PRIMARY KEY (run_id, row))""",
+        "CREATE INDEX writes_contact ON writes(contact_id)",
+        "ALTER TABLE runs ADD COLUMN exit_code INTEGER",
     ),
 )
 
@@ -108,11 +116,65 @@ def _load_fields(text: str) -> dict[int, str]:
 def _known_from_row(row: Sequence[Any]) -> Known:
     cid, phone, fields, groups, hlr, hlr_check, written = row
     seen = Contact(cid, phone, _load_fields(fields), frozenset(json.loads(groups)), hlr, hlr_check)
-    if written is None:
-        return Known(seen)
-    w = json.loads(written)
-    written_fields = {int(k): str(v) for k, v in w["fields"].items()}
-    return Known(seen, Contact(cid, w["phone"], written_fields, frozenset(w["groups"])))
+    return Known(seen, None if written is None else _contact_json(cid, written))
+
+
+def _contact_json(cid: int, text: str) -> Contact:
+    """A contact from _written_json's text (phone, fields, groups)."""
+    w = json.loads(text)
+    return Contact(cid, w["phone"], {int(k): str(v) for k, v in w["fields"].items()},
+                   frozenset(w["groups"]))
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as the state store recorded it."""
+
+    id: int
+    sheet: str
+    sha256: str
+    started_at: str
+    ended_at: str | None
+    options: dict[str, str]
+    counts: dict[str, int]
+    exit_code: int | None = None  # None: not finished (still running, or killed)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.options.get("dry run") == "True"
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+
+_RUN_SQL = ("SELECT id, sheet, sha256, started_at, ended_at, options, counts, exit_code "
+            "FROM runs")
+
+
+def run_info(row: Sequence[object]) -> RunInfo:
+    """A RunInfo from a row of _RUN_SQL."""
+    options = json.loads(str(row[5] or "{}"))
+    counts = json.loads(str(row[6])) if row[6] else {}
+    return RunInfo(
+        id=int(str(row[0])),
+        sheet=str(row[1]),
+        sha256=str(row[2]),
+        started_at=str(row[3]),
+        ended_at=str(row[4]) if row[4] else None,
+        options={str(k): str(v) for k, v in options.items()},
+        counts={str(k): int(v) for k, v in counts.items()},
+        exit_code=None if row[7] is None else int(str(row[7])),
+    )
+
+
+class Write(NamedTuple):
+    """One confirmed write of a run: the contact before it (None: created) and after."""
+
+    row: int
+    contact_id: int
+    before: Contact | None
+    after: Contact
 
 
 def _result_from_row(row: Sequence[Any]) -> RowResult:
@@ -153,6 +215,10 @@ class LockInfo:
 
 _INSERT_RESULT = (f"INSERT OR REPLACE INTO results (run_id, {_RESULT_COLUMNS}, recorded_at) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+_INSERT_WRITE = ("INSERT OR REPLACE INTO writes (run_id, row, contact_id, before, after) "
+                 "VALUES (?, ?, ?, ?, ?)")
 
 
 def _result_values(run_id: int, r: RowResult, now: str) -> tuple[object, ...]:
@@ -394,13 +460,33 @@ class StateStore:
             return int(cur.lastrowid or 0)
 
     def record_result(self, run_id: int, result: RowResult,
-                      confirmed: Contact | None = None) -> None:
-        """Commit one row result; with `confirmed`, also the contact's new seen+written state,
-        in the same transaction (this is the journal that makes a kill lose nothing)."""
+                      confirmed: Contact | None = None, before: Contact | None = None) -> None:
+        """Commit one row result; with `confirmed`, also the contact's new seen+written state
+        and the write's pre-image `before` (None: the run created it), in the same
+        transaction (this is the journal that makes a kill lose nothing, and undo possible)."""
         with self._tx("record a result in") as cur:
             cur.execute(_INSERT_RESULT, _result_values(run_id, result, _now()))
             if confirmed is not None:
                 self._upsert_written(cur, confirmed)
+                cur.execute(_INSERT_WRITE, (run_id, result.row, confirmed.id,
+                                            None if before is None else _written_json(before),
+                                            _written_json(confirmed)))
+
+    def runs(self, limit: int = 200) -> list[RunInfo]:
+        """The most recent runs first."""
+        return [run_info(r) for r in self._query(f"{_RUN_SQL} ORDER BY id DESC LIMIT ?",
+                                                 (limit,))]
+
+    def run(self, run_id: int) -> RunInfo | None:
+        rows = self._query(f"{_RUN_SQL} WHERE id = ?", (run_id,))
+        return run_info(rows[0]) if rows else None
+
+    def run_writes(self, run_id: int) -> list[Write]:
+        """The confirmed writes of one run, in row order, with their pre-images."""
+        rows = self._query("SELECT row, contact_id, before, after FROM writes WHERE run_id = ? "
+                           "ORDER BY row", (run_id,))
+        return [Write(r, cid, None if b is None else _contact_json(cid, b), _contact_json(cid, a))
+                for r, cid, b, a in rows]
 
     def record_results(self, run_id: int, results: Iterable[RowResult]) -> None:
         """Commit many results that confirm no write (unchanged, invalid, …) in one transaction."""
@@ -409,10 +495,11 @@ class StateStore:
         with self._tx("record results in") as cur:
             cur.executemany(_INSERT_RESULT, values)
 
-    def end_run(self, run_id: int, counts: Mapping[str, int]) -> None:
+    def end_run(self, run_id: int, counts: Mapping[str, int],
+                exit_code: int | None = None) -> None:
         with self._tx("finish a run in") as cur:
-            cur.execute("UPDATE runs SET ended_at = ?, counts = ? WHERE id = ?",
-                        (_now(), json.dumps(dict(counts)), run_id))
+            cur.execute("UPDATE runs SET ended_at = ?, counts = ?, exit_code = ? WHERE id = ?",
+                        (_now(), json.dumps(dict(counts)), exit_code, run_id))
 
     def run_results(self, run_id: int) -> list[RowResult]:
         rows = self._query(f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? "

@@ -22,7 +22,7 @@ from bsg_sync.client import (
     TransportError,
     Unreachable,
 )
-from bsg_sync.differ import check_max_changes, plan_changes
+from bsg_sync.differ import Replanner, check_max_changes, plan_changes
 from bsg_sync.errors import (
     ApiUnreachable,
     AuthError,
@@ -32,7 +32,7 @@ from bsg_sync.errors import (
     RunRefused,
     UsageError,
 )
-from bsg_sync.executor import execute_plan
+from bsg_sync.executor import Replan, execute_plan
 from bsg_sync.isolate import read_sheet_isolated
 from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
@@ -52,7 +52,8 @@ from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
 
-FAILING_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED})
+# skipped: an undo left a row alone (changed since); someone should look
+FAILING_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED, Status.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,16 @@ class SyncOutcome:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.aborted is not None:
-            return self.aborted.exit_code
-        if any(r.status in FAILING_STATUSES for r in self.results):
-            return ExitCode.ROWS_FAILED
-        return ExitCode.OK
+        return exit_code_of(self.results, self.aborted)
+
+
+def exit_code_of(results: Sequence[RowResult], aborted: BsgSyncError | None) -> ExitCode:
+    """The run's exit code: the abort's, else 1 when a row needs fixing, else 0."""
+    if aborted is not None:
+        return aborted.exit_code
+    if any(r.status in FAILING_STATUSES for r in results):
+        return ExitCode.ROWS_FAILED
+    return ExitCode.OK
 
 
 @dataclass
@@ -243,9 +249,9 @@ def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
         mapping=str(run.mapping_path),
         options=run.opts.described(),
     )
-    _journal_unsent(run, mapped.results)
+    _journal_unsent(run, [*mapped.results, *plan.duplicates])
     sent_rows, aborted = _send(run, plan)
-    results = sorted([*mapped.results, *sent_rows], key=lambda r: r.row)
+    results = sorted([*mapped.results, *plan.duplicates, *sent_rows], key=lambda r: r.row)
     return _finish(run, results, warnings, aborted)
 
 
@@ -260,22 +266,35 @@ def _map(
     return mapping_mod.map_rows(run.sheet, column_mapping, account), warnings
 
 
-def _plan(run: _Run, rows: Sequence[Desired], account: Account) -> list[PlannedRow]:
+@dataclass(frozen=True)
+class _Plan:
+    """The plan, the re-planner the executor uses at send time, and the rows that the
+    resolution of phones to contacts found to be duplicates (results, not sent)."""
+
+    rows: list[PlannedRow]
+    replan: Replan
+    duplicates: list[RowResult]
+
+
+def _plan(run: _Run, rows: Sequence[Desired], account: Account) -> _Plan:
     opts = run.opts
     run.hooks.on_stage("reading the local snapshot" if opts.offline else "refreshing known state")
     if opts.offline or run.client is None:
         desired, known = refresh.resolve_offline(run.store, rows)
     else:
         desired, known, _stats = refresh.refresh_known(run.client, run.store, rows)
+    # a row by id and a row by phone may be one contact: one write per contact per run
+    phones = {cid: k.seen.phone for cid, k in known.items()}
+    once = mapping_mod.dedupe(list(desired), [], phones)
     plan = plan_changes(
-        desired,
+        once.desired,
         known,
         account=account,
         create_missing=opts.create_missing,
         keep_drift=opts.keep_drift,
     )
     check_max_changes(plan, opts.max_changes, total=len(run.sheet.rows))
-    return plan
+    return _Plan(plan, Replanner.of(account, known, keep_drift=opts.keep_drift), once.results)
 
 
 def _journal_unsent(run: _Run, results: list[RowResult]) -> None:
@@ -285,20 +304,20 @@ def _journal_unsent(run: _Run, results: list[RowResult]) -> None:
         run.hooks.on_result(r)
 
 
-def _send(run: _Run, plan: list[PlannedRow]) -> tuple[list[RowResult], BsgSyncError | None]:
+def _send(run: _Run, plan: _Plan) -> tuple[list[RowResult], BsgSyncError | None]:
     """The plan's results: sent and journalled row by row, or (dry run) only journalled."""
     if run.opts.dry_run or run.client is None:
-        rows = [result_from_plan(p) for p in plan]
+        rows = [result_from_plan(p) for p in plan.rows]
         _journal_unsent(run, rows)
         return rows, None
     store, run_id = run.store, run.run_id
 
-    def journal(result: RowResult, confirmed: Contact | None) -> None:
-        store.record_result(run_id, result, confirmed)
+    def journal(result: RowResult, confirmed: Contact | None, before: Contact | None) -> None:
+        store.record_result(run_id, result, confirmed, before)
 
-    run.hooks.on_plan(sum(1 for p in plan if p.status is Status.PLANNED))
+    run.hooks.on_plan(sum(1 for p in plan.rows if p.status is Status.PLANNED))
     outcome = execute_plan(
-        plan,
+        plan.rows,
         run.client,
         journal=journal,
         journal_many=lambda rows: store.record_results(run_id, rows),
@@ -307,6 +326,7 @@ def _send(run: _Run, plan: list[PlannedRow]) -> tuple[list[RowResult], BsgSyncEr
         max_failures=run.opts.max_failures,
         stop=run.hooks.stop,
         on_result=run.hooks.on_result,
+        replan=plan.replan,
     )
     return outcome.results, outcome.aborted
 
@@ -334,7 +354,7 @@ def _finish(
     report.write_report(run.report_path, results, summary)
     if opts.errors is not None:
         report.write_errors(opts.errors, run.sheet, results)
-    run.store.end_run(run.run_id, summary.counts)
+    run.store.end_run(run.run_id, summary.counts, int(exit_code_of(results, aborted)))
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
 
 
@@ -365,3 +385,11 @@ def _load_account(client: BsgClient | None, store: StateStore) -> Account:
 
 def _now() -> str:
     return datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+# The stages other runs reuse (undo): the same plan -> send -> finish as a sync.
+RunContext = _Run
+Plan = _Plan
+send_plan = _send
+finish_run = _finish
+now_text = _now

@@ -249,15 +249,17 @@ def _client(url: str, sleeps: list[float] | None = None, **policy: Any) -> BsgCl
     return BsgClient(url, KEY, policy=RetryPolicy(**fields), sleep=record)
 
 
-def _put_body(phone: int = 447700900123, city: str = "Leeds") -> dict[str, Any]:
-    return {"phone": phone, "fields": [{"id": FIELD_CITY, "value": city}], "groups": [GROUP_NEWS]}
+def _put(cid: int = 101, phone: int = 447700900123, city: str = "Leeds") -> tuple[Contact, Contact]:
+    """(target, before) for update_contact: set City and list News on contact `cid`."""
+    before = Contact(cid, str(phone), {}, frozenset())
+    return Contact(cid, str(phone), {FIELD_CITY: city}, frozenset({GROUP_NEWS})), before
 
 
 def test_update_retries_503_twice_then_succeeds(live: Any) -> None:
     with _client(live.url) as client:
         client.login()
         live.inject("503", "503")
-        result = client.update_contact(101, _put_body())
+        result = client.update_contact(*_put(101))
     assert (result.attempts, result.http_status) == (3, 200)
     assert result.contact.fields[FIELD_CITY] == "Leeds"
     assert result.contact.fields[FIELD_NAME] == "Jane"
@@ -271,7 +273,7 @@ def test_server_errors_exhaust_attempts(live: Any) -> None:
         client.login()
         live.inject("500", "502", "503")
         with pytest.raises(ServerError) as info:
-            client.update_contact(101, _put_body())
+            client.update_contact(*_put(101))
     assert (info.value.attempts, info.value.status, info.value.code) == (3, 503,
                                                                          "retries-exhausted")
 
@@ -326,7 +328,7 @@ def test_dropped_connection_is_retried(live: Any) -> None:
 
 def test_422_is_not_retried_and_its_message_is_surfaced(live: Any) -> None:
     with _client(live.url) as client, pytest.raises(ValidationFailed) as info:
-        client.update_contact(101, _put_body(phone=4477009001231234))
+        client.update_contact(*_put(101, phone=4477009001231234))
     exc = info.value
     assert (exc.status, exc.attempts, exc.code) == (422, 1, "http-422")
     assert "phone" in exc.message and "too long" in exc.message
@@ -337,7 +339,7 @@ def test_unknown_contact_is_none_and_not_found_on_update(live: Any) -> None:
     with _client(live.url) as client:
         assert client.get_contact(999_999) is None
         with pytest.raises(NotFound):
-            client.update_contact(999_999, _put_body())
+            client.update_contact(*_put(999_999))
 
 
 def test_identical_write_retries_are_spaced_by_the_duplicate_window(sleeps: list[float]) -> None:
@@ -345,7 +347,7 @@ def test_identical_write_retries_are_spaced_by_the_duplicate_window(sleeps: list
             _client(server.url, sleeps, duplicate_window=10.0) as client:
         client.login()
         server.inject("503", "503", "503")
-        result = client.update_contact(101, _put_body())
+        result = client.update_contact(*_put(101))
     assert result.attempts == 4
     assert [round(s) for s in sleeps if s > 0] == [10]
 
@@ -457,8 +459,8 @@ def test_search_create_and_membership(live: Any) -> None:
         found = client.find_by_phone("+44 7700 900124")
         assert found is not None and found.id == 102
         assert client.find_by_phone("447700900999") is None
-        created = client.create_contact({"phone": 447700900999, "groups": [GROUP_VIP],
-                                         "fields": [{"id": FIELD_NAME, "value": "Zoe"}]})
+        created = client.create_contact(Contact(0, "447700900999", {FIELD_NAME: "Zoe"},
+                                                frozenset({GROUP_VIP})))
         assert created.http_status == 201
         assert created.contact.groups == frozenset({GROUP_VIP})
         assert client.attach([101, 102], [GROUP_VIP]) == 1
@@ -570,7 +572,7 @@ def test_pace_is_called_before_every_request_retries_and_login_included(live: An
     with BsgClient(live.url, KEY, policy=policy, pace=lambda: paced.append(1)) as client:
         assert client.paced
         live.inject("503", "drop")
-        client.update_contact(101, _put_body())
+        client.update_contact(*_put(101))
         assert len(paced) == client.requests_sent == 4  # login + 503 + drop + 200
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bsg_sync.client import contact_body
 from bsg_sync.differ import (
     _Names,
     _plan_fast,
@@ -129,7 +130,8 @@ def test_plan_table(case: str, base: Contact, want: Desired, written: Contact | 
     assert planned.changes == changes
     assert planned.contact_id == 100
     assert planned.hlr_status == "active"
-    assert (planned.body is None) == (outcome == N)
+    assert (planned.target is None) == (outcome == N)
+    assert (planned.desired is None) == (outcome == N)
 
 
 NOT_FOUND_CASES = [
@@ -147,44 +149,46 @@ def test_not_found(case: str, want: Desired, create: bool, message: str) -> None
     [p] = plan_changes([want], {100: Known(seen())}, account=ACCOUNT, create_missing=create)
     assert (p.action, p.status, p.error_code, p.error) == (
         Action.SKIP, Status.NOT_FOUND, "not-found", message)
-    assert p.body is None
+    assert p.target is None
 
 
-def test_create_missing_builds_a_post_body() -> None:
+def test_create_missing_plans_the_new_contact() -> None:
     want = desired(cid=None, phone="447700900999", fields={1: "Leeds", 2: ""}, groups={11, 10})
     [p] = plan_changes([want], {}, account=ACCOUNT, create_missing=True)
     assert (p.action, p.status) == (Action.CREATE, Status.PLANNED)
-    assert p.body == {"phone": 447700900999, "fields": [{"id": 1, "value": "Leeds"}],
-                      "groups": [10, 11]}
+    assert p.target == Contact(0, "447700900999", {1: "Leeds"}, frozenset({10, 11}))
+    assert contact_body(p.target) == {"phone": 447700900999,
+                                      "fields": [{"id": 1, "value": "Leeds"}],
+                                      "groups": [10, 11]}
     assert p.changes == "new contact; City: Leeds; +list Newsletter; +list VIP"
-    assert p.expected is not None and p.expected.fields == {1: "Leeds"}
+    assert p.desired == want
 
 
-def test_update_body_is_the_full_record_and_expected_matches() -> None:
+def test_update_target_is_the_full_record_and_the_body_clears_what_it_drops() -> None:
     known = Known(contact(fields={1: "London", 2: "Ann", 3: "Smith"}, groups={10, 12}))
     want = desired(fields={1: "Leeds", 3: ""}, groups={11})
     [p] = plan_changes([want], {100: known}, account=ACCOUNT)
-    assert p.body == {
+    assert p.target == Contact(100, PHONE, {1: "Leeds", 2: "Ann"}, frozenset({10, 11, 12}),
+                               "active", "2025-01-01 10:00:00")
+    assert contact_body(p.target, known.seen) == {
         "phone": 447700900123,
         "fields": [{"id": 1, "value": "Leeds"}, {"id": 2, "value": "Ann"},
                    {"id": 3, "value": ""}],
         "groups": [10, 11, 12],
     }
-    assert p.expected == Contact(100, PHONE, {1: "Leeds", 2: "Ann"}, frozenset({10, 11, 12}),
-                                 "active", "2025-01-01 10:00:00")
     assert p.detach == frozenset()
 
 
-def test_exact_groups_body_and_detach() -> None:
+def test_exact_groups_target_and_detach() -> None:
     known = Known(contact(groups={10, 12}))
     [p] = plan_changes([desired(groups={11}, mode=EXACT)], {100: known}, account=ACCOUNT)
-    assert p.body is not None and p.body["groups"] == [11]
+    assert p.target is not None and p.target.groups == frozenset({11})
     assert p.detach == frozenset({10, 12})
 
 
-def test_phone_change_goes_into_body_and_phone_column() -> None:
+def test_phone_change_goes_into_target_and_phone_column() -> None:
     [p] = plan_changes([desired(phone="447700900124")], {100: Known(seen())}, account=ACCOUNT)
-    assert p.body is not None and p.body["phone"] == 447700900124
+    assert p.target is not None and contact_body(p.target)["phone"] == 447700900124
     assert p.phone == "447700900124"
 
 

@@ -66,9 +66,9 @@ def test_login_gives_a_jwt_looking_bearer_and_refresh_gives_a_new_one(emu: Emula
     (b'{"api_key": "nope_1"}', 422,
      {"message": "An internal error occurred", "errors": {"text": "API Key not found"}}),
     (b"{}", 422, {"message": "The given data was invalid.",
-                  "errors": {"api_key": ["This field is missing."]}}),
+                  "errors": {"any_field": ["This field is missing."]}}),
     (b'{"api_key": "live_1", "x": 1}', 422, {"message": "The given data was invalid.",
-                                            "errors": {"x": ["This field was not expected."]}}),
+                                            "errors": {"any_field": ["This field was not expected."]}}),
 ])
 def test_login_errors(emu: Emulator, raw: bytes, status: int, body: dict[str, Any]) -> None:
     resp = requests.post(f"{emu.url}/api/auth/login", data=raw, timeout=TIMEOUT,
@@ -223,9 +223,9 @@ def _b(msg: str) -> dict[str, Any]:
      _b("Invalid contact list exception")),
     ("POST", "/api/contacts", {"phone": 447700900125, "fields": [{"id": 9, "value": "x"}]}, 422,
      _b("Contact field input is invalid")),
-    ("POST", "/api/contacts", {"groups": []}, 422, _v("phone", "This field is missing.")),
+    ("POST", "/api/contacts", {"groups": []}, 422, _v("any_field", "This field is missing.")),
     ("POST", "/api/contacts", {"phone": 447700900125, "name": "x"}, 422,
-     _v("name", "This field was not expected.")),
+     _v("any_field", "This field was not expected.")),
     ("POST", "/api/contacts", {"phone": 447700900125, "groups": ["a"]}, 422,
      _v("groups0", "This value should be of type integer.")),
     ("POST", "/api/contacts", None, 400, {"message": "Request body is empty."}),
@@ -458,7 +458,8 @@ def test_holds_64_concurrent_keep_alive_connections() -> None:
 def test_cli_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bsg_sync", "emulator", "--port", "0", "--seed", str(SEED),
-         "--api-key", "live_cli", "--put-semantics", "replace"],
+         "--api-key", "live_cli", "--put-semantics", "replace", "--hlr-api-key", "v1key",
+         "--hlr-balance", "2.5", "--hlr-delay", "0", "--attach-max-groups", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -468,6 +469,12 @@ def test_cli_prints_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
                               timeout=5).json()["bearer"]
         stats = requests.get(f"{url}/_emulator/stats", timeout=5).json()
         assert stats["contacts"] == 3 and token
+        hlr = requests.get(f"{url}/rest/hlr/balance", headers={"X-API-KEY": "v1key"}, timeout=5)
+        assert hlr.json() == {"error": "0", "amount": "2.5000000", "currency": "EUR",
+                              "limit": "0.0000000"}
+        other = requests.get(f"{url}/rest/hlr/balance", headers={"X-API-KEY": "live_cli"},
+                             timeout=5)
+        assert other.json()["error"] == "1"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
@@ -481,7 +488,9 @@ def test_cli_refuses_remote_host() -> None:
 
 def test_cli_help_lists_switches() -> None:
     result = CliRunner().invoke(cli, ["emulator", "--help"])
-    for option in ("--fail-rate", "--throttle-rate", "--drop-rate", "--token-ttl", "--verified"):
+    for option in ("--fail-rate", "--throttle-rate", "--drop-rate", "--token-ttl", "--verified",
+                   "--attach-max-groups", "--hlr-api-key", "--hlr-balance", "--hlr-delay",
+                   "--hlr-max-batch", "--hlr-max-pending"):
         assert option in result.output
 
 
@@ -490,3 +499,224 @@ def test_seed_file_json_roundtrip(tmp_path: Path) -> None:
     path.write_text(json.dumps({"contacts": [{"phone": 447700900123}]}))
     with Emulator(seed=path) as emu:
         assert emu.contacts()[0]["id"] == C1
+
+
+# ---------------------------------------------------------------- groups caps and PUT semantics
+def _many_lists(n: int) -> dict[str, Any]:
+    """A seed with `n` lists (ids 1..n) and C1 in none of them."""
+    return {"fields": [{"id": CITY, "name": "City"}, {"id": AGE, "name": "Age"}],
+            "groups": [{"id": i, "name": f"List {i:03d}"} for i in range(1, n + 1)],
+            "contacts": [{"id": C1, "phone": 447700900123, "fields": {str(CITY): "London",
+                                                                      str(AGE): "40"}},
+                         {"id": C2, "phone": 447700900124}]}
+
+
+def _too_many(key: str, most: int) -> dict[str, Any]:
+    return _v(key, f"This collection should contain {most} elements or less.")
+
+
+@pytest.mark.parametrize("semantics", ["merge", "replace"])
+def test_contact_body_groups_are_capped_at_100(semantics: str) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=_many_lists(101)) as emu:
+        s = login(emu)
+        over = call(s, emu, "PUT", f"/api/contacts/{C1}",
+                    {"phone": 447700900123, "groups": list(range(1, 102))})
+        assert (over.status_code, over.json()) == (422, _too_many("groups", 100))
+        made = call(s, emu, "POST", "/api/contacts",
+                    {"phone": 447700900125, "groups": list(range(1, 102))})
+        assert (made.status_code, made.json()) == (422, _too_many("groups", 100))
+        assert emu.contacts()[0]["groups"] == []  # nothing applied
+        ok = call(s, emu, "PUT", f"/api/contacts/{C1}",
+                  {"phone": 447700900123, "groups": list(range(1, 101))})
+        assert ok.status_code == 200 and len(ok.json()["data"]["groups"]) == 100
+
+
+def test_attach_and_detach_limits_per_call(emu: Emulator, api: requests.Session) -> None:
+    for path in ("/api/groups/attach", "/api/groups/detach"):
+        contacts = call(api, emu, "POST", path, {"contacts": list(range(1, 202)), "groups": [NEWS]})
+        assert (contacts.status_code, contacts.json()) == (422, _too_many("contacts", 200))
+        groups = call(api, emu, "POST", path, {"contacts": [C1], "groups": list(range(1, 102))})
+        assert (groups.status_code, groups.json()) == (422, _too_many("groups", 100))
+    assert [g["id"] for g in emu.contacts()[0]["groups"]] == [NEWS]
+
+
+def test_attach_group_limit_can_be_the_docs_20() -> None:
+    with Emulator(EmulatorConfig(attach_max_groups=20), seed=_many_lists(21)) as emu:
+        s = login(emu)
+        over = call(s, emu, "POST", "/api/groups/attach",
+                    {"contacts": [C1], "groups": list(range(1, 22))})
+        assert (over.status_code, over.json()) == (422, _too_many("groups", 20))
+        ok = call(s, emu, "POST", "/api/groups/attach",
+                  {"contacts": [C1], "groups": list(range(1, 21))})
+        assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("semantics", ["merge", "replace"])
+def test_a_contact_can_be_in_more_than_100_lists_via_attach(semantics: str) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=_many_lists(150)) as emu:
+        s = login(emu)
+        for chunk in (list(range(1, 101)), list(range(101, 151))):
+            resp = call(s, emu, "POST", "/api/groups/attach", {"contacts": [C1, C2],
+                                                               "groups": chunk})
+            assert resp.status_code == 200
+        got = call(s, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+        assert [g["id"] for g in got["groups"]] == list(range(1, 151))
+        assert call(s, emu, "GET", "/api/groups/150").json()["data"]["items"] == 2
+        members = call(s, emu, "GET", "/api/contacts?groups[]=150").json()
+        assert [c["id"] for c in members["data"]] == [C1, C2]
+
+
+# What PUT does with `fields` and `groups` (reference §3.5: the docs say PUT's `groups` are lists
+# "to add the contact to"; §11 #15: the rest is undocumented, so both readings are emulated).
+# C1 starts with City=London, Age=40 and lists 1..150; each case is (body, fields, groups after).
+BASE = {"phone": 447700900123}
+PUT_CASES = {
+    "merge": [
+        ({}, {CITY: "London", AGE: "40"}, list(range(1, 151))),
+        ({"fields": [{"id": CITY, "value": "Leeds"}]}, {CITY: "Leeds", AGE: "40"},
+         list(range(1, 151))),
+        ({"fields": [{"id": AGE, "value": ""}]}, {CITY: "London"}, list(range(1, 151))),
+        ({"fields": []}, {CITY: "London", AGE: "40"}, list(range(1, 151))),
+        ({"groups": [151, 3]}, {CITY: "London", AGE: "40"}, list(range(1, 152))),
+        ({"groups": []}, {CITY: "London", AGE: "40"}, list(range(1, 151))),
+    ],
+    "replace": [
+        ({}, {}, []),
+        ({"fields": [{"id": CITY, "value": "Leeds"}]}, {CITY: "Leeds"}, []),
+        ({"fields": [], "groups": [151, 3]}, {}, [151, 3]),
+        ({"groups": []}, {}, []),
+    ],
+}
+
+
+@pytest.mark.parametrize(("semantics", "body", "fields", "groups"), [
+    (sem, body, fields, groups) for sem, cases in PUT_CASES.items()
+    for body, fields, groups in cases])
+def test_put_semantics_for_absent_and_partial_fields_and_groups(
+    semantics: str, body: dict[str, Any], fields: dict[int, str], groups: list[int]
+) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=_many_lists(151)) as emu:
+        s = login(emu)
+        for chunk in (list(range(1, 101)), list(range(101, 151))):
+            call(s, emu, "POST", "/api/groups/attach", {"contacts": [C1], "groups": chunk})
+        resp = call(s, emu, "PUT", f"/api/contacts/{C1}", {**BASE, **body})
+        assert resp.status_code == 200, resp.text
+        data = resp.json()["data"]
+        assert data["fields"] == ({str(k): v for k, v in fields.items()} or [])
+        assert [g["id"] for g in data["groups"]] == groups
+        assert emu.contacts()[0] == data
+
+
+# ---------------------------------------------------------------- hooks: edits behind the client's back
+def _faults(emu: Emulator, spec: dict[str, Any]) -> requests.Response:
+    return requests.post(f"{emu.url}/_emulator/faults", json=spec, timeout=TIMEOUT)
+
+
+def _ids(data: dict[str, Any]) -> list[int]:
+    return [g["id"] for g in data["groups"]]
+
+
+@pytest.mark.parametrize("semantics", ["merge", "replace"])
+def test_edit_before_put_lands_between_the_clients_get_and_its_put(semantics: str) -> None:
+    with Emulator(EmulatorConfig(put_semantics=semantics), seed=SEED) as emu:
+        s = login(emu)
+        before = call(s, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+        queued = _faults(emu, {"edit_before_put": {"id": C1, "fields": {str(AGE): "41"},
+                                                   "groups_add": [VIP]}})
+        assert queued.json() == {"queued": 0, "hooks": {"pending_edits": 1, "applied_edits": 0,
+                                                        "wrong_id_answers": 0}}
+        assert call(s, emu, "GET", f"/api/contacts/{C1}").json()["data"] == before  # not yet
+        put = call(s, emu, "PUT", f"/api/contacts/{C1}", {
+            "phone": 447700900123, "fields": [{"id": CITY, "value": "Leeds"}]}).json()["data"]
+        if semantics == "merge":  # the colleague's Age and VIP survive a partial PUT
+            assert put["fields"] == {str(CITY): "Leeds", str(AGE): "41"}
+            assert _ids(put) == [NEWS, VIP]
+        else:  # a replace PUT that was not built from a fresh read undoes them
+            assert (put["fields"], put["groups"]) == ({str(CITY): "Leeds"}, [])
+        assert emu.hooks() == {"pending_edits": 0, "applied_edits": 1, "wrong_id_answers": 0}
+
+
+def test_edit_before_the_nth_put_of_that_contact_only(emu: Emulator, api: requests.Session) -> None:
+    emu.edit_before_put(C1, fields={CITY: "Oslo"}, groups_remove=[NEWS], nth=2)
+    body = {"phone": 447700900123}
+    call(api, emu, "PUT", f"/api/contacts/{C2}", {"phone": 447700900124})  # another contact
+    first = call(api, emu, "PUT", f"/api/contacts/{C1}", body).json()["data"]
+    assert first["fields"][str(CITY)] == "London" and _ids(first) == [NEWS]
+    emu.inject("503")  # a PUT that never reaches the endpoint does not count
+    assert call(api, emu, "PUT", f"/api/contacts/{C1}", body).status_code == 503
+    assert emu.hooks()["pending_edits"] == 1
+    second = call(api, emu, "PUT", f"/api/contacts/{C1}", body).json()["data"]
+    assert second["fields"][str(CITY)] == "Oslo" and _ids(second) == []
+
+
+def test_edit_after_get_changes_the_contact_once_the_get_was_answered(
+    emu: Emulator, api: requests.Session
+) -> None:
+    _faults(emu, {"edit_after_get": [{"id": C1, "fields": {str(CITY): ""}, "phone": 447700900999},
+                                     {"id": C2, "groups_add": [NEWS]}]})
+    seen = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert seen["fields"][str(CITY)] == "London" and seen["phone"] == 447700900123
+    now = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert now["fields"] == {str(AGE): "40"} and now["phone"] == 447700900999
+    assert emu.hooks()["pending_edits"] == 1  # C2's waits for a GET of C2
+    call(api, emu, "GET", f"/api/contacts/{C2}")
+    assert _ids(emu.contacts()[1]) == [VIP, NEWS]
+    assert call(api, emu, "GET", f"/api/groups/{NEWS}").json()["data"]["items"] == 2
+
+
+def test_edit_before_get_is_seen_by_that_get(emu: Emulator, api: requests.Session) -> None:
+    listed = call(api, emu, "GET", "/api/contacts").json()["data"]  # a refresh: does not count
+    emu.edit_before_get(C1, fields={CITY: "Bergen"}, groups_add=[VIP], nth=2)
+    call(api, emu, "GET", "/api/contacts/search?search[field]=id&search[value]=1")
+    first = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert first == listed[0]
+    fresh = call(api, emu, "GET", f"/api/contacts/{C1}").json()["data"]
+    assert fresh["fields"][str(CITY)] == "Bergen" and _ids(fresh) == [NEWS, VIP]
+    assert emu.hooks()["applied_edits"] == 1
+
+
+@pytest.mark.parametrize("spec", [
+    {"edit_before_put": {"fields": {"387714": "x"}}},  # no id
+    {"edit_before_put": {"id": C1, "colour": "red"}},
+    {"edit_before_put": {"id": C1, "fields": {"999": "x"}}},
+    {"edit_before_put": {"id": C1, "groups_add": [5]}},
+    {"edit_before_put": {"id": C1, "nth": 0}},
+    {"edit_after_get": ["not an edit"]},
+    {"wrong_id_answers": -1},
+    {"wrong_id_answers": True},
+    {"edit_befor_put": {"id": C1}},
+    ["next"],
+])
+def test_bad_hook_requests_are_a_400_and_queue_nothing(emu: Emulator, spec: Any) -> None:
+    resp = _faults(emu, spec)
+    assert resp.status_code == 400 and resp.json()["message"]
+    assert emu.hooks() == {"pending_edits": 0, "applied_edits": 0, "wrong_id_answers": 0}
+
+
+def test_wrong_id_answers_describe_another_contact(emu: Emulator, api: requests.Session) -> None:
+    assert _faults(emu, {"wrong_id_answers": 2}).status_code == 200
+    bad = call(api, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900555})
+    assert call(api, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900124}
+                ).status_code == 422  # a failed write does not use one up
+    assert bad.status_code == 200 and bad.json()["data"] == emu.contacts()[1]  # C2, not C1
+    assert emu.contacts()[0]["phone"] == 447700900555  # the write itself happened
+    made = call(api, emu, "POST", "/api/contacts", {"phone": 447700900556})
+    assert made.status_code == 201 and made.json()["data"]["id"] == C1
+    normal = call(api, emu, "PUT", f"/api/contacts/{C2}", {"phone": 447700900124})
+    assert normal.json()["data"]["id"] == C2 and emu.hooks()["wrong_id_answers"] == 0
+
+
+def test_wrong_id_answer_for_the_only_contact_is_a_made_up_id() -> None:
+    with Emulator(seed={"contacts": [{"id": C1, "phone": 447700900123}]}) as emu:
+        s = login(emu)
+        emu.answer_with_wrong_id()
+        data = call(s, emu, "PUT", f"/api/contacts/{C1}", {"phone": 447700900123}).json()["data"]
+        assert (data["id"], data["phone"]) == (C1 + 1, 447700900123)
+
+
+def test_reset_forgets_the_hooks(emu: Emulator) -> None:
+    emu.edit_before_put(C1, fields={CITY: "x"})
+    emu.answer_with_wrong_id(3)
+    requests.post(f"{emu.url}/_emulator/reset", timeout=TIMEOUT)
+    hooks = requests.get(f"{emu.url}/_emulator/hooks", timeout=TIMEOUT).json()
+    assert hooks == {"pending_edits": 0, "applied_edits": 0, "wrong_id_answers": 0}

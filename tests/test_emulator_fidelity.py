@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from bsg_api.models import ContactUpdateRequest, LoginRequest
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from bsg_sync.emulator import Emulator
+from bsg_sync.emulator import Emulator, EmulatorConfig
 
 DATA = Path(__file__).parent / "data"
 SPEC = DATA / "emulator_bsg-one-api-openapi.yaml"
@@ -188,3 +189,190 @@ def test_official_sdk_logs_in_reads_and_updates(emu: Emulator) -> None:
     assert NEWS in [g["id"] for g in data["groups"]]
     listed = bsg_api.ContactFieldApi(client).contact_fields()
     assert CITY in [f.id for f in listed.data or []]
+
+
+# ---------------------------------------------------------------- documented error cases
+# Cases a schema-based fuzzer and BSG's SDK found where the emulator differed from the
+# reference (/work/shared/reference/bsg-one-api.md); each cites the section it follows.
+INVALID = "The given data was invalid."
+MISSING = {"message": INVALID, "errors": {"any_field": ["This field is missing."]}}
+UNEXPECTED = {"message": INVALID, "errors": {"any_field": ["This field was not expected."]}}
+BAD_CHOICE = {"message": INVALID,
+              "errors": {"any_field": ["The value you selected is not a valid choice."]}}
+
+
+@pytest.fixture
+def fresh() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(dup_limit=2, dup_window=30), seed=DATA / "emulator_seed.json"
+                  ) as emulator:
+        yield emulator
+
+
+def _session(emu: Emulator) -> requests.Session:
+    s = requests.Session()
+    token = s.post(f"{emu.url}/api/auth/login", json={"api_key": "live_f"}, timeout=5)
+    s.headers["Authorization"] = f"Bearer {token.json()['bearer']}"
+    return s
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), [
+    ("POST", "/api/auth/login", {}, MISSING),  # §1.2
+    ("POST", "/api/auth/login", {"api_key": "live_1", "x": 1}, UNEXPECTED),
+    ("POST", "/api/contacts", {"groups": []}, MISSING),  # §3.4: missing `phone`
+    ("POST", "/api/contacts", {"phone": 447700900125, "name": "x"}, UNEXPECTED),
+    ("PUT", f"/api/contacts/{C1}", {"fields": []}, MISSING),  # §3.5: same rules
+    ("PUT", f"/api/contacts/{C1}", {"phone": 447700900123, "hlr_status": "x"}, UNEXPECTED),
+    ("POST", "/api/contacts", {"phone": 447700900125, "fields": [{"id": CITY}]}, MISSING),
+    ("POST", "/api/contacts", {"phone": 447700900125,
+                               "fields": [{"id": CITY, "value": "x", "v": 1}]}, UNEXPECTED),
+    ("POST", "/api/groups", {"description": "d"}, MISSING),
+    ("PUT", f"/api/groups/{NEWS}", {"name": "News", "items": 3}, UNEXPECTED),
+    ("POST", "/api/groups/attach", {"contacts": [C1]}, MISSING),
+    ("POST", "/api/groups/detach", {"contacts": [C1], "groups": [NEWS], "x": 1}, UNEXPECTED),
+    ("POST", "/api/contacts/fields", {"name": "Town"}, MISSING),
+    ("PATCH", f"/api/contacts/fields/{CITY}", {}, MISSING),
+    ("PATCH", f"/api/contacts/fields/{CITY}", {"type": "text"}, UNEXPECTED),
+    ("POST", "/api/contacts/fields/delete", {}, MISSING),
+    ("POST", "/api/auth/refresh", {"x": 1}, UNEXPECTED),
+])
+def test_missing_or_unexpected_body_keys_are_any_field(
+    fresh: Emulator, method: str, path: str, body: Any, expected: dict[str, Any]
+) -> None:
+    resp = _session(fresh).request(method, fresh.url + path, json=body, timeout=5)
+    assert (resp.status_code, resp.json()) == (422, expected)
+
+
+def test_query_keys_keep_their_flattened_names(fresh: Emulator) -> None:
+    # §3.1: the unexpected *query* key is named (`per`), unlike body keys
+    resp = _session(fresh).get(f"{fresh.url}/api/contacts?per[offset]=1", timeout=5)
+    assert resp.json() == {"message": INVALID,
+                           "errors": {"per": ["This field was not expected."]}}
+
+
+def test_duplicate_throttle_covers_posts_and_contact_puts_only(fresh: Emulator) -> None:
+    # §8.4: all POST except login, and PUT /api/contacts/{id}; dup_limit=2 here
+    s = _session(fresh)
+
+    def codes(method: str, path: str, body: Any = None, times: int = 3) -> list[int]:
+        return [s.request(method, fresh.url + path, json=body, timeout=5).status_code
+                for _ in range(times)]
+
+    assert codes("PUT", f"/api/contacts/{C1}", {"phone": 447700900123}) == [200, 200, 429]
+    attach = {"contacts": [C1], "groups": [VIP]}
+    assert codes("POST", "/api/groups/attach", attach) == [200, 200, 429]
+    assert codes("PUT", f"/api/groups/{VIP}", {"name": "VIP 2"}) == [200, 200, 200]
+    assert codes("PATCH", f"/api/contacts/fields/{CITY}", {"name": "Town"}) == [200, 200, 200]
+    assert codes("DELETE", "/api/contacts/248400003") == [204, 422, 422]
+    assert codes("DELETE", "/api/groups/1864619") == [204, 422, 422]
+
+
+@pytest.mark.parametrize("offset", ["1000000000", "99999999999999999999999", "0"])
+def test_page_offset_accepts_any_non_negative_integer(fresh: Emulator, offset: str) -> None:
+    s = _session(fresh)
+    for path in ("/api/contacts", "/api/groups", "/api/contacts/search", "/api/groups/search"):
+        resp = s.get(f"{fresh.url}{path}?page[offset]={offset}", timeout=5)
+        assert resp.status_code == 200, (path, resp.text)
+        assert (resp.json()["data"] == []) == (offset != "0")
+
+
+def test_huge_page_limit_is_out_of_range_not_a_bad_number(fresh: Emulator) -> None:
+    resp = _session(fresh).get(f"{fresh.url}/api/contacts?page[limit]=10000000000", timeout=5)
+    assert resp.json() == {"message": INVALID,
+                           "errors": {"pagelimit": ["This value should be between 15 and 500."]}}
+
+
+@pytest.mark.parametrize("query", ["sort=", "way=", "sort=&way=asc", "sort=id&way=", "sort=nope"])
+def test_empty_sort_or_way_is_a_bad_choice(fresh: Emulator, query: str) -> None:
+    s = _session(fresh)
+    for path in ("/api/contacts/search", "/api/groups/search"):
+        resp = s.get(f"{fresh.url}{path}?{query}", timeout=5)
+        assert (resp.status_code, resp.json()) == (422, BAD_CHOICE), path
+
+
+def _raw(emu: Emulator, request: bytes, *, half_close: bool = False) -> bytes:
+    host, port = emu.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+@pytest.mark.parametrize(("chunks", "half_close"), [
+    (b"zz\r\n{}\r\n0\r\n\r\n", False),  # size not hex
+    (b"-5\r\nhello\r\n0\r\n\r\n", False),  # negative size
+    (b"2\r\n{}XX0\r\n\r\n", False),  # no CRLF after the chunk data
+    (b"20\r\n{\"api_key\"", True),  # the client stops in the middle of a chunk
+    (b"fffffffffffffffffff\r\n{}\r\n0\r\n\r\n", False),  # absurd size
+])
+def test_malformed_chunked_body_is_a_400(
+    fresh: Emulator, capfd: pytest.CaptureFixture[str], chunks: bytes, half_close: bool
+) -> None:
+    head = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    answer = _raw(fresh, head + chunks, half_close=half_close)
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request", answer[:200]
+    assert b"Connection: close" in rest
+    assert rest.split(b"\r\n\r\n", 1)[1] == b'{"message": "Could not decode request body."}'
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_well_formed_chunked_body_is_read(fresh: Emulator) -> None:
+    head = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    body = b'{"api_key": "live_chunk"}'
+    answer = _raw(fresh, head + b"5;ext=1\r\n" + body[:5] + b"\r\n"
+                  + f"{len(body) - 5:x}".encode() + b"\r\n" + body[5:] + b"\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b'"bearer"' in answer
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("DELETE", "/api/contacts", "GET, HEAD, POST"),
+    ("PATCH", f"/api/groups/{NEWS}", "DELETE, GET, HEAD, PUT"),
+    ("GET", "/api/auth/login", "POST"),
+    ("PUT", "/api/contacts/fields/delete", "POST"),
+    ("OPTIONS", f"/api/contacts/{C1}", "DELETE, GET, HEAD, PUT"),
+    ("TRACE", "/api/contacts", "GET, HEAD, POST"),
+    ("PROPFIND", "/api/groups", "GET, HEAD, POST"),
+])
+def test_405_is_json_and_carries_allow(fresh: Emulator, method: str, path: str, allow: str
+                                       ) -> None:
+    resp = _session(fresh).request(method, fresh.url + path, timeout=5)
+    assert (resp.status_code, resp.headers.get("Allow")) == (405, allow)
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.json() == {"message": "Method Not Allowed"}
+
+
+def test_trace_on_an_unknown_path_is_the_json_404(fresh: Emulator) -> None:
+    resp = requests.request("TRACE", f"{fresh.url}/api/nothing", timeout=5)
+    assert (resp.status_code, resp.json()) == (404, {"message": "Not Found"})
+
+
+def test_head_answers_like_get_without_a_body(fresh: Emulator) -> None:
+    s = _session(fresh)
+    head = s.head(f"{fresh.url}/api/contacts/{C1}", timeout=5)
+    get = s.get(f"{fresh.url}/api/contacts/{C1}", timeout=5)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Length"] == get.headers["Content-Length"]
+
+
+@pytest.mark.parametrize(("length", "sent", "status", "message"), [
+    ("100000000000", b"{}", b"413", "Request Entity Too Large"),  # never allocated
+    ("50", b'{"api_key": "live_1"}', b"400", "Could not decode request body."),  # cut short
+    ("abc", b"{}", b"400", "Could not decode request body."),
+    ("-1", b"{}", b"400", "Could not decode request body."),
+])
+def test_a_bad_content_length_gets_an_answer(
+    fresh: Emulator, capfd: pytest.CaptureFixture[str], length: str, sent: bytes, status: bytes,
+    message: str,
+) -> None:
+    head = f"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+    answer = _raw(fresh, head.encode() + sent, half_close=True)
+    assert answer.split(b" ", 2)[1] == status, answer[:200]
+    assert b"Connection: close" in answer
+    assert answer.split(b"\r\n\r\n", 1)[1] == f'{{"message": "{message}"}}'.encode()
+    assert "Traceback" not in capfd.readouterr().err

@@ -17,7 +17,16 @@ from bsg_sync import errors
 from bsg_sync.client import BsgClient, CallResult, RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.executor import ExecutionOutcome, RateLimiter, execute_plan, find_difference
-from bsg_sync.models import Action, Contact, PlannedRow, RowResult, Status, Threshold
+from bsg_sync.models import (
+    Action,
+    Contact,
+    Desired,
+    GroupsMode,
+    PlannedRow,
+    RowResult,
+    Status,
+    Threshold,
+)
 
 # --------------------------------------------------------------------------- rate limiter
 
@@ -80,12 +89,9 @@ def test_limiter_rejects_a_non_positive_rate() -> None:
 
 # --------------------------------------------------------------------------- verification
 
-EXPECTED = Contact(id=7, phone="447700900001", fields={1: "Leeds", 2: ""}, groups=frozenset({10}))
-BODY: dict[str, Any] = {
-    "phone": 447700900001,
-    "fields": [{"id": 1, "value": "Leeds"}, {"id": 2, "value": ""}],
-    "groups": [10],
-}
+TARGET = Contact(id=7, phone="447700900001", fields={1: "Leeds"}, groups=frozenset({10}))
+WISH = Desired(row=2, contact_id=7, phone=None, fields={1: "Leeds", 2: ""},
+               groups=frozenset({10}))
 
 
 def _got(**changes: Any) -> Contact:
@@ -94,20 +100,23 @@ def _got(**changes: Any) -> Contact:
 
 
 @pytest.mark.parametrize(
-    ("got", "exact", "difference"),
+    ("got", "detach", "difference"),
     [
-        (_got(), False, None),
-        (_got(groups=frozenset({10, 11})), False, None),  # add mode keeps other lists
-        (_got(groups=frozenset({10, 11})), True, "still in list 11"),
-        (_got(groups=frozenset()), False, "not in list 10"),
-        (_got(phone="447700900002"), False, "phone is 447700900002, expected 447700900001"),
-        (_got(fields={1: "London"}), False, "field 1 is 'London', expected 'Leeds'"),
-        (_got(fields={1: "Leeds", 2: "x"}), False, "field 2 is 'x', expected ''"),
-        (_got(fields={1: "Leeds", 3: "other"}), False, None),  # a field not sent is not judged
+        (_got(), frozenset(), None),
+        (_got(groups=frozenset({10, 11})), frozenset(), None),  # add mode keeps other lists
+        (_got(groups=frozenset({10, 11})), frozenset({11}), "still in list 11"),
+        (_got(groups=frozenset()), frozenset(), "not in list 10"),
+        (_got(phone="447700900002"), frozenset(), "phone is 447700900002, expected 447700900001"),
+        (_got(fields={1: "London"}), frozenset(), "field 1 is 'London', expected 'Leeds'"),
+        (_got(fields={1: "Leeds", 2: "x"}), frozenset(), "field 2 is 'x', expected ''"),
+        (_got(fields={1: "Leeds", 3: "other"}), frozenset(), None),  # a field not owned
+        (_got(id=8), frozenset(), "BSG answered about contact 8, not contact 7"),
     ],
 )
-def test_find_difference(got: Contact, exact: bool, difference: str | None) -> None:
-    assert find_difference(EXPECTED, got, BODY, exact_groups=exact) == difference
+def test_find_difference(got: Contact, detach: frozenset[int], difference: str | None) -> None:
+    p = PlannedRow(2, Action.UPDATE, Status.PLANNED, 7, target=TARGET, detach=detach,
+                   desired=WISH)
+    assert find_difference(p, got) == difference
 
 
 # --------------------------------------------------------------------------- against the emulator
@@ -157,15 +166,23 @@ def update_row(n: int, city: str, *, extra_field: int | None = None,
     now = frozenset({NEWS, VIP}) if n % 2 else frozenset({NEWS})
     wanted = (now | (groups or frozenset())) - detach
     fields = {CITY: city, NAME: f"Person {n}"}
+    wish: dict[int, str] = {CITY: city}
     if extra_field is not None:
-        fields[extra_field] = "x"
+        fields[extra_field] = wish[extra_field] = "x"
     new_phone = phone or phone_of(n)
-    body = {"phone": int(new_phone), "fields": [{"id": k, "value": v} for k, v in fields.items()],
-            "groups": sorted(wanted)}
-    expected = Contact(id=FIRST_ID + n, phone=new_phone, fields=fields, groups=wanted)
+    target = Contact(id=FIRST_ID + n, phone=new_phone, fields=fields, groups=wanted)
+    desired = Desired(n + 2, FIRST_ID + n, phone, wish,
+                      wanted if detach else groups, GroupsMode.EXACT if detach else GroupsMode.ADD)
     return PlannedRow(row=n + 2, action=Action.UPDATE, status=Status.PLANNED,
                       contact_id=FIRST_ID + n, phone=new_phone, changes=f"City: → {city}",
-                      body=body, detach=detach, expected=expected)
+                      target=target, detach=detach, desired=desired)
+
+
+def create_row(row: int, n: int, city: str, groups: frozenset[int]) -> PlannedRow:
+    target = Contact(id=0, phone=phone_of(n), fields={CITY: city}, groups=groups)
+    desired = Desired(row, None, phone_of(n), {CITY: city}, groups)
+    return PlannedRow(row=row, action=Action.CREATE, status=Status.PLANNED, phone=phone_of(n),
+                      target=target, desired=desired)
 
 
 class Journal:
@@ -176,7 +193,8 @@ class Journal:
         self.fail_at = fail_at
         self.lock = threading.Lock()
 
-    def __call__(self, result: RowResult, confirmed: Contact | None) -> None:
+    def __call__(self, result: RowResult, confirmed: Contact | None,
+                 before: Contact | None = None) -> None:
         with self.lock:
             if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
                 raise errors.StateStoreError("the state store is read-only")
@@ -214,13 +232,15 @@ def test_updates_are_applied_verified_and_journalled(emu: Emulator) -> None:
                                            error_code="invalid-phone", error="bad phone")
     sent = outcome.results[1:]
     assert {r.status for r in sent} == {Status.OK}
-    assert all(r.http_status == 200 and r.attempts == 1 and r.hlr_status for r in sent)
+    # each row: one fresh GET right before its PUT
+    assert all(r.http_status == 200 and r.attempts == 2 and r.hlr_status for r in sent)
     assert [city_of(emu, n) for n in range(SIZE)] == [f"City {n}" for n in range(SIZE)]
     assert journal.rows() == [p.row for p in plan]  # each row exactly once
     confirmed = {r.row: c for r, c in journal.calls}
     assert confirmed[1] is None
     assert confirmed[2] is not None and confirmed[2].fields[CITY] == "City 0"
     assert emu.stats()["requests"]["PUT"] == SIZE
+    assert emu.stats()["requests"]["GET"] == SIZE
 
 
 def test_exact_groups_detach_the_lists_not_named(emu: Emulator) -> None:
@@ -236,11 +256,11 @@ def test_exact_groups_detach_the_lists_not_named(emu: Emulator) -> None:
 
 def test_server_errors_and_drops_are_retried_to_ok(emu: Emulator) -> None:
     with make_client(emu) as client:
-        client.login()  # the scripted faults are for the PUTs, not the login
-        emu.inject("503", "drop", "500")
+        client.login()  # the scripted faults are for the sending, not the login
+        emu.inject("503", "drop", "500")  # the first row's fresh GET meets all three
         outcome = run([update_row(0, "Leeds"), update_row(2, "York")], client, concurrency=1)
     assert [r.status for r in outcome.results] == [Status.OK, Status.OK]
-    assert [r.attempts for r in outcome.results] == [4, 1]
+    assert [r.attempts for r in outcome.results] == [5, 2]
     assert city_of(emu, 0) == "Leeds"
 
 
@@ -284,12 +304,7 @@ def test_test_mode_refusal_is_the_rows_failure() -> None:
 
 
 def test_create_that_races_an_existing_phone_becomes_an_update(emu: Emulator) -> None:
-    body = {"phone": int(phone_of(4)), "fields": [{"id": CITY, "value": "Bath"}],
-            "groups": [VIP]}
-    expected = Contact(id=0, phone=phone_of(4), fields={CITY: "Bath"},
-                       groups=frozenset({VIP}))
-    row = PlannedRow(row=9, action=Action.CREATE, status=Status.PLANNED, phone=phone_of(4),
-                     body=body, expected=expected)
+    row = create_row(9, 4, "Bath", frozenset({VIP}))
     with make_client(emu) as client:
         outcome = run([row], client)
     (result,) = outcome.results
@@ -302,10 +317,7 @@ def test_create_that_races_an_existing_phone_becomes_an_update(emu: Emulator) ->
 
 
 def test_a_create_is_sent_and_verified(emu: Emulator) -> None:
-    body = {"phone": int(phone_of(77)), "fields": [{"id": CITY, "value": "Ely"}], "groups": [NEWS]}
-    expected = Contact(id=0, phone=phone_of(77), fields={CITY: "Ely"}, groups=frozenset({NEWS}))
-    row = PlannedRow(row=5, action=Action.CREATE, status=Status.PLANNED, phone=phone_of(77),
-                     body=body, expected=expected)
+    row = create_row(5, 77, "Ely", frozenset({NEWS}))
     journal = Journal()
     with make_client(emu) as client:
         outcome = run([row], client, journal)
@@ -316,12 +328,19 @@ def test_a_create_is_sent_and_verified(emu: Emulator) -> None:
     assert emu.stats()["contacts"] == SIZE + 1
 
 
+class ListDroppingClient(BsgClient):
+    """A real client whose PUT leaves list 11 out of the body (a buggy writer)."""
+
+    def update_contact(self, target: Contact, before: Contact) -> CallResult:
+        return super().update_contact(
+            dataclasses.replace(target, groups=target.groups - {VIP}), before)
+
+
 def test_a_write_that_comes_back_different_is_not_applied() -> None:
-    # The plan assumes PUT merges lists (expected keeps VIP); this BSG replaces them.
-    with Emulator(config(put_semantics="replace"), seed=SEED) as emu, make_client(emu) as client:
-        row = update_row(1, "Leeds")
-        body = dict(row.body or {}, groups=[NEWS])
-        outcome = run([row._replace(body=body)], client)
+    # The body drops VIP; this BSG replaces lists, so the contact comes back without it.
+    with Emulator(config(put_semantics="replace"), seed=SEED) as emu, \
+            ListDroppingClient(emu.url, "live_x", policy=RetryPolicy.fast()) as client:
+        outcome = run([update_row(1, "Leeds")], client)
     (result,) = outcome.results
     assert result.status is Status.FAILED
     assert result.error_code == "not-applied"
@@ -403,16 +422,17 @@ class RecordingClient(BsgClient):
 
     events: list[tuple[str, str, int]]
 
-    def update_contact(self, contact_id: int, body: dict[str, Any]) -> CallResult:
-        self.events.append((threading.current_thread().name, "send", contact_id))
-        return super().update_contact(contact_id, body)
+    def update_contact(self, target: Contact, before: Contact) -> CallResult:
+        self.events.append((threading.current_thread().name, "send", target.id))
+        return super().update_contact(target, before)
 
 
 def test_each_worker_journals_a_row_before_taking_the_next(emu: Emulator) -> None:
     client = RecordingClient(emu.url, "live_x", policy=RetryPolicy.fast())
     client.events = []
 
-    def journal(result: RowResult, confirmed: Contact | None) -> None:
+    def journal(result: RowResult, confirmed: Contact | None,
+                before: Contact | None = None) -> None:
         assert result.contact_id is not None
         client.events.append((threading.current_thread().name, "journal", result.contact_id))
 

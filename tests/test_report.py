@@ -175,12 +175,17 @@ def test_xlsx_report_round_trips_every_column(tmp_path: Path) -> None:
 
 
 def test_xlsx_report_styles(tmp_path: Path) -> None:
-    ws = openpyxl.load_workbook(write(tmp_path, ".xlsx"))["Report"]
+    # every status once: the sample rows plus an undo row left alone
+    skipped = RowResult(10, 110, "447700900010", Action.SKIP, Status.SKIPPED, "changed-since")
+    path = tmp_path / "styles.report.xlsx"
+    report.write_report(path, iter([*RESULTS, skipped]), make_summary(tmp_path))
+    ws = openpyxl.load_workbook(path)["Report"]
     assert all(c.font.b for c in ws[1])
     assert not ws["A2"].font.b
     assert ws.freeze_panes == "A2"
-    assert ws.auto_filter.ref == f"A1:L{len(RESULTS) + 1}"
-    fills = {ws.cell(r, 5).value: ws.cell(r, 5).fill.fgColor.rgb for r in range(2, 10)}
+    assert ws.auto_filter.ref == f"A1:L{len(RESULTS) + 2}"
+    fills = {ws.cell(r, 5).value: ws.cell(r, 5).fill.fgColor.rgb
+             for r in range(2, len(RESULTS) + 3)}
     assert set(fills) == {s.value for s in Status}
     assert len(set(fills.values())) == len(Status)  # one distinct colour per status
     assert fills["ok"] == "FFC6EFCE"
@@ -366,6 +371,7 @@ def test_summarise_counts_every_status(tmp_path: Path) -> None:
         "not_found": 1,
         "failed": 1,
         "not_sent": 1,
+        "skipped": 0,
     }
     assert list(s.counts) == [st.value for st in Status]
     assert s.error_codes == {"http-422": 1, "invalid-phone": 1, "no-contact": 1}

@@ -4,9 +4,11 @@ with BSG_SYNC_UPDATE_SCREENSHOT=1 the preview is also saved to docs/web-screensh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 20_000
 
 try:
-    from playwright.sync_api import Page, sync_playwright
+    from playwright.sync_api import Browser, Page, sync_playwright
 except ImportError:  # pragma: no cover - CI installs it
     sync_playwright = None
 
@@ -75,21 +77,32 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
+def browser() -> Iterator[Browser]:
     assert sync_playwright is not None
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, accept_downloads=True
-        )
-        context.set_default_timeout(TIMEOUT_MS)
         try:
-            yield context.new_page()
+            yield browser
         finally:
-            context.close()
             browser.close()
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in a browser context of its own (its own cookies: another person)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context.new_page()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    page = new_page(browser)
+    try:
+        yield page
+    finally:
+        page.context.close()
 
 
 def drop_file(page: Page, selector: str, path: Path) -> None:
@@ -191,3 +204,87 @@ def test_upload_map_preview_apply_download(
     assert page.locator("table.rows tbody tr").count() == 2
     page.screenshot(path=str(shots / "6-history.png"))
     assert not console_errors, console_errors  # no script errors, no CSP violations
+
+
+def preview_as(page: Page, url: str, name: str) -> None:
+    """Upload contacts.csv under another name, keep the pre-filled mapping, reach the preview."""
+    page.goto(url)
+    page.set_input_files(
+        "#sheet",
+        files=[
+            {
+                "name": name,
+                "mimeType": "text/csv",
+                "buffer": (SAMPLES / "contacts.csv").read_bytes(),
+            }
+        ],
+    )
+    page.click("button:has-text('Upload and continue')")
+    page.wait_for_url("**/mapping")
+    page.fill("#default_country", "GB")
+    page.click("#preview-button")
+    page.wait_for_url("**/preview")
+
+
+def test_two_people_one_run_at_a_time(
+    served: tuple[str, Emulator], browser: Browser, tmp_path: Path
+) -> None:
+    """Alice sends while Bob waits on his preview: he sees whose run goes and how far, his
+    Apply comes back by itself when it ends; Alice closes her tab and finds her run again."""
+    url, emu = served
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    alice, bob = new_page(browser), new_page(browser)
+    errors: list[str] = []
+    for p in (alice, bob):
+        p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    emu.config = dataclasses.replace(emu.config, latency_ms=0)
+    preview_as(alice, url, "spring.csv")
+    preview_as(bob, url, "autumn.csv")
+
+    emu.config = dataclasses.replace(emu.config, latency_ms=50)
+    alice.click("#apply")
+    alice.wait_for_url("**/jobs/*")
+    deadline = time.monotonic() + 20
+    while emu.stats()["writes"] == 0:  # the first change reached BSG: it is sending
+        assert time.monotonic() < deadline, "the apply never started sending"
+        time.sleep(0.01)
+    emu.config = dataclasses.replace(emu.config, latency_ms=1000)  # hold it while we look
+    alice.wait_for_selector("#progress-text:has-text('of 10 rows')")
+    bob.reload()
+    assert bob.locator("#apply").is_disabled()
+    note = bob.inner_text("#wait-note")
+    assert "spring.csv is being sent to BSG" in note and "of 10 sent" in note
+    assert "Run in progress" in bob.inner_text("#live-banner")
+    assert "City: York → Leeds" in bob.inner_text("main")  # the preview is still there
+    bob.screenshot(path=str(shots / "bob-waits.png"), full_page=True)
+    watch = bob.context.new_page()  # Bob follows Alice's run in a second tab (read-only)
+    watch.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    watch.goto(f"{url}/running")
+    assert "spring.csv is being sent to BSG" in watch.inner_text("#live-sentence")
+    assert watch.locator("button:has-text('Stop sending')").count() == 0
+
+    alice.close()  # she closes the tab mid-run; her session (cookie) stays in the browser
+    alice = alice.context.new_page()
+    alice.goto(url)
+    alice.click("#live-banner >> text=See the live progress")
+    alice.wait_for_url("**/jobs/*")
+    assert alice.locator("button:has-text('Stop sending')").is_visible()
+    alice.goto(f"{url}/history")
+    row = alice.locator("tr.live-run")
+    assert "spring.csv" in row.inner_text() and "Running" in row.inner_text()
+    alice.screenshot(path=str(shots / "alice-history.png"), full_page=True)
+
+    emu.config = dataclasses.replace(emu.config, latency_ms=0)
+    bob.wait_for_selector("#apply:not([disabled])")  # no reload: the page saw the run end
+    watch.wait_for_selector("#live-history:not([hidden])")
+    assert "has ended" in watch.inner_text("#live-sentence")
+    watch.screenshot(path=str(shots / "bob-watched.png"))
+    assert "That run has ended" in bob.inner_text("#wait-note")
+    bob.click("#apply")
+    bob.wait_for_url("**/result")
+    # Alice's run already made these changes: the apply works them out again, sends none twice
+    assert "39 unchanged" in bob.inner_text("main")
+    bob.screenshot(path=str(shots / "bob-result.png"))
+    assert emu.stats()["writes"] == 10
+    assert not errors, errors

@@ -17,10 +17,13 @@ BAD_CHOICE = "The value you selected is not a valid choice."
 class ApiError(Exception):
     """An HTTP error answer: status plus the exact JSON body BSG would send."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(
+        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{status} {body}")
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 def business(message: str) -> ApiError:
@@ -48,6 +51,13 @@ def unauthorized(message: str) -> ApiError:
 
 def not_found() -> ApiError:
     return ApiError(404, {"message": "Not Found"})
+
+
+def method_not_allowed(allowed: set[str]) -> ApiError:
+    """405 with the `Allow` header HTTP requires (HEAD goes with GET, as in Symfony)."""
+    if "GET" in allowed:
+        allowed = allowed | {"HEAD"}
+    return ApiError(405, {"message": "Method Not Allowed"}, {"Allow": ", ".join(sorted(allowed))})
 
 
 def forbidden_mode() -> ApiError:

@@ -10,6 +10,7 @@ from bsg_sync.emulator.config import EmulatorConfig
 from bsg_sync.emulator.store import Store
 
 Reply = tuple[int, "dict[str, Any] | None"]
+Answer = tuple[int, "dict[str, Any] | None", dict[str, str]]  # Reply plus response headers
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ from typing import Any
 
 from bsg_sync.emulator import search
 from bsg_sync.emulator.apierror import (
-    MISSING,
     NOT_ARRAY,
-    NOT_EXPECTED,
     NOT_INTEGER,
     NOT_STRING,
     business,
@@ -162,12 +160,7 @@ def field_values(value: object) -> dict[str, str]:
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise invalid(f"fields{i}", NOT_ARRAY)
-        for key in item:
-            if key not in ("id", "value"):
-                raise invalid(f"fields{i}{key}", NOT_EXPECTED)
-        for key in ("id", "value"):
-            if key not in item:
-                raise invalid(f"fields{i}{key}", MISSING)
+        check_keys(item, ("id", "value"), ("id", "value"))
         values[str(_field_id(item["id"], i))] = _field_text(item["value"], i)
     return values
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bsg_sync.emulator.apierror import BAD_CHOICE, INVALID, ApiError, invalid
+from bsg_sync.emulator.apierror import BAD_CHOICE, INVALID, MISSING, ApiError, invalid
 from bsg_sync.emulator.call import Call, Reply
 from bsg_sync.emulator.store import FieldRec
 from bsg_sync.emulator.validate import (
+    ANY_FIELD,
     check_bool,
     check_keys,
     check_text,
@@ -42,8 +43,8 @@ def update_field(call: Call) -> Reply:
     parse_query(call.query, ())
     body = parse_body(call.body, required=True)
     check_keys(body, ("name", "description", "is_visible"))
-    if not body:
-        raise invalid("name", "This field is missing.")
+    if not body:  # at least one of the three (reference §5.3)
+        raise invalid(ANY_FIELD, MISSING)
     _check_field_props(body)
     rec = call.store.field_rec(call.ids[0])
     updated = FieldRec(rec.id, body.get("name", rec.name), rec.type,

@@ -20,6 +20,7 @@ from bsg_sync.emulator.validate import (
 )
 
 GROUP_KEYS = ("name", "description", "default")
+ATTACH_MAX_CONTACTS = 200  # reference §4.7
 
 
 def list_groups(call: Call) -> Reply:
@@ -118,7 +119,7 @@ def _membership(call: Call, *, attach: bool) -> Reply:
     parse_query(call.query, ())
     body = parse_body(call.body, required=True)
     check_keys(body, ("contacts", "groups"), ("contacts", "groups"))
-    contacts = int_array(body, "contacts", 200)
-    groups = int_array(body, "groups", 100)
+    contacts = int_array(body, "contacts", ATTACH_MAX_CONTACTS)
+    groups = int_array(body, "groups", call.config.attach_max_groups)
     call.store.attach(list(dict.fromkeys(contacts)), list(dict.fromkeys(groups)), attach)
     return 200, {"message": "Successful attached" if attach else "Successful detached"}

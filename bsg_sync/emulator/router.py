@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bsg_sync.emulator import contacts_api, fields_api, groups_api
-from bsg_sync.emulator.apierror import ApiError, invalid, not_found
+from bsg_sync.emulator.apierror import ApiError, invalid, method_not_allowed, not_found
 from bsg_sync.emulator.auth import Session, TokenIssuer
-from bsg_sync.emulator.call import Call, Reply
+from bsg_sync.emulator.call import Answer, Call, Reply
 from bsg_sync.emulator.config import EmulatorConfig
 from bsg_sync.emulator.faults import DuplicateThrottle
+from bsg_sync.emulator.hooks import Hooks, other_contact_wire
 from bsg_sync.emulator.store import Store
 from bsg_sync.emulator.validate import check_keys, parse_body, parse_query
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Call], Reply]
 ID = r"(\d{1,18})"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CONTACT_WRITES = (contacts_api.update_contact, contacts_api.create_contact)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    throttled: bool  # under BSG's duplicate-request limiter
 
 
 def _routes(login: Handler, refresh: Handler) -> list[Route]:
@@ -53,7 +56,14 @@ def _routes(login: Handler, refresh: Handler) -> list[Route]:
         ("PUT", f"/api/groups/{ID}", groups_api.update_group),
         ("DELETE", f"/api/groups/{ID}", groups_api.delete_group),
     ]
-    return [Route(m, re.compile(p), h) for m, p, h in table]
+    return [Route(m, re.compile(p), h, _throttled(m, h, login)) for m, p, h in table]
+
+
+def _throttled(method: str, handler: Handler, login: Handler) -> bool:
+    """Reference §8.4: every POST except login, and PUT /api/contacts/{id}; nothing else."""
+    if method == "POST":
+        return handler != login
+    return handler == contacts_api.update_contact
 
 
 class Api:
@@ -64,39 +74,53 @@ class Api:
         self.store = store
         self.issuer = TokenIssuer(config.token_ttl)
         self.throttle = DuplicateThrottle(config.dup_limit, config.dup_window)
+        self.hooks = Hooks()
         self.routes = _routes(self._login, self._refresh)
 
-    def handle(self, method: str, target: str, body: bytes, authorization: str | None) -> Reply:
+    def handle(self, method: str, target: str, body: bytes, authorization: str | None) -> Answer:
         path, _, query = target.partition("?")
         try:
-            return self._dispatch(method, path, query, body, authorization)
+            return (*self._dispatch(method, path, query, body, authorization), {})
         except ApiError as err:
-            return err.status, err.body
+            return err.status, err.body, err.headers
         except Exception:  # a bug: answer like BSG's 500 and leave a trace
             log.exception("emulator bug on %s %s", method, target)
-            return 500, {"code": 500, "message": "An internal error occurred"}
+            return 500, {"code": 500, "message": "An internal error occurred"}, {}
 
     def _dispatch(self, method: str, path: str, query: str, body: bytes, auth: str | None) -> Reply:
         route, ids = self._route(method, path)
         session = None if route.handler == self._login else self.issuer.check(auth)
-        if method in WRITE_METHODS and route.handler != self._login and not self.throttle.allow(
-            method, f"{path}?{query}", body
-        ):
+        if route.throttled and not self.throttle.allow(method, f"{path}?{query}", body):
             raise ApiError(429, {"message": "Too many duplicate request detected"})
         call = Call(method, path, query, body, ids, session, self.store, self.config)
         with self.store.lock:
-            return route.handler(call)
+            return self._run(route.handler, call)
+
+    def _run(self, handler: Handler, call: Call) -> Reply:
+        """The handler, with the test hooks (see hooks.py) around it; caller holds the lock."""
+        if handler == contacts_api.update_contact:
+            self.hooks.fire("before-put", call.ids[0], self.store)
+        if handler == contacts_api.get_contact:
+            self.hooks.fire("before-get", call.ids[0], self.store)
+        status, body = handler(call)
+        if handler == contacts_api.get_contact:
+            self.hooks.fire("after-get", call.ids[0], self.store)
+        if handler in CONTACT_WRITES and status < 300 and body and self.hooks.take_wrong_id():
+            body = {"data": other_contact_wire(self.store, int(body["data"]["id"]))}
+        return status, body
 
     def _route(self, method: str, path: str) -> tuple[Route, tuple[int, ...]]:
-        allowed = []
+        """The route for `method path`; HEAD is served as GET (the server drops the body)."""
+        wanted = "GET" if method == "HEAD" else method
+        allowed: set[str] = set()
         for route in self.routes:
             match = route.pattern.fullmatch(path.rstrip("/") or "/")
-            if match and route.method == method:
+            if match and route.method == wanted:
                 return route, tuple(int(g) for g in match.groups())
             if match:
-                allowed.append(route.method)
+                allowed.add(route.method)
         if allowed:
-            raise ApiError(405, {"message": "Method Not Allowed"})
+            raise method_not_allowed(allowed)
         raise not_found()
 
     def _login(self, call: Call) -> Reply:

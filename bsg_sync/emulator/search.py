@@ -122,7 +122,8 @@ def match_value(kind: str, op: str, actual: Any, value: str) -> bool:
 
 def sort_key(query: Query, allowed: dict[str, Getter]) -> tuple[Getter, bool]:
     """(key function, descending) from `sort` and `way`."""
-    sort, way = first(query, "sort") or "id", first(query, "way") or "asc"
+    sort, way = first(query, "sort"), first(query, "way")  # `sort=` is a bad choice, not the default
+    sort, way = "id" if sort is None else sort, "asc" if way is None else way
     if sort not in allowed or way not in ("asc", "desc"):
         raise bad_choice()
     return allowed[sort], way == "desc"

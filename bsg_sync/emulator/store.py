@@ -160,6 +160,17 @@ class Store:
             self._set_groups(rec, wanted if replace else rec.groups + wanted)
         return rec
 
+    def apply_edit(
+        self, rec: ContactRec, phone: int | None, values: dict[str, str],
+        groups_add: list[int], groups_remove: list[int],
+    ) -> None:
+        """A change made elsewhere (a test hook's colleague): known fields and lists only."""
+        if phone is not None and self.by_phone.get(phone, rec.id) == rec.id:
+            self._set_phone(rec, phone)
+        self._set_fields(rec, {k: v for k, v in values.items() if int(k) in self.fields}, False)
+        kept = [g for g in rec.groups + groups_add if g not in groups_remove and g in self.groups]
+        self._set_groups(rec, kept)
+
     def _set_phone(self, rec: ContactRec, phone: int) -> None:
         del self.by_phone[rec.phone]
         rec.phone = phone

@@ -19,6 +19,7 @@ from bsg_sync.emulator.apierror import (
 )
 
 Query = dict[str, list[str]]
+ANY_FIELD = "any_field"
 PAGE_KEYS = (r"page\[limit\]", r"page\[offset\]")
 SEARCH_KEYS = (
     r"sort",
@@ -70,9 +71,9 @@ def _page_int(query: Query, key: str, default: int) -> int:
     raw = first(query, key)
     if raw is None:
         return default
-    if not re.fullmatch(r"-?\d{1,9}", raw.strip()):
+    if not re.fullmatch(r"-?\d+", raw.strip()):
         raise invalid(flatten(key), "This value should be a valid number.")
-    return int(raw)
+    return int(raw)  # any length: offsets past the end are an empty page, not an error
 
 
 def id_list(query: Query, key: str, *, required: bool = False, most: int = 5000) -> list[int]:
@@ -108,19 +109,21 @@ def parse_body(raw: bytes, *, required: bool) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad_request("Could not decode request body.") from exc
     if not isinstance(body, dict):
-        raise invalid("any_field", NOT_ARRAY)
+        raise invalid(ANY_FIELD, NOT_ARRAY)
     return body
 
 
 def check_keys(body: dict[str, Any], allowed: Iterable[str], required: Iterable[str] = ()) -> None:
-    """Reject unexpected keys and report the first missing required key."""
+    """Reject an unexpected key, then a missing required one.
+
+    BSG names neither key: both answer under `any_field` (reference §1.2, §3.4), unlike query
+    keys, which keep their flattened name (`per`, §3.1).
+    """
     allowed_set = set(allowed)
-    for key in body:
-        if key not in allowed_set:
-            raise invalid(flatten(str(key)), NOT_EXPECTED)
-    for key in required:
-        if key not in body:
-            raise invalid(key, MISSING)
+    if any(key not in allowed_set for key in body):
+        raise invalid(ANY_FIELD, NOT_EXPECTED)
+    if any(key not in body for key in required):
+        raise invalid(ANY_FIELD, MISSING)
 
 
 def is_int(value: object) -> bool:

@@ -1,17 +1,33 @@
 """The Flask app: upload -> mapping -> preview (dry run) -> apply -> result, and history.
 
 Every step calls the library (reader, mapping, run_sync, report); nothing here reads,
-diffs or sends by itself."""
+diffs or sends by itself.
+
+Who may do what, checked before every request, in this order:
+
+1. Host: loopback names on the bound port, or an --allowed-host name (421 otherwise), so a
+   DNS-rebinding page cannot reach the page at all.
+2. Password (when set): HTTP Basic, slowed down and locked out per client address (429).
+3. Session: Flask's signed cookie (HttpOnly, SameSite=Strict, key random per process) holds
+   a random `sid`, made on the first page shown. An upload and its runs record the `sid` that
+   made them; their pages, progress JSON, results and downloads answer 404 to any other
+   session. Shared views (History, the live run) need some session this process issued
+   (403 for a request without one). Job ids are random, and no JSON answer carries an upload
+   token: `next` is /jobs/<id>/next, itself bound to the session.
+4. CSRF: every POST carries the session's token (400 otherwise). Every POST the routes
+   handle answers 303 (POST/redirect/GET), refusals included, so a reload never repeats it."""
 
 from __future__ import annotations
 
 import hmac
 import io
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +35,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -39,6 +56,7 @@ from bsg_sync.reader import read_sheet
 from bsg_sync.refresh import load_account
 from bsg_sync.sync import SyncOptions, api_error_as_run_error
 from bsg_sync.web import forms
+from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
 from bsg_sync.web.store import WEB_DB_NAME, RunInfo, WebStore, get_run, list_runs, run_results
 from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
@@ -56,6 +74,7 @@ STATUS_LABELS = {
     Status.FAILED.value: "Failed",
     Status.NOT_SENT.value: "Not sent",
 }
+_STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9]+")  # how uploads.py names a stored sheet
 PROBLEM_STATUSES = (Status.INVALID.value, Status.NOT_FOUND.value, Status.FAILED.value)
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -77,6 +96,9 @@ class WebConfig:
     max_rps: float | None = DEFAULT_MAX_RPS
     policy: RetryPolicy | None = None
     upload_root: Path | None = None  # where the private temp dir is made (default: system tmp)
+    # Host values other than loopback the page answers to (guards.parse_allowed_hosts)
+    allowed_hosts: frozenset[tuple[str, int | None]] = frozenset()
+    guess_policy: GuessPolicy = field(default_factory=GuessPolicy)
 
 
 @dataclass
@@ -85,6 +107,7 @@ class Services:
     uploads: UploadStore
     jobs: JobRunner
     store: WebStore
+    guesses: GuessLimiter
 
     def close(self) -> None:
         self.jobs.stop_all()
@@ -111,6 +134,7 @@ def create_app(config: WebConfig) -> Flask:
         UploadStore(config.upload_root),
         JobRunner(),
         WebStore(config.state.with_name(WEB_DB_NAME)),
+        GuessLimiter(config.guess_policy),
     )
     app.jinja_env.globals.update(
         STATUS_LABELS=STATUS_LABELS,
@@ -119,6 +143,8 @@ def create_app(config: WebConfig) -> Flask:
         max_upload=size_text(config.max_upload_bytes),
     )
     app.jinja_env.filters["change_items"] = _change_items
+    app.context_processor(_page_context)
+    app.before_request(_check_host)
     app.before_request(_check_password)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
@@ -131,25 +157,91 @@ def create_app(config: WebConfig) -> Flask:
 # --------------------------------------------------------------------------- safety
 
 
-def _check_password() -> BaseResponse | None:
-    password = services_of_request().config.password
-    if not password:
+def _check_host() -> BaseResponse | None:
+    """Refuse a Host the page was not set up for, so a DNS-rebinding page cannot drive it."""
+    cfg = services_of_request().config
+    host = request.environ.get("HTTP_HOST")
+    port = int(request.environ.get("SERVER_PORT") or 0)
+    if host_allowed(host, port, request.scheme, cfg.allowed_hosts):
         return None
-    auth = request.authorization
-    given = auth.password if auth is not None and auth.password is not None else ""
-    if hmac.compare_digest(given.encode(), password.encode()):
-        return None
-    return Response(
-        "This page needs the password set in BSG_SYNC_WEB_PASSWORD.\n",
-        401,
-        {
-            "WWW-Authenticate": 'Basic realm="bsg-sync", charset="UTF-8"',
-            "Content-Type": "text/plain",
-        },
+    log.warning("refused a request for Host %r (not loopback on port %s, not allowed)", host, port)
+    return _text(
+        "This page does not answer to that address; open it at the address you were given.",
+        421,
+        {},
     )
 
 
+def _check_password() -> BaseResponse | None:
+    """HTTP Basic password, with failures slowed down and locked out per client address."""
+    svc = services_of_request()
+    password = svc.config.password
+    if not password:
+        return None
+    client = request.remote_addr or "unknown"
+    auth = request.authorization
+    given = auth.password if auth is not None and auth.password is not None else None
+    wait = svc.guesses.retry_after(client) if given is None else svc.guesses.begin(client)
+    if wait is not None:  # not even checked: a right guess must not be told apart here
+        return _text(
+            f"Too many wrong passwords from this computer; wait {wait} seconds, then try again.",
+            429,
+            {"Retry-After": str(wait)},
+        )
+    if given is not None and hmac.compare_digest(given.encode(), password.encode()):
+        svc.guesses.succeeded(client)
+        return None
+    if given is not None:
+        _log_failure(svc.guesses, client)
+    return _text(
+        "This page needs the password your administrator set for it.",
+        401,
+        {"WWW-Authenticate": 'Basic realm="bsg-sync", charset="UTF-8"'},
+    )
+
+
+def _log_failure(guesses: GuessLimiter, client: str) -> None:
+    failures, locked = guesses.failed(client)
+    log.warning("wrong web page password from %s (%d recently)", client, failures)
+    if locked:
+        log.warning(
+            "locked out %s for %.0f s after %d wrong passwords",
+            client,
+            guesses.policy.lockout_s,
+            failures,
+        )
+
+
+def _text(message: str, status: int, headers: dict[str, str]) -> Response:
+    return Response(f"{message}\n", status, {**headers, "Content-Type": "text/plain"})
+
+
+def _session_id(create: bool = False) -> str | None:
+    """This browser's id in the signed session cookie (made on the first page it is shown)."""
+    sid = session.get("sid")
+    if isinstance(sid, str) and sid:
+        return sid
+    if not create:
+        return None
+    sid = secrets.token_urlsafe(24)
+    session["sid"] = sid
+    return sid
+
+
+def _is_mine(owner: str) -> bool:
+    sid = _session_id()
+    return bool(owner) and sid is not None and hmac.compare_digest(sid, owner)
+
+
+def _require_session() -> None:
+    if _session_id() is None:
+        abort(
+            403, "Open this page from the bsg-sync page in your browser; the link works only there."
+        )
+
+
 def _csrf_token() -> str:
+    _session_id(create=True)
     token = session.get("csrf")
     if not isinstance(token, str):
         token = secrets.token_urlsafe(32)
@@ -217,10 +309,18 @@ def _change_items(changes: str) -> list[str]:
 
 
 def _upload_or_404(token: str) -> Upload:
+    """The upload, if this browser session made it (another session gets the same 404)."""
     upload = services_of_request().uploads.get(token)
-    if upload is None:
+    if upload is None or not _is_mine(upload.owner):
         abort(404, "This upload has expired or was discarded; upload the sheet again.")
     return upload
+
+
+def _job_or_404(job_id: str) -> Job:
+    job = services_of_request().jobs.get(job_id)
+    if job is None or not _is_mine(job.owner):
+        abort(404, "No such run.")
+    return job
 
 
 def _client(config: WebConfig) -> BsgClient:
@@ -264,7 +364,8 @@ def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
     return opts if cfg.policy is None else replace(opts, policy=cfg.policy)
 
 
-def _start(svc: Services, upload: Upload, dry_run: bool) -> BaseResponse | tuple[str, int]:
+def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
+    """Start the preview or the apply in the background; RunInProgress when one is running."""
     opts = _sync_options(svc, upload, dry_run)
 
     def on_done(job: Job) -> None:
@@ -276,6 +377,7 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> BaseResponse | tuple
             upload.preview = outcome
         else:
             upload.result = outcome
+            upload.applied_at = datetime.now().astimezone().strftime("%H:%M")
             upload.forget_sheet()  # the upload itself is no longer needed
         if opts.report is not None and opts.report.is_file():
             upload.files[f"{kind}-report"] = opts.report
@@ -284,11 +386,20 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> BaseResponse | tuple
         if outcome.summary.run_id is not None:
             svc.store.name_run(outcome.summary.run_id, upload.filename)
 
-    try:
-        job = svc.jobs.start(upload.token, opts, svc.config.api_key, on_done)
-    except RunInProgress as exc:
-        return _error_page(str(exc), 409)
-    return redirect(url_for("job_page", token=upload.token, job_id=job.id), 303)
+    svc.store.name_sheet(str(opts.sheet), upload.filename)
+    return svc.jobs.start(
+        upload.token, opts, svc.config.api_key, on_done, upload.owner, upload.filename
+    )
+
+
+def _to_job(job: Job) -> BaseResponse:
+    return redirect(url_for("job_page", job_id=job.id), 303)
+
+
+def _back(endpoint: str, message: str, **values: Any) -> BaseResponse:
+    """POST/redirect/GET for a refusal too: say why on the page the person returns to."""
+    flash(message, "error")
+    return redirect(url_for(endpoint, **values), 303)
 
 
 def _filtered(results: Sequence[RowResult], status: str | None, page: int) -> dict[str, Any]:
@@ -317,32 +428,89 @@ def _download(path: Path, name: str) -> BaseResponse:
     return send_file(path, as_attachment=True, download_name=name, max_age=0)
 
 
+# --------------------------------------------------------------------------- the live run
+
+
+def _live_view(job: Job) -> dict[str, Any]:
+    """What anyone with a session may see of a run: the file, when it started, how far it is."""
+    p = job.progress()
+    started = job.started_at.strftime("%H:%M")
+    if job.dry_run:
+        what = f"A preview of {job.filename} is being worked out (started {started})"
+    elif p["total"] is None:
+        what = f"{job.filename} is being prepared for sending (started {started})"
+    else:
+        what = f"{job.filename} is being sent to BSG: {p['done']} of {p['total']} sent (started {started})"
+    if p["state"] != "running":
+        what = f"The run of {job.filename} (started {started}) has ended"
+    return {
+        "state": p["state"],
+        "dry_run": job.dry_run,
+        "filename": job.filename,
+        "started": started,
+        "done": p["done"],
+        "total": p["total"],
+        "counts": p["counts"],
+        "rows_per_s": p["rows_per_s"],
+        "eta_s": p["eta_s"],
+        "stage": p["stage"],
+        "sentence": what,
+        "mine": _is_mine(job.owner),
+        "run_id": None if job.outcome is None else job.outcome.summary.run_id,
+    }
+
+
+def _page_context() -> dict[str, Any]:
+    """Every page: a session id for this browser, and the banner of a run in progress."""
+    _session_id(create=True)
+    running = services_of_request().jobs.running()
+    return {"live": None if running is None else _live_view(running)}
+
+
+def _blocking_run(upload: Upload) -> Job | None:
+    """A run in progress that is not this upload's own (it blocks starting another)."""
+    running = services_of_request().jobs.running()
+    return running if running is not None and running.upload != upload.token else None
+
+
+def _own_run(upload: Upload) -> Job | None:
+    running = services_of_request().jobs.running()
+    return running if running is not None and running.upload == upload.token else None
+
+
 # --------------------------------------------------------------------------- routes
 
 
 def _add_routes(app: Flask) -> None:
+    _add_upload_routes(app)
+    _add_job_routes(app)
+    _add_outcome_routes(app)
+    _add_history_routes(app)
+
+
+def _add_upload_routes(app: Flask) -> None:
     @app.get("/")
     def index() -> str:
-        return render_template("upload.html", error=None)
+        return render_template("upload.html")
 
     @app.post("/upload")
-    def upload_sheet() -> BaseResponse | tuple[str, int]:
+    def upload_sheet() -> BaseResponse:
         svc = services_of_request()
         svc.uploads.expire(busy=svc.jobs.busy_uploads())
         file = request.files.get("sheet")
         if file is None or not file.filename:
-            return render_template("upload.html", error="Choose a spreadsheet file first."), 400
+            return _back("index", "Choose a spreadsheet file first.")
         try:
-            upload = svc.uploads.add(file.filename, file.stream)
+            upload = svc.uploads.add(file.filename, file.stream, _session_id(create=True) or "")
         except BsgSyncError as exc:
-            return render_template("upload.html", error=str(exc)), 400
+            return _back("index", f"Cannot use this file: {exc}")
         try:
             sheet = read_sheet(upload.sheet_path, max_bytes=svc.config.max_upload_bytes)
         except BsgSyncError as exc:
             svc.uploads.discard(upload.token)
             message = str(exc).replace(str(upload.sheet_path), upload.filename)
             message = message.replace(upload.sheet_path.name, upload.filename)
-            return render_template("upload.html", error=message), 400
+            return _back("index", f"Cannot use this file: {message}")
         upload.headers, upload.rows = sheet.headers, len(sheet.rows)
         return redirect(url_for("mapping_page", token=upload.token), 303)
 
@@ -354,79 +522,148 @@ def _add_routes(app: Flask) -> None:
             account = _account(svc, upload)
         except BsgSyncError as exc:
             return _error_page(str(exc), 502)
-        form = forms.prefill(upload.headers, account, svc.store.saved_mapping(upload.headers))
-        return _render_mapping(upload, account, form, None, 200)
+        form = upload.draft
+        if not isinstance(form, forms.MappingForm):
+            form = forms.prefill(upload.headers, account, svc.store.saved_mapping(upload.headers))
+        return _render_mapping(upload, account, form, upload.draft_error)
 
     @app.post("/u/<token>/mapping")
-    def save_mapping(token: str) -> BaseResponse | tuple[str, int]:
+    def save_mapping(token: str) -> BaseResponse:
         svc = services_of_request()
         upload = _upload_or_404(token)
         try:
             account = _account(svc, upload)
         except BsgSyncError as exc:
-            return _error_page(str(exc), 502)
+            return _back("mapping_page", str(exc), token=token)
         try:
             form = forms.read_form(request.form, upload.headers, account)
         except ConfigError as exc:
-            return _error_page(f"The mapping does not fit this sheet: {exc}", 400)
+            return _back("mapping_page", f"The mapping does not fit this sheet: {exc}", token=token)
+        upload.draft, upload.draft_error = form, None
         text = forms.to_toml(form)
         try:
             raw = mapping_mod.parse_mapping(text, source=Path("mapping"))
             mapping_mod.resolve_mapping(raw, upload.headers, account)
         except ConfigError as exc:
-            return _render_mapping(upload, account, form, str(exc), 422)
+            upload.draft_error = str(exc)
+            return redirect(url_for("mapping_page", token=token), 303)
         upload.mapping_path = upload.private_path("mapping.toml")
         upload.mapping_path.write_text(text, encoding="utf-8")
         upload.create_missing = form.create_missing
         svc.store.save_mapping(upload.headers, text, form.create_missing)
-        return _start(svc, upload, dry_run=True)
+        try:
+            return _to_job(_start(svc, upload, dry_run=True))
+        except RunInProgress:
+            message = "Your choices are kept; the preview can start when the other run ends."
+            return _back("mapping_page", message, token=token)
 
-    @app.get("/u/<token>/jobs/<int:job_id>")
-    def job_page(token: str, job_id: int) -> str:
+    @app.post("/u/<token>/discard")
+    def discard(token: str) -> BaseResponse:
+        svc = services_of_request()
         upload = _upload_or_404(token)
-        job = services_of_request().jobs.get(job_id)
-        if job is None or job.upload != token:
-            abort(404, "No such run.")
+        if token in svc.jobs.busy_uploads():
+            return _back("mapping_page", "This upload has a run in progress.", token=upload.token)
+        svc.uploads.discard(token)
+        return redirect(url_for("index"), 303)
+
+
+def _add_job_routes(app: Flask) -> None:
+    @app.get("/jobs/<job_id>")
+    def job_page(job_id: str) -> str:
+        job = _job_or_404(job_id)
+        upload = _upload_or_404(job.upload)
         return render_template(
-            "progress.html", upload=upload, job=job, p=job.progress(), next_url=_next_url(job)
+            "progress.html",
+            upload=upload,
+            job=job,
+            p=job.progress(),
+            next_url=_next_url(job),
+            hide_banner=True,
         )
 
-    @app.get("/jobs/<int:job_id>.json")
-    def job_status(job_id: int) -> BaseResponse:
-        job = services_of_request().jobs.get(job_id)
-        if job is None:
-            abort(404, "No such run.")
+    @app.get("/jobs/<job_id>.json")
+    def job_status(job_id: str) -> BaseResponse:
+        job = _job_or_404(job_id)
         return jsonify({**job.progress(), "next": _next_url(job)})
 
-    @app.post("/jobs/<int:job_id>/stop")
-    def stop_job(job_id: int) -> BaseResponse:
-        job = services_of_request().jobs.get(job_id)
-        if job is None:
-            abort(404, "No such run.")
-        job.hooks.stop.set()
-        return redirect(url_for("job_page", token=job.upload, job_id=job_id), 303)
+    @app.get("/jobs/<job_id>/next")
+    def job_next(job_id: str) -> BaseResponse:
+        job = _job_or_404(job_id)
+        if job.state != "done" or job.outcome is None:
+            return redirect(url_for("job_page", job_id=job.id), 303)
+        endpoint = "preview" if job.dry_run else "result"
+        return redirect(url_for(endpoint, token=job.upload), 303)
 
+    @app.post("/jobs/<job_id>/stop")
+    def stop_job(job_id: str) -> BaseResponse:
+        job = _job_or_404(job_id)
+        job.hooks.stop.set()
+        return redirect(url_for("job_page", job_id=job.id), 303)
+
+    @app.get("/running")
+    def running_page() -> BaseResponse | str:
+        job = services_of_request().jobs.current()
+        if (
+            job is not None
+            and _is_mine(job.owner)
+            and services_of_request().uploads.get(job.upload)
+        ):
+            return redirect(url_for("job_page", job_id=job.id), 303)
+        return render_template(
+            "live.html", view=None if job is None else _live_view(job), hide_banner=True
+        )
+
+    @app.get("/running.json")
+    def running_status() -> BaseResponse:
+        _require_session()
+        job = services_of_request().jobs.current()
+        if job is None:
+            return jsonify({"state": "none"})
+        view = _live_view(job)
+        view["history_url"] = (
+            None if view["run_id"] is None else url_for("history_run", run_id=view["run_id"])
+        )
+        return jsonify(view)
+
+
+def _add_outcome_routes(app: Flask) -> None:
     @app.get("/u/<token>/preview")
-    def preview(token: str) -> str:
+    def preview(token: str) -> BaseResponse | str:
         upload = _upload_or_404(token)
         if upload.preview is None:
-            abort(404, "There is no preview yet; choose the mapping first.")
+            own = _own_run(upload)
+            if own is not None:
+                return redirect(url_for("job_page", job_id=own.id), 303)
+            return _back(
+                "mapping_page", "There is no preview yet; choose the mapping first.", token=token
+            )
         return _render_outcome("preview.html", upload, upload.preview.results)
 
     @app.post("/u/<token>/apply")
-    def apply(token: str) -> BaseResponse | tuple[str, int]:
+    def apply(token: str) -> BaseResponse:
         upload = _upload_or_404(token)
         if upload.preview is None or upload.mapping_path is None:
-            abort(409, "Preview the changes before applying them.")
+            return _back("mapping_page", "Preview the changes before applying them.", token=token)
         if upload.result is not None:
-            abort(409, "This upload was already applied; upload the sheet again to re-run it.")
-        return _start(services_of_request(), upload, dry_run=False)
+            return _back(
+                "result",
+                "This upload was already applied; upload the sheet again to re-run it.",
+                token=token,
+            )
+        own = _own_run(upload)
+        if own is not None:
+            return _to_job(own)
+        try:
+            return _to_job(_start(services_of_request(), upload, dry_run=False))
+        except RunInProgress:
+            message = "Nothing was sent yet; Apply works again when the other run ends."
+            return _back("preview", message, token=token)
 
     @app.get("/u/<token>/result")
-    def result(token: str) -> str:
+    def result(token: str) -> BaseResponse | str:
         upload = _upload_or_404(token)
         if upload.result is None:
-            abort(404, "This upload has not been applied yet.")
+            return _back("preview", "This upload has not been applied yet.", token=token)
         return _render_outcome("result.html", upload, upload.result.results)
 
     @app.get("/u/<token>/download/<kind>")
@@ -442,54 +679,83 @@ def _add_routes(app: Flask) -> None:
         }.get(kind, f"{stem}.errors{path.suffix}")
         return _download(path, name)
 
-    @app.post("/u/<token>/discard")
-    def discard(token: str) -> BaseResponse:
-        svc = services_of_request()
-        if token in svc.jobs.busy_uploads():
-            abort(409, "This upload has a run in progress.")
-        svc.uploads.discard(token)
-        return redirect(url_for("index"), 303)
 
+def _add_history_routes(app: Flask) -> None:
     @app.get("/history")
     def history() -> str:
         svc = services_of_request()
         runs = list_runs(svc.config.state)
-        return render_template("history.html", runs=runs, names=svc.store.run_names())
+        live = _live_runs(runs)
+        return render_template("history.html", runs=runs, names=_run_names(runs), live_runs=live)
 
     @app.get("/history/<int:run_id>")
     def history_run(run_id: int) -> str:
+        _require_session()  # row data (phone numbers): not for a request without the cookie
         svc = services_of_request()
         run = get_run(svc.config.state, run_id)
         if run is None:
             abort(404, "No such run in the state store.")
         results = run_results(svc.config.state, run_id)
         status = request.args.get("status") or None
+        live = _live_runs([run]).get(run_id)
         return render_template(
             "run.html",
             run=run,
-            name=svc.store.run_names().get(run_id, Path(run.sheet).name),
+            name=_run_names([run])[run_id],
             view=_filtered(results, status, _int_arg("page", 1)),
-            counts=_counts(results),
+            counts=_counts(results) if live is None else _all_statuses(live["counts"]),
+            live_run=live,
         )
 
     @app.get("/history/<int:run_id>/report.xlsx")
     def history_report(run_id: int) -> BaseResponse:
+        _require_session()
         svc = services_of_request()
         run = get_run(svc.config.state, run_id)
         if run is None:
             abort(404, "No such run in the state store.")
         data = _history_report(run_id, run, run_results(svc.config.state, run_id), svc)
-        name = Path(svc.store.run_names().get(run_id, Path(run.sheet).name)).stem
+        name = Path(_run_names([run])[run_id]).stem
         return send_file(
             io.BytesIO(data), as_attachment=True, download_name=f"{name}.run-{run_id}.report.xlsx"
         )
 
 
+def _run_names(runs: Sequence[RunInfo]) -> dict[int, str]:
+    """Each run's sheet as the person named it: recorded by this page, or the live upload's."""
+    svc = services_of_request()
+    by_sheet = svc.store.sheet_names([r.sheet for r in runs])
+    recorded = svc.store.run_names()
+    names: dict[int, str] = {}
+    for run in runs:
+        stored = run.sheet.replace("\\", "/").split("/")[-1]
+        # run_names is keyed by run id only, so trusted only for a sheet this page stored
+        # (another state store in the same folder, or the command line, numbers its own runs)
+        by_id = recorded.get(run.id) if _STORED_NAME.fullmatch(stored) else None
+        known = by_sheet.get(run.sheet) or svc.uploads.name_of_sheet(run.sheet) or by_id
+        names[run.id] = known or stored
+    return names
+
+
+def _live_runs(runs: Sequence[RunInfo]) -> dict[int, dict[str, Any]]:
+    """The unfinished run that the run in progress is writing (newest match), with live counts."""
+    running = services_of_request().jobs.running()
+    if running is None or running.sheet is None:
+        return {}
+    sheet = str(running.sheet)
+    match = max((r.id for r in runs if r.ended_at is None and r.sheet == sheet), default=None)
+    return {} if match is None else {match: _live_view(running)}
+
+
+def _all_statuses(counts: dict[str, int]) -> dict[str, int]:
+    return {s.value: counts.get(s.value, 0) for s in Status}
+
+
 def _next_url(job: Job) -> str | None:
+    """Where the page goes when the run is done: a URL that itself needs this session."""
     if job.state != "done" or job.outcome is None:
         return None
-    endpoint = "preview" if job.dry_run else "result"
-    return url_for(endpoint, token=job.upload)
+    return url_for("job_next", job_id=job.id)
 
 
 def _counts(results: Sequence[RowResult]) -> dict[str, int]:
@@ -500,22 +766,24 @@ def _counts(results: Sequence[RowResult]) -> dict[str, int]:
 
 
 def _render_mapping(
-    upload: Upload, account: Account, form: forms.MappingForm, error: str | None, status: int
-) -> tuple[str, int]:
-    page = render_template(
+    upload: Upload, account: Account, form: forms.MappingForm, error: str | None
+) -> str:
+    blocking = _blocking_run(upload)
+    return render_template(
         "mapping.html",
         upload=upload,
         form=form,
         choices=forms.target_choices(account),
         error=error,
+        blocking=None if blocking is None else _live_view(blocking),
     )
-    return page, status
 
 
 def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult]) -> str:
     outcome = upload.result if template == "result.html" else upload.preview
     assert outcome is not None
     status = request.args.get("status") or None
+    blocking, own = _blocking_run(upload), _own_run(upload)
     return render_template(
         template,
         upload=upload,
@@ -529,6 +797,8 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
         view=_filtered(results, status, _int_arg("page", 1)),
         planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
+        blocking=None if blocking is None else _live_view(blocking),
+        own_job=own,
     )
 
 
@@ -537,7 +807,7 @@ def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Se
     summary = report.summarise(
         results,
         run_id=run_id,
-        sheet=Path(svc.store.run_names().get(run_id, run.sheet)),
+        sheet=Path(_run_names([run])[run_id]),
         sheet_sha256=run.sha256,
         report_path=None,
         errors_path=None,

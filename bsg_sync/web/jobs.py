@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bsg_sync.errors import BsgSyncError
@@ -25,9 +28,13 @@ class RunInProgress(Exception):
 class Job:
     """One run and its live counters (read by the status endpoint while the thread writes)."""
 
-    id: int
+    id: str  # unguessable: it is in the progress page's URL
     upload: str
     dry_run: bool
+    owner: str = ""  # the browser session that started it
+    filename: str = ""  # the person's name for the sheet
+    sheet: Path | None = None  # where the upload is stored (the run records this path)
+    started_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     state: str = "running"  # running | done | failed
     stage: str = "starting"
     total: int | None = None  # rows to send, known once the plan is made
@@ -45,6 +52,11 @@ class Job:
             self.counts[getattr(result.status, "value", str(result.status))] += 1
             if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
                 self.done += 1
+
+    def on_stage(self, stage: str) -> None:
+        if self.sheet is not None and self.filename:  # the stored name is ours, not theirs
+            stage = stage.replace(self.sheet.name, self.filename)
+        self.stage = stage
 
     def on_plan(self, n: int) -> None:
         self.total = n
@@ -80,13 +92,21 @@ class JobRunner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[int, Job] = {}
+        self._jobs: dict[str, Job] = {}
         self._current: Job | None = None
-        self._next_id = 1
 
-    def get(self, job_id: int) -> Job | None:
+    def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def current(self) -> Job | None:
+        """The latest job started (running or just finished), or None."""
+        with self._lock:
+            return self._current
+
+    def running(self) -> Job | None:
+        job = self.current()
+        return job if job is not None and job.state == "running" else None
 
     def busy_uploads(self) -> set[str]:
         with self._lock:
@@ -99,18 +119,19 @@ class JobRunner:
         opts: SyncOptions,
         api_key: str,
         on_done: Callable[[Job], None],
+        owner: str = "",
+        filename: str = "",
     ) -> Job:
         with self._lock:
             if self._current is not None and self._current.state == "running":
                 raise RunInProgress(
                     "a run is already in progress; wait for it to finish, then try again"
                 )
-            job = Job(self._next_id, upload, opts.dry_run)
-            self._next_id += 1
+            job = Job(secrets.token_urlsafe(16), upload, opts.dry_run, owner, filename, opts.sheet)
             self._jobs[job.id] = job
             self._current = job
         job.hooks = Hooks(
-            on_stage=lambda s: setattr(job, "stage", s),
+            on_stage=job.on_stage,
             on_plan=job.on_plan,
             on_result=job.on_result,
         )

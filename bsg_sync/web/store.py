@@ -25,6 +25,10 @@ _SCHEMA = (
         create_missing INTEGER NOT NULL, saved_at TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS run_names (
         run_id INTEGER PRIMARY KEY, filename TEXT NOT NULL)""",
+    # keyed by the upload's stored path (random, unique), which the run records as its sheet:
+    # written when a run starts, so even a run cut short is named, whatever the state store
+    """CREATE TABLE IF NOT EXISTS sheet_names (
+        sheet TEXT PRIMARY KEY, filename TEXT NOT NULL)""",
 )
 _RESULT_COLUMNS = (
     "row, contact_id, phone, action, status, error_code, error, changes, attempts, "
@@ -77,6 +81,24 @@ class WebStore:
     def name_run(self, run_id: int, filename: str) -> None:
         with self._lock, self._conn:
             self._conn.execute("INSERT OR REPLACE INTO run_names VALUES (?, ?)", (run_id, filename))
+
+    def name_sheet(self, sheet: str, filename: str) -> None:
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO sheet_names VALUES (?, ?)", (sheet, filename)
+            )
+
+    def sheet_names(self, sheets: Sequence[str]) -> dict[str, str]:
+        """The person's file name of each stored sheet path that this page uploaded."""
+        wanted = sorted(set(sheets))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT sheet, filename FROM sheet_names WHERE sheet IN ({marks})", wanted
+            ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
 
     def run_names(self) -> dict[int, str]:
         with self._lock:

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import IO
+from typing import IO, Any
 
 from bsg_sync.errors import InputFileError
 from bsg_sync.models import Account
@@ -30,6 +30,7 @@ class Upload:
     sheet_path: Path
     filename: str  # as the person named it; shown (escaped), never used as a path
     created: float
+    owner: str = ""  # the browser session that uploaded it; only that session may use it
     headers: tuple[str, ...] = ()
     rows: int = 0
     account: Account | None = None
@@ -38,6 +39,9 @@ class Upload:
     preview: SyncOutcome | None = None
     result: SyncOutcome | None = None
     files: dict[str, Path] = field(default_factory=dict)  # download kind -> path
+    draft: Any = None  # the mapping form as last posted (kept when it needs a fix)
+    draft_error: str | None = None
+    applied_at: str | None = None  # local time the apply finished
 
     @property
     def stem(self) -> str:
@@ -71,7 +75,7 @@ class UploadStore:
         self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
 
-    def add(self, filename: str, stream: IO[bytes]) -> Upload:
+    def add(self, filename: str, stream: IO[bytes], owner: str = "") -> Upload:
         """Store the stream under a random name; InputFileError for a type we cannot read."""
         name = display_name(filename)
         suffix = PurePath(name).suffix.lower()
@@ -85,7 +89,7 @@ class UploadStore:
         fd = os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(stream, out, _COPY_CHUNK)
-        upload = Upload(secrets.token_urlsafe(24), folder, sheet, name, time.monotonic())
+        upload = Upload(secrets.token_urlsafe(24), folder, sheet, name, time.monotonic(), owner)
         with self._lock:
             self._uploads[upload.token] = upload
         return upload
@@ -93,6 +97,13 @@ class UploadStore:
     def get(self, token: str) -> Upload | None:
         with self._lock:
             return self._uploads.get(token)
+
+    def name_of_sheet(self, sheet: str) -> str | None:
+        """The person's file name for a stored sheet path (as a run records it), if still known."""
+        with self._lock:
+            return next(
+                (u.filename for u in self._uploads.values() if str(u.sheet_path) == sheet), None
+            )
 
     def discard(self, token: str) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-// bsg-sync web page: drag and drop onto the upload box, and live progress polling.
+// bsg-sync web page: drag and drop onto the upload box, live progress, and the run in progress.
 "use strict";
 
 (function () {
@@ -21,11 +21,62 @@
     });
   }
 
+  var labels = {ok: "OK", unchanged: "Unchanged", planned: "Will change", invalid: "Invalid",
+                not_found: "Not found", failed: "Failed", not_sent: "Not sent"};
+
+  function renderCounts(list, counts) {
+    list.textContent = "";
+    Object.keys(counts).forEach(function (k) {
+      var li = document.createElement("li");
+      var badge = document.createElement("span");
+      badge.className = "badge s-" + k;
+      badge.textContent = labels[k] || k;
+      var n = document.createElement("strong");
+      n.textContent = String(counts[k]);
+      li.appendChild(badge); li.appendChild(document.createTextNode(" ")); li.appendChild(n);
+      list.appendChild(li);
+    });
+  }
+
+  // Someone's run in progress: the banner, the "please wait" note and the live view follow it;
+  // buttons that wait for it come back when it ends.
+  var watcher = document.querySelector("[data-running-url]");
+  if (watcher) {
+    var runningUrl = watcher.getAttribute("data-running-url");
+    var watch = function () {
+      fetch(runningUrl, {credentials: "same-origin", headers: {Accept: "application/json"}})
+        .then(function (r) { return r.json(); })
+        .then(function (v) {
+          var running = v.state === "running";
+          var sentence = v.sentence || "The run has ended";
+          var banner = document.getElementById("live-text");
+          if (banner) { banner.textContent = sentence; }
+          var wait = document.getElementById("wait-text");
+          if (wait) { wait.textContent = running ? sentence : "That run has ended; you can go on now"; }
+          var live = document.getElementById("live-sentence");
+          if (live) {
+            live.textContent = sentence + ".";
+            var bar = document.getElementById("live-bar");
+            if (v.total !== null && v.total !== undefined) { bar.max = Math.max(v.total, 1); bar.value = v.done; }
+            renderCounts(document.getElementById("live-counts"), v.counts || {});
+            if (v.history_url) {
+              var h = document.getElementById("live-history");
+              h.querySelector("a").href = v.history_url; h.hidden = false;
+            }
+          }
+          if (running) { setTimeout(watch, 1000); return; }
+          document.querySelectorAll("[data-wait-for-run]").forEach(function (b) {
+            b.disabled = false; b.removeAttribute("data-wait-for-run");
+          });
+        })
+        .catch(function () { setTimeout(watch, 3000); });
+    };
+    watch();
+  }
+
   var job = document.getElementById("job");
   if (!job) { return; }
   var url = job.getAttribute("data-status-url");
-  var labels = {ok: "OK", unchanged: "Unchanged", planned: "Will change", invalid: "Invalid",
-                not_found: "Not found", failed: "Failed", not_sent: "Not sent"};
 
   function seconds(s) {
     if (s === null || s === undefined) { return "…"; }
@@ -43,18 +94,7 @@
     }
     if (p.state !== "running") { text = p.state === "done" ? "finished" : "stopped"; }
     document.getElementById("progress-text").textContent = text;
-    var list = document.getElementById("progress-counts");
-    list.textContent = "";
-    Object.keys(p.counts).forEach(function (k) {
-      var li = document.createElement("li");
-      var badge = document.createElement("span");
-      badge.className = "badge s-" + k;
-      badge.textContent = labels[k] || k;
-      var n = document.createElement("strong");
-      n.textContent = String(p.counts[k]);
-      li.appendChild(badge); li.appendChild(document.createTextNode(" ")); li.appendChild(n);
-      list.appendChild(li);
-    });
+    renderCounts(document.getElementById("progress-counts"), p.counts);
     var err = document.getElementById("job-error");
     err.textContent = p.error; err.hidden = !p.error;
     if (p.state === "failed") { document.getElementById("job-back").hidden = false; }
