@@ -157,6 +157,9 @@ def _too_slow(path: Path, seconds: float) -> InputFileError:
 def child_main() -> None:
     """`python -m bsg_sync.isolate`: a pickled request on stdin, a pickled reply on stdout."""
     path, kwargs, memory = pickle.loads(sys.stdin.buffer.read())
+    reply_to = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the reply
+    sys.stdout = sys.stderr
     _limit_memory(memory)
     records: list[logging.LogRecord] = []
     handler = _Collect(records)
@@ -168,8 +171,8 @@ def child_main() -> None:
     root.removeHandler(handler)
     kept = [(r.name, r.levelno, r.getMessage()) for r in records]
     data = pickle.dumps((*reply, kept), protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    reply_to.write(data)
+    reply_to.flush()
 
 
 def _read_in_child(path: str, kwargs: dict[str, Any]) -> tuple[Any, ...]:

@@ -263,9 +263,10 @@ def test_an_ole_stream_longer_than_the_file_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize("name", ["password_2002_128_strong.xls"])
+@pytest.mark.parametrize("name", ["SheetJS__test_files/password_2002_128_strong.xls",
+                                  "PHPOffice__PhpSpreadsheet/tests/data/Reader/XLS/pwtest.xls"])
 def test_a_password_protected_xls_says_so(tmp_path: Path, name: str) -> None:
-    path = CORPUS / "SheetJS__test_files" / name
+    path = CORPUS / name
     if not path.exists():
         pytest.skip("the shared corpus is not here")
     with pytest.raises(InputFileError, match="is password-protected; open it in Excel, remove the password"):
