@@ -314,8 +314,8 @@ def _wide(text: str) -> bytes:
     return struct.pack("<I", len(text)) + text.encode("utf-16-le")
 
 
-def _xlsb(path: Path, rows: list[list[str]]) -> Path:
-    """A minimal XLSB (MS-XLSB records): one tab of inline string cells."""
+def _xlsb(path: Path, rows: list[list[str]], far: tuple[int, int] | None = None) -> Path:
+    """A minimal XLSB (MS-XLSB records): one tab of inline string cells (and one at `far`)."""
     book = (_record(0x0183) + _record(0x018F)
             + _record(0x009C, struct.pack("<II", 0, 1) + _wide("rId1") + _wide("Contacts"))
             + _record(0x0090) + _record(0x009D, b"\0" * 16) + _record(0x0184))
@@ -324,6 +324,9 @@ def _xlsb(path: Path, rows: list[list[str]]) -> Path:
     for r, row in enumerate(rows):
         sheet += _record(0x0000, struct.pack("<I", r) + b"\0" * 13)
         sheet += b"".join(_record(0x0006, struct.pack("<II", c, 0) + _wide(v)) for c, v in enumerate(row))
+    if far is not None:
+        sheet += _record(0x0000, struct.pack("<I", far[0]) + b"\0" * 13)
+        sheet += _record(0x0006, struct.pack("<II", far[1], 0) + _wide("x"))
     sheet += _record(0x0092) + _record(0x0082)
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("xl/workbook.bin", book)
@@ -341,6 +344,13 @@ def test_xlsb_is_read(tmp_path: Path) -> None:
     assert (sheet.sheet_name, sheet.headers) == ("Contacts", ("Mobile", "City"))
     assert [(r.row, r.values, [p.code for p in r.problems]) for r in sheet.rows] == [
         (2, ("447700900123", "Leeds"), []), (3, ("447700900124", "Le\x1beds"), ["control-character"])]
+
+
+def test_a_far_cell_in_an_xlsb_is_caught_by_the_isolated_read(tmp_path: Path) -> None:
+    """XLSB sheets are binary records and not pre-checked: the child's memory limit is what
+    stops a cell at XFD1048576 there (calamine would allocate 512 GiB)."""
+    path = _xlsb(tmp_path / "far.xlsb", [["Mobile", "City"]], far=(1_048_575, 16_383))
+    assert "needs more memory than 2.0 GiB to read" in _refused(tmp_path, path)
 
 
 # --------------------------------------------------------------------------- isolation
