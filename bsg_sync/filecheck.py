@@ -11,6 +11,8 @@ The limits cover any sheet Excel itself can hold, so only damaged or hostile fil
 - a shared string longer than Excel's 32,767 characters, a sharedStrings part above
   MAX_SHARED_STRINGS_BYTES, and more text than MAX_SHARED_TEXT_CHARS once every string is
   repeated in each cell that uses it (calamine copies it per cell);
+- an `.ods` whose repeated rows and cells (`number-rows-repeated`, `number-columns-repeated`,
+  which calamine expands) span more than MAX_RANGE_CELLS around the cells that hold data;
 - an `.xls` (OLE/CFB) whose sector chains loop, cross, or point outside the file, or whose
   streams declare more bytes than their chains hold.
 
@@ -201,6 +203,100 @@ def _check_shared_text(path: Path, zf: zipfile.ZipFile, name: str, sizes: list[i
             f"above the {MAX_SHARED_TEXT_CHARS / 2**30:,.0f} G limit; it is probably damaged or "
             "not made by a spreadsheet program: export it again as .csv."
         )
+
+
+# --------------------------------------------------------------------------- ODS
+
+_ODS_TAG = re.compile(
+    rb"<(/?)(?:\w+:)?(table|table-row|table-cell|covered-table-cell)(?=[\s/>])([^>]*?)(/?)>"
+)
+_ROWS_REPEATED = re.compile(rb'number-rows-repeated="(\d{1,10})"')
+_COLS_REPEATED = re.compile(rb'number-columns-repeated="(\d{1,10})"')
+
+
+class _OdsExtent:
+    """The used range of each table in content.xml, repeats expanded as calamine expands them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._table()
+
+    def _table(self) -> None:
+        self.row = 0
+        self.top = self.left = 1 << 62
+        self.bottom = self.right = -1
+        self._row_start(b"")
+
+    def _row_start(self, attrs: bytes) -> None:
+        found = _ROWS_REPEATED.search(attrs)
+        self.repeat = int(found.group(1)) if found else 1
+        self.col = 0
+        self.row_used = False
+        self.cell: tuple[int, int] | None = None  # an open cell: (first column, repeat)
+        self.cell_end = 0  # where its start tag ends in the chunk
+
+    def feed(self, data: bytes) -> None:
+        for match in _ODS_TAG.finditer(data):
+            closing, name, attrs, empty = match.groups()
+            if name == b"table":
+                if closing:
+                    self._check()
+                else:
+                    self._table()
+            elif name == b"table-row":
+                if closing or empty:
+                    if not closing:
+                        self._row_start(attrs)
+                    self._row_end()
+                else:
+                    self._row_start(attrs)
+            elif closing:
+                if self.cell is not None and data[self.cell_end : match.start()].strip():
+                    self._use(*self.cell)
+                self.cell = None
+            else:
+                found = _COLS_REPEATED.search(attrs)
+                repeat = int(found.group(1)) if found else 1
+                if not empty and name == b"table-cell":
+                    self.cell, self.cell_end = (self.col, repeat), match.end()
+                    if b"value-type" in attrs:
+                        self._use(self.col, repeat)
+                        self.cell = None
+                self.col += repeat
+        if self.cell is not None:  # its content is in the next chunk: count it as used
+            self._use(*self.cell)
+            self.cell = None
+
+    def _use(self, col: int, repeat: int) -> None:
+        self.left, self.right = min(self.left, col), max(self.right, col + repeat - 1)
+        self.row_used = True
+
+    def _row_end(self) -> None:
+        if self.row_used:
+            self.top, self.bottom = min(self.top, self.row), max(self.bottom, self.row + self.repeat - 1)
+        self.row += self.repeat
+        self._row_start(b"")
+
+    def _check(self) -> None:
+        if self.bottom < 0:
+            return
+        rows, cols = self.bottom - self.top + 1, self.right - self.left + 1
+        if rows * cols > MAX_RANGE_CELLS:
+            raise InputFileError(
+                f"{self.path} spans {rows * cols:,} cells ({rows:,} rows, {cols:,} columns, "
+                f"counting repeated cells), above the {MAX_RANGE_CELLS:,}-cell limit; delete the "
+                "empty rows and columns around the data and save again, or export it as .csv."
+            )
+
+
+def check_ods(path: Path, zf: zipfile.ZipFile) -> None:
+    """Refuse an ODS whose repeated rows and cells would expand beyond MAX_RANGE_CELLS."""
+    if "content.xml" not in zf.namelist():
+        return
+    extent = _OdsExtent(path)
+    for data in _stream(path, zf, "content.xml"):
+        extent.feed(data)
+    extent._check()
 
 
 # --------------------------------------------------------------------------- OLE (XLS)

@@ -18,7 +18,7 @@ import python_calamine
 from bsg_sync.cellcheck import sheet_rows
 from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
-from bsg_sync.filecheck import check_xls, check_xlsx
+from bsg_sync.filecheck import check_ods, check_xls, check_xlsx
 from bsg_sync.models import Sheet, SheetRow
 from bsg_sync.numfmt import render_cell
 from bsg_sync.workbook import (
@@ -99,6 +99,8 @@ def _check_file(path: Path, max_bytes: int) -> str:
     """The file's kind ("zip", "ole" or "text") after the checks that need no parsing."""
     if not path.exists():
         raise InputFileError(f"{path} does not exist; check the path and try again.")
+    if path.is_dir() and path.suffix.lower() == ".numbers":  # a Numbers package is a folder
+        raise _numbers_file(path)
     if path.is_dir():
         raise InputFileError(f"{path} is a folder, not a spreadsheet; give the file's path.")
     size = path.stat().st_size
@@ -179,10 +181,7 @@ def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
     infos = zf.infolist()
     names = {i.filename for i in infos}
     if "Index/Document.iwa" in names or any(n.endswith(".iwa") for n in names):
-        raise InputFileError(
-            f"{path} is an Apple Numbers file; export it as .xlsx or .csv from Numbers "
-            "(File > Export To) and use that."
-        )
+        raise _numbers_file(path)
     if not names & {"xl/workbook.xml", "xl/workbook.bin", "content.xml"}:
         raise InputFileError(
             f"{path} is a zip archive but not a workbook; save the sheet as {SUPPORTED}."
@@ -204,6 +203,15 @@ def _check_zip_parts(path: Path, zf: zipfile.ZipFile) -> None:
         )
     if "xl/workbook.xml" in names:
         check_xlsx(path, zf)
+    elif "content.xml" in names:
+        check_ods(path, zf)
+
+
+def _numbers_file(path: Path) -> InputFileError:
+    return InputFileError(
+        f"{path} is an Apple Numbers file; export it as .xlsx or .csv from Numbers "
+        "(File > Export To) and use that."
+    )
 
 
 def _manifest(zf: zipfile.ZipFile) -> bytes:
