@@ -276,7 +276,9 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
     tab = pick_tab(path, [m.name for m in metadata], visible, package.active, sheet)
     try:
         cal_sheet = workbook.get_sheet_by_name(tab)
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # calamine panics (a BaseException) on some damaged tabs
         raise InputFileError(
             f"{path}: tab {tab!r} cannot be read ({exc}); open it in Excel and save a new copy."
         ) from exc
@@ -287,19 +289,23 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
     else:
         rendered = RenderedRows(cal_sheet.iter_rows(), first_col, package.formats_of(tab),
                                 package.fixes)
-    grid = refuse_empty_tab(path, tab, iter(rendered), lambda: _tabs_with_data(workbook, tab))
+    # reopened only for an empty tab: the workbook (the whole file) is not kept while reading
+    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
+    grid = refuse_empty_tab(path, tab, iter(rendered), others)
     return tab, TabRows(grid, rendered.errors_possible)
 
 
-def refuse_empty_tab(
-    path: Path, tab: str, grid: Grid, others: Any
-) -> Grid:
-    """The grid unchanged, unless the tab has no data while another tab has: then say which."""
-    head: list[tuple[int, list[str]]] = []
+def refuse_empty_tab(path: Path, tab: str, grid: Grid, others: Callable[[], list[str]]) -> Grid:
+    """The grid's rows; at its end, if the tab had no data while another tab has, say which.
+
+    A generator: the rows are read inside the reader's guard against calamine panics."""
+    seen_data = False
     for item in grid:
-        head.append(item)
-        if any(item[1]):
-            return itertools.chain(head, grid)
+        if not seen_data and any(item[1]):
+            seen_data = True
+        yield item
+    if seen_data:
+        return
     names = others()
     if names:
         listed = ", ".join(repr(n) for n in names)
@@ -307,7 +313,6 @@ def refuse_empty_tab(
             f"{path}: tab {tab!r} is empty but {listed} has data; "
             f"pass --sheet {names[0]!r} to read it."
         )
-    return iter(head)
 
 
 def _tabs_with_data(workbook: python_calamine.CalamineWorkbook, skip: str) -> list[str]:
@@ -319,7 +324,9 @@ def _tabs_with_data(workbook: python_calamine.CalamineWorkbook, skip: str) -> li
             rows = workbook.get_sheet_by_name(name).iter_rows()
             if any(any(v != "" and v is not None for v in row) for row in rows):
                 out.append(name)
-        except Exception:  # a damaged other tab is simply not suggested
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # a damaged other tab (calamine may panic) is not suggested
             continue
     return out
 

@@ -452,3 +452,9 @@ def test_header_below_a_title_in_csv_and_xlsx(tmp_path: Path) -> None:
         assert [(r.row, r.values) for r in sheet.rows] == [(5, ("447700900123", "Ann", "Leeds"))]
     assert read_sheet(csv_path, header_row=1).headers == ("Contacts export", "Column 2",
                                                           "Column 3")
+
+
+def test_a_cell_calamine_cannot_read_in_the_first_row_is_one_sentence(tmp_path: Path) -> None:
+    path = _xlsx(tmp_path / "panic.xlsx", {"A1": (-(10**16), "yyyy-mm-dd"), "A2": (1, None)})
+    with pytest.raises(InputFileError, match="has a cell that cannot be read"):
+        read_sheet(path)
