@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import IO
 from xml.etree import ElementTree
 
+from bsg_sync.cellformats import CellFormats, local
 from bsg_sync.numfmt import ERROR_CODES
-from bsg_sync.workbook import CellFormats, local
 
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
