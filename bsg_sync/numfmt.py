@@ -333,6 +333,27 @@ def _render_temporal(value: dt.datetime | dt.date | dt.time | dt.timedelta, code
     return render_number(serial, "yyyy-mm-dd")
 
 
+@lru_cache(maxsize=1024)
+def cell_renderer(code: str, date1904: bool = False) -> Callable[[Any], str]:
+    """render_cell for one format code, with its fast paths looked up once."""
+    fast = _fast_renderer(code)
+    shape = date_shape(code)
+
+    def render(value: Any) -> str:
+        kind = type(value)
+        if kind is float and fast is not None:
+            text = fast(value, date1904)
+            if text is not None:
+                return text.strip()
+        elif (kind is dt.datetime or kind is dt.date) and shape in ("date", "datetime"):
+            return _iso_of(value, shape)
+        elif kind is str:
+            return render_text(value.strip(), code).strip()
+        return render_cell(value, code, date1904)
+
+    return render
+
+
 def _iso_of(value: dt.date, shape: str | None) -> str:
     """A date (or date-time, rounded half up to the second) in the SPEC's ISO form."""
     if not isinstance(value, dt.datetime):
@@ -712,6 +733,7 @@ __all__ = [
     "ERROR_CODES",
     "ErrorText",
     "builtin_format",
+    "cell_renderer",
     "date_shape",
     "general",
     "is_date_format",

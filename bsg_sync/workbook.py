@@ -32,11 +32,11 @@ from xml.etree import ElementTree
 
 import python_calamine
 
-from bsg_sync import numfmt, xlsx
+from bsg_sync import xlsx
 from bsg_sync.cellformats import CellFormats, has_format
 from bsg_sync.errors import InputFileError
 from bsg_sync.models import CellProblem, SheetRow
-from bsg_sync.numfmt import ErrorText, render_cell
+from bsg_sync.numfmt import ErrorText, cell_renderer, render_cell
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,12 @@ class RenderedRows:
         for col, code in next(by_row).items():
             i = col - first_col
             if 0 <= i < len(raw):
-                cells[i] = _formatted(raw[i], code, formats.date1904)
+                cells[i] = cell_renderer(code, formats.date1904)(raw[i])
         if formats.special:
             _apply_special(cells, index, first_col, formats)
         if self.fixes:
             cells = [self.fixes.get(c, c) for c in cells]
         return index, cells
-
-
-def _formatted(value: Any, code: str, date1904: bool) -> str:
-    if type(value) is str:
-        return numfmt.render_text(value.strip(), code).strip()
-    return render_cell(value, code, date1904)
 
 
 def _apply_special(cells: list[str], row: int, first_col: int, formats: CellFormats) -> None:
