@@ -429,7 +429,7 @@ def _calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
 
 def _open_workbook(
     path: Path, kind: str, sheet: str | None
-) -> tuple[str, Iterator[tuple[int, list[str]]]]:
+) -> tuple[str, Iterable[tuple[int, list[str]]]]:
     return open_workbook(path, kind, sheet)
 
 

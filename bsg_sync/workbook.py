@@ -40,7 +40,8 @@ from bsg_sync.numfmt import ErrorText, cell_renderer, render_cell
 
 log = logging.getLogger(__name__)
 
-Grid = Iterator[tuple[int, list[str]]]
+Row = tuple[int, list[str]]  # (spreadsheet row number, cell texts)
+Grid = Iterator[Row]
 
 
 
@@ -151,11 +152,8 @@ class TabRows:
     def errors_possible(self) -> bool:
         return self._errors()
 
-    def __iter__(self) -> TabRows:
-        return self
-
-    def __next__(self) -> tuple[int, list[str]]:
-        return next(self._rows)
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        return self._rows  # the generator itself: no Python-level step per row
 
 
 def note_error_cells(grid: object, rows: list[SheetRow]) -> list[SheetRow]:
@@ -191,7 +189,7 @@ def open_calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
         ) from exc
 
 
-def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
+def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterable[Row]]:
     """The chosen tab's name and its rows as the text Excel shows."""
     if kind == "ole":
         from bsg_sync import xls
