@@ -25,6 +25,7 @@ import logging
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,25 +205,42 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
     package = _package_info(path, kind)
     visible = [m.name for m in metadata if m.visible == python_calamine.SheetVisibleEnum.Visible]
     tab = pick_tab(path, [m.name for m in metadata], visible, package.active, sheet)
+    if package.lazy:
+        cal_sheet = _calamine_tab(path, workbook, tab)
+        late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it
+        rendered = RenderedRows(cal_sheet.iter_rows(), _first_col(cal_sheet), CellFormats(),
+                                package.fixes, late)
+    else:
+        # calamine parses the tab without the GIL: the format scan runs alongside it
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            scan = pool.submit(package.formats_of, tab)
+            cal_sheet = _calamine_tab(path, workbook, tab)
+            formats = scan.result()
+        rendered = RenderedRows(cal_sheet.iter_rows(), _first_col(cal_sheet), formats,
+                                package.fixes)
+    # reopened only for an empty tab: the workbook (the whole file) is not kept while reading
+    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
+    grid = refuse_empty_tab(path, tab, iter(rendered), others)
+    return tab, TabRows(grid, rendered.errors_possible)
+
+
+def _calamine_tab(
+    path: Path, workbook: python_calamine.CalamineWorkbook, tab: str
+) -> python_calamine.CalamineSheet:
     try:
-        cal_sheet = workbook.get_sheet_by_name(tab)
+        return workbook.get_sheet_by_name(tab)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # calamine panics (a BaseException) on some damaged tabs
         raise InputFileError(
             f"{path}: tab {tab!r} cannot be read ({exc}); open it in Excel and save a new copy."
         ) from exc
-    first_col = cal_sheet.start[1] if cal_sheet.start else 0
-    if package.lazy:
-        late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it
-        rendered = RenderedRows(cal_sheet.iter_rows(), first_col, CellFormats(), package.fixes, late)
-    else:
-        rendered = RenderedRows(cal_sheet.iter_rows(), first_col, package.formats_of(tab),
-                                package.fixes)
-    # reopened only for an empty tab: the workbook (the whole file) is not kept while reading
-    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
-    grid = refuse_empty_tab(path, tab, iter(rendered), others)
-    return tab, TabRows(grid, rendered.errors_possible)
+
+
+def _first_col(cal_sheet: python_calamine.CalamineSheet) -> int:
+    """calamine's rows start at row 1 but at the first used column."""
+    start = cal_sheet.start
+    return start[1] if start else 0
 
 
 def refuse_empty_tab(path: Path, tab: str, grid: Grid, others: Callable[[], list[str]]) -> Grid:
