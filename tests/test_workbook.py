@@ -458,3 +458,22 @@ def test_a_cell_calamine_cannot_read_in_the_first_row_is_one_sentence(tmp_path: 
     path = _xlsx(tmp_path / "panic.xlsx", {"A1": (-(10**16), "yyyy-mm-dd"), "A2": (1, None)})
     with pytest.raises(InputFileError, match="has a cell that cannot be read"):
         read_sheet(path)
+
+
+def test_a_mapped_error_cell_makes_the_row_invalid_never_sent(tmp_path: Path) -> None:
+    from bsg_sync.mapping import map_rows, parse_mapping, resolve_mapping
+    from bsg_sync.models import Account, Field
+
+    rows = ('<row r="1"><c r="A1" t="inlineStr"><is><t>Phone</t></is></c>'
+            '<c r="B1" t="inlineStr"><is><t>City</t></is></c></row>'
+            '<row r="2"><c r="A2"><v>447700900123</v></c><c r="B2" t="e"><v>#N/A</v></c></row>'
+            '<row r="3"><c r="A3"><v>447700900124</v></c>'
+            '<c r="B3" t="inlineStr"><is><t>York</t></is></c></row>')
+    sheet = read_sheet(_raw_xlsx(tmp_path / "mapped.xlsx", rows))
+    account = Account(fields=(Field(1, "City"),))
+    raw = parse_mapping('[columns]\n"Phone" = "phone"\n"City" = "field:City"\n')
+    out = map_rows(sheet, resolve_mapping(raw, sheet.headers, account), account)
+    assert [(r.row, r.status.value, r.error_code) for r in out.results] == [
+        (2, "invalid", "cell-error")]
+    assert "#N/A" in out.results[0].error
+    assert [d.row for d in out.desired] == [3]
