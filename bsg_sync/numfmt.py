@@ -20,6 +20,9 @@ contract (SPEC §3) fixes the text, these are the choices made:
   ignored; `[$€-407]` shows its symbol. Conditions (`[<1000]`) pick the section; a negative
   value in a conditional section keeps its minus sign unless the condition is itself `<`/`<=`
   a non-positive number.
+- Separators are en-US (`,` groups thousands, `.` is the decimal point) whatever the locale the
+  file was written in: Excel shows the reader's locale, not the file's (a Russian `# ##0,00` is
+  stored as `#,##0.00`).
 - Fractions take the closest fraction whose denominator fits the placeholders (or the fixed
   denominator of `?/8`). Scientific formats with `#` in the integer part use engineering
   exponents (`##0.0E+0`).
