@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 1 << 30  # refuse files above 1 GiB before reading them
 MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is refused
 MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
-FORMAT_SAMPLE_ROWS = 250  # rows scanned per sheet for number formats and error cells
 CSV_DELIMITERS = (",", ";", "\t", "|")
 TEXT_EXTENSIONS = {".csv", ".txt", ".tsv"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
@@ -44,9 +43,6 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 _CHUNK = 1 << 20
 _SNIFF_BYTES = 1 << 16
-_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
 # --------------------------------------------------------------------------- public API
