@@ -348,12 +348,16 @@ _NUMBERLIKE = re.compile(r"[-+()\d\s.,:/%$€£]+")
 def find_header_row(rows: Sequence[Sequence[str]]) -> int | None:
     """Index of the row a person takes for the header, or None when every row is blank.
 
-    The header is the first row of mostly text (not numbers or dates) that spans the table below
-    it: most of the next rows end within its columns. A title or a note above the table is
-    narrower than the rows under it, so it is skipped. With no such row: the first non-blank."""
+    The header is the first row of mostly text (not numbers or dates), filled across at least
+    half of its width, that spans the table below it: most of the next rows end within its
+    columns. A title or a note above the table is narrower than the rows under it (or, like
+    "Exported by ... | Page 1", mostly empty), so it is skipped. With no such row: the first
+    non-blank row."""
     spans = [_last_filled(row) for row in rows]
     for i, row in enumerate(rows):
         if spans[i] < 0 or not _mostly_text(row):
+            continue
+        if sum(1 for c in row if c.strip()) * 2 < spans[i] + 1:
             continue
         below = [n for n in spans[i + 1 : i + 1 + _BELOW] if n >= 0]
         if not below or sum(1 for n in below if n <= spans[i]) * 2 >= len(below):
