@@ -7,14 +7,15 @@ contract (SPEC §3) fixes the text, these are the choices made:
 
 - General: 15 significant digits (`0.1+0.2` -> `0.3`, `274.66`); an integer of up to 15 digits
   is printed whole (a phone stored as a number keeps all its digits, as Excel shows it in a wide
-  enough column); from 1E+15 up, and below 1E-04, scientific as Excel writes it (`1.23456789E+17`,
-  `1E-05`). The column width that makes Excel show `4.48E+11` in a narrow cell is not known here.
+  enough column); from 1E+15 up, and below 1E-04, scientific as Excel writes it
+  (`1.23456789012346E+17`, `1E-05`). Excel's narrow-column `4.48E+11` depends on a width that
+  is not known here. Every format rounds from those 15 digits, half away from zero.
 - Dates: a format with a date part shows `YYYY-MM-DD`, with `HH:MM:SS` added when the format also
-  has a time part and the value has a time (SPEC §3; seconds rounded as Excel rounds, not
-  truncated); a date-only format on a value with a time shows only the date. A format with a time part only (`h:mm`, `h:mm:ss AM/PM`,
-  `[h]:mm` elapsed, `mm:ss.0`) is rendered as written. 1900 (with Excel's 29 Feb 1900) and 1904
-  date systems. Serials Excel cannot show as a date (negative, > 2958465) show as the number in
-  General, where Excel shows `#######`.
+  has a time part and the value has a time (SPEC §3; seconds rounded half up as Excel rounds,
+  not truncated); a date-only format on a value with a time shows only the date. A format with
+  a time part only (`h:mm`, `h:mm:ss AM/PM`, `[h]:mm` elapsed, `mm:ss.0`) is rendered as
+  written. 1900 (with Excel's 29 Feb 1900) and 1904 date systems. Serials Excel cannot show as a
+  date (negative, > 2958465) show as the number in General, where Excel shows `#######`.
 - `*x` fill characters render nothing and `_x` a single space; surrounding spaces are trimmed
   by the caller (SPEC: trimmed whitespace). Colours (`[Red]`) and locale tags (`[$-409]`) are
   ignored; `[$€-407]` shows its symbol. Conditions (`[<1000]`) pick the section; a negative
