@@ -23,6 +23,14 @@ _DATA_STYLES = {
 _MAX_REPEAT = 1 << 20
 
 
+def is_encrypted(path: Path) -> bool:
+    """Whether an ODS package's parts are encrypted (saved with a password)."""
+    with zipfile.ZipFile(path) as zf:
+        if "META-INF/manifest.xml" not in zf.namelist():
+            return False
+        return b"encryption-data" in zf.read("META-INF/manifest.xml")
+
+
 def active_tab(zf: zipfile.ZipFile) -> str | None:
     """The tab LibreOffice opens on (settings.xml ActiveTable), if the file says."""
     if "settings.xml" not in zf.namelist():

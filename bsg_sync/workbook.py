@@ -198,6 +198,8 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
         opened = xls.open_xls(path, sheet)
         if opened is not None:
             return opened
+    if kind == "zip" and path.suffix.lower() == ".ods" and _ods_encrypted(path):
+        raise InputFileError(f"{path} is password-protected; save an unprotected copy and use that.")
     workbook = open_calamine(path, kind)
     metadata = list(workbook.sheets_metadata)
     if not metadata:
@@ -222,6 +224,15 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
     others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
     grid = refuse_empty_tab(path, tab, iter(rendered), others)
     return tab, TabRows(grid, rendered.errors_possible)
+
+
+def _ods_encrypted(path: Path) -> bool:
+    from bsg_sync import ods
+
+    try:
+        return ods.is_encrypted(path)
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _calamine_tab(

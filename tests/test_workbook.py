@@ -481,3 +481,18 @@ def test_a_mapped_error_cell_makes_the_row_invalid_never_sent(tmp_path: Path) ->
         (2, "invalid", "cell-error")]
     assert "#N/A" in out.results[0].error
     assert [d.row for d in out.desired] == [3]
+
+
+def test_a_password_protected_ods_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "secret.ods"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        zf.writestr("META-INF/manifest.xml",
+                    '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
+                    'manifest:1.0"><manifest:file-entry manifest:full-path="content.xml" '
+                    'manifest:media-type="text/xml"><manifest:encryption-data '
+                    'manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>'
+                    "</manifest:file-entry></manifest:manifest>")
+        zf.writestr("content.xml", bytes(range(256)) * 4)
+    with pytest.raises(InputFileError, match=r"is password-protected; save an unprotected copy"):
+        read_sheet(path)
