@@ -7,19 +7,23 @@ contract (SPEC §3) fixes the text, these are the choices made:
 
 - General: 15 significant digits (`0.1+0.2` -> `0.3`, `274.66`); an integer of up to 15 digits
   is printed whole (a phone stored as a number keeps all its digits, as Excel shows it in a wide
-  enough column); from 1E+15 up, and below 1E-04, scientific as Excel writes it (`1.23456789E+17`,
-  `1E-05`). The column width that makes Excel show `4.48E+11` in a narrow cell is not known here.
+  enough column); from 1E+15 up, and below 1E-04, scientific as Excel writes it
+  (`1.23456789012346E+17`, `1E-05`). Excel's narrow-column `4.48E+11` depends on a width that
+  is not known here. Every format rounds from those 15 digits, half away from zero.
 - Dates: a format with a date part shows `YYYY-MM-DD`, with `HH:MM:SS` added when the format also
-  has a time part and the value has a time (SPEC §3; seconds rounded as Excel rounds, not
-  truncated); a date-only format on a value with a time shows only the date. A format with a time part only (`h:mm`, `h:mm:ss AM/PM`,
-  `[h]:mm` elapsed, `mm:ss.0`) is rendered as written. 1900 (with Excel's 29 Feb 1900) and 1904
-  date systems. Serials Excel cannot show as a date (negative, > 2958465) show as the number in
-  General, where Excel shows `#######`.
+  has a time part and the value has a time (SPEC §3; seconds rounded half up as Excel rounds,
+  not truncated); a date-only format on a value with a time shows only the date. A format with
+  a time part only (`h:mm`, `h:mm:ss AM/PM`, `[h]:mm` elapsed, `mm:ss.0`) is rendered as
+  written. 1900 (with Excel's 29 Feb 1900) and 1904 date systems. Serials Excel cannot show as a
+  date (negative, > 2958465) show as the number in General, where Excel shows `#######`.
 - `*x` fill characters render nothing and `_x` a single space; surrounding spaces are trimmed
   by the caller (SPEC: trimmed whitespace). Colours (`[Red]`) and locale tags (`[$-409]`) are
   ignored; `[$€-407]` shows its symbol. Conditions (`[<1000]`) pick the section; a negative
   value in a conditional section keeps its minus sign unless the condition is itself `<`/`<=`
   a non-positive number.
+- Separators are en-US (`,` groups thousands, `.` is the decimal point) whatever the locale the
+  file was written in: Excel shows the reader's locale, not the file's (a Russian `# ##0,00` is
+  stored as `#,##0.00`).
 - Fractions take the closest fraction whose denominator fits the placeholders (or the fixed
   denominator of `?/8`). Scientific formats with `#` in the integer part use engineering
   exponents (`##0.0E+0`).
@@ -331,6 +335,27 @@ def _render_temporal(value: dt.datetime | dt.date | dt.time | dt.timedelta, code
     if isinstance(value, dt.datetime) and round(serial * 86400) % 86400:
         return render_number(serial, "yyyy-mm-dd hh:mm:ss")
     return render_number(serial, "yyyy-mm-dd")
+
+
+@lru_cache(maxsize=1024)
+def cell_renderer(code: str, date1904: bool = False) -> Callable[[Any], str]:
+    """render_cell for one format code, with its fast paths looked up once."""
+    fast = _fast_renderer(code)
+    shape = date_shape(code)
+
+    def render(value: Any) -> str:
+        kind = type(value)
+        if kind is float and fast is not None:
+            text = fast(value, date1904)
+            if text is not None:
+                return text.strip()
+        elif (kind is dt.datetime or kind is dt.date) and shape in ("date", "datetime"):
+            return _iso_of(value, shape)
+        elif kind is str:
+            return render_text(value.strip(), code).strip()
+        return render_cell(value, code, date1904)
+
+    return render
 
 
 def _iso_of(value: dt.date, shape: str | None) -> str:
@@ -712,6 +737,7 @@ __all__ = [
     "ERROR_CODES",
     "ErrorText",
     "builtin_format",
+    "cell_renderer",
     "date_shape",
     "general",
     "is_date_format",

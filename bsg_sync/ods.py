@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import IO
 from xml.etree import ElementTree
 
+from bsg_sync.cellformats import CellFormats, local
 from bsg_sync.numfmt import ERROR_CODES
-from bsg_sync.workbook import CellFormats, local
 
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
@@ -21,6 +21,14 @@ _DATA_STYLES = {
     "text-style", "boolean-style",
 }  # fmt: skip
 _MAX_REPEAT = 1 << 20
+
+
+def is_encrypted(path: Path) -> bool:
+    """Whether an ODS package's parts are encrypted (saved with a password)."""
+    with zipfile.ZipFile(path) as zf:
+        if "META-INF/manifest.xml" not in zf.namelist():
+            return False
+        return b"encryption-data" in zf.read("META-INF/manifest.xml")
 
 
 def active_tab(zf: zipfile.ZipFile) -> str | None:

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 1 << 30  # refuse files above 1 GiB before reading them
 MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is refused
 MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
-FORMAT_SAMPLE_ROWS = 250  # rows scanned per sheet for number formats and error cells
 TEXT_EXTENSIONS = {".csv", ".txt", ".tsv"}
 EXCEL_EXTENSIONS = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
 SUPPORTED = "CSV, TXT, XLSX, XLSM, XLSB, XLS or ODS"
@@ -47,9 +46,6 @@ _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13, 26))
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 _CHUNK = 1 << 20
 _SNIFF_BYTES = 1 << 16
-_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
 # --------------------------------------------------------------------------- public API
@@ -368,7 +364,7 @@ def _calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
 
 def _open_workbook(
     path: Path, kind: str, sheet: str | None
-) -> tuple[str, Iterator[tuple[int, list[str]]]]:
+) -> tuple[str, Iterable[tuple[int, list[str]]]]:
     return open_workbook(path, kind, sheet)
 
 

@@ -1,109 +1,49 @@
-"""Workbook tabs as Excel shows them: per-cell number formats, error cells and the tab a person sees.
+"""Workbook tabs as Excel shows them: the tab a person sees, its cells through their formats.
 
-Values come from python-calamine for `.xlsx/.xlsm` and `.ods` and from xlrd for `.xls` (it also
-gives the formats); the number formats and error cells come from the file itself, per cell:
+Values come from python-calamine for `.xlsx/.xlsm` and `.ods` and from xlrd for `.xls`; number
+formats and error cells come from the file itself, per cell (no sampling):
 
-- XLSX (transitional and Strict OOXML): `styles.xml` gives each cell style's format code; the
-  sheet XML is streamed once (inflated in chunks; literal searches find only the cells whose
-  style has a non-General format, and the `t="e"` error and `t="d"` ISO date cells), so nothing
-  is sampled and memory stays flat: formats are kept as runs of rows per column. A sheet whose
-  cells carry no `r` reference is walked with iterparse instead. When no style of the workbook
-  has a format, the scan waits for the first row with a cell calamine reads as empty (as it
-  reads an error cell): a dense, unformatted sheet is never scanned, which keeps the read within
-  2x calamine alone (bench/bench_read.py). The one cost of that: a `t="d"` cell in such a sheet
-  with no blank cell shows calamine's ISO text. Rich text runs whose spaces calamine drops are
-  taken from `sharedStrings.xml`.
-- XLS: xlrd with `formatting_info=True` (values, formats, error codes, the active tab); a file
-  xlrd cannot parse falls back to calamine's values without formats.
-- ODS: the document's number styles (`content.xml` and `styles.xml`) are turned into Excel
-  format codes and the same renderer shows them; error cells show the text LibreOffice shows.
+- XLSX (transitional and Strict OOXML): `bsg_sync.xlsx` streams the sheet once. When no style of
+  the workbook has a format, the scan waits for the first row with a cell calamine reads as
+  empty (as it reads an error cell): a dense, unformatted sheet is never scanned, which keeps the
+  read within 2x calamine alone (bench/bench_read.py). The one cost: a `t="d"` cell in such a
+  sheet with no blank cell shows calamine's ISO text. Rich text runs whose spaces calamine drops
+  are taken from `sharedStrings.xml`.
+- XLS: `bsg_sync.xls` (xlrd with `formatting_info=True`); a file xlrd cannot parse falls back to
+  calamine's values without formats.
+- ODS: `bsg_sync.ods` turns the document's number styles into Excel format codes.
 
 Every number goes through `bsg_sync.numfmt`. Error cells become `ErrorText`, which the reader
-turns into a `cell-error` CellProblem for the row.
+turns into a `cell-error` CellProblem for the row. The header row a person would take is found
+by `find_header_row`, which CSV and workbooks share.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
-import itertools
 import logging
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from xml.etree import ElementTree
 
 import python_calamine
 
-from bsg_sync import numfmt
+from bsg_sync import xlsx
+from bsg_sync.cellformats import CellFormats, has_format
 from bsg_sync.errors import InputFileError
 from bsg_sync.models import CellProblem, SheetRow
-from bsg_sync.numfmt import ErrorText, render_cell
+from bsg_sync.numfmt import ErrorText, cell_renderer, render_cell
 
 log = logging.getLogger(__name__)
 
-Grid = Iterator[tuple[int, list[str]]]
+Row = tuple[int, list[str]]  # (spreadsheet row number, cell texts)
+Grid = Iterator[Row]
 
-_CHUNK = 1 << 22
-_GENERAL = {"general", "@", ""}
-
-
-# --------------------------------------------------------------------------- per-cell formats
-
-
-@dataclass
-class CellFormats:
-    """Format codes per cell, kept as runs of rows per column, plus error and ISO date cells."""
-
-    runs: dict[int, list[list[Any]]] = field(default_factory=dict)  # col -> [[first, last, code]]
-    special: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)  # kind, text
-    date1904: bool = False
-    _special_rows: dict[int, list[tuple[int, str, str]]] | None = None
-
-    def add(self, row: int, col: int, code: str) -> None:
-        runs = self.runs.setdefault(col, [])
-        if runs and runs[-1][1] == row - 1 and runs[-1][2] == code:
-            runs[-1][1] = row
-        else:
-            runs.append([row, row, code])
-
-    def add_span(self, first: int, last: int, col: int, code: str) -> None:
-        runs = self.runs.setdefault(col, [])
-        if runs and runs[-1][1] == first - 1 and runs[-1][2] == code:
-            runs[-1][1] = last
-        else:
-            runs.append([first, last, code])
-
-    def special_in_row(self, row: int) -> list[tuple[int, str, str]]:
-        """The error, ISO date and duration cells of one row (indexed by row on first use)."""
-        if self._special_rows is None:
-            self._special_rows = {}
-            for (r, col), (kind, text) in self.special.items():
-                self._special_rows.setdefault(r, []).append((col, kind, text))
-        return self._special_rows.get(row, [])
-
-    def __bool__(self) -> bool:
-        return bool(self.runs or self.special)
-
-    def by_row(self, first: int = 1) -> Iterator[dict[int, str]]:
-        """For rows first, first+1, ...: the formatted columns of that row (read in row order)."""
-        cursor = dict.fromkeys(self.runs, 0)
-        row = first - 1
-        while True:
-            row += 1
-            here: dict[int, str] = {}
-            for col, runs in self.runs.items():
-                i = cursor[col]
-                while i < len(runs) and runs[i][1] < row:
-                    i += 1
-                cursor[col] = i
-                if i < len(runs) and runs[i][0] <= row:
-                    here[col] = runs[i][2]
-            yield here
 
 
 class RenderedRows:
@@ -155,18 +95,12 @@ class RenderedRows:
         for col, code in next(by_row).items():
             i = col - first_col
             if 0 <= i < len(raw):
-                cells[i] = _formatted(raw[i], code, formats.date1904)
+                cells[i] = cell_renderer(code, formats.date1904)(raw[i])
         if formats.special:
             _apply_special(cells, index, first_col, formats)
         if self.fixes:
             cells = [self.fixes.get(c, c) for c in cells]
         return index, cells
-
-
-def _formatted(value: Any, code: str, date1904: bool) -> str:
-    if type(value) is str:
-        return numfmt.render_text(value.strip(), code).strip()
-    return render_cell(value, code, date1904)
 
 
 def _apply_special(cells: list[str], row: int, first_col: int, formats: CellFormats) -> None:
@@ -219,11 +153,8 @@ class TabRows:
     def errors_possible(self) -> bool:
         return self._errors()
 
-    def __iter__(self) -> TabRows:
-        return self
-
-    def __next__(self) -> tuple[int, list[str]]:
-        return next(self._rows)
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        return self._rows  # the generator itself: no Python-level step per row
 
 
 def note_error_cells(grid: object, rows: list[SheetRow]) -> list[SheetRow]:
@@ -259,7 +190,7 @@ def open_calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
         ) from exc
 
 
-def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
+def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterable[Row]]:
     """The chosen tab's name and its rows as the text Excel shows."""
     if kind == "ole":
         from bsg_sync import xls
@@ -267,6 +198,8 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
         opened = xls.open_xls(path, sheet)
         if opened is not None:
             return opened
+    if kind == "zip" and path.suffix.lower() == ".ods" and _ods_encrypted(path):
+        raise InputFileError(f"{path} is password-protected; save an unprotected copy and use that.")
     workbook = open_calamine(path, kind)
     metadata = list(workbook.sheets_metadata)
     if not metadata:
@@ -274,32 +207,64 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Grid]:
     package = _package_info(path, kind)
     visible = [m.name for m in metadata if m.visible == python_calamine.SheetVisibleEnum.Visible]
     tab = pick_tab(path, [m.name for m in metadata], visible, package.active, sheet)
-    try:
-        cal_sheet = workbook.get_sheet_by_name(tab)
-    except Exception as exc:
-        raise InputFileError(
-            f"{path}: tab {tab!r} cannot be read ({exc}); open it in Excel and save a new copy."
-        ) from exc
-    first_col = cal_sheet.start[1] if cal_sheet.start else 0
     if package.lazy:
+        cal_sheet = _calamine_tab(path, workbook, tab)
         late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it
-        rendered = RenderedRows(cal_sheet.iter_rows(), first_col, CellFormats(), package.fixes, late)
+        rendered = RenderedRows(cal_sheet.iter_rows(), _first_col(cal_sheet), CellFormats(),
+                                package.fixes, late)
     else:
-        rendered = RenderedRows(cal_sheet.iter_rows(), first_col, package.formats_of(tab),
+        # calamine parses the tab without the GIL: the format scan runs alongside it
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            scan = pool.submit(package.formats_of, tab)
+            cal_sheet = _calamine_tab(path, workbook, tab)
+            formats = scan.result()
+        rendered = RenderedRows(cal_sheet.iter_rows(), _first_col(cal_sheet), formats,
                                 package.fixes)
-    grid = refuse_empty_tab(path, tab, iter(rendered), lambda: _tabs_with_data(workbook, tab))
+    # reopened only for an empty tab: the workbook (the whole file) is not kept while reading
+    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
+    grid = refuse_empty_tab(path, tab, iter(rendered), others)
     return tab, TabRows(grid, rendered.errors_possible)
 
 
-def refuse_empty_tab(
-    path: Path, tab: str, grid: Grid, others: Any
-) -> Grid:
-    """The grid unchanged, unless the tab has no data while another tab has: then say which."""
-    head: list[tuple[int, list[str]]] = []
+def _ods_encrypted(path: Path) -> bool:
+    from bsg_sync import ods
+
+    try:
+        return ods.is_encrypted(path)
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _calamine_tab(
+    path: Path, workbook: python_calamine.CalamineWorkbook, tab: str
+) -> python_calamine.CalamineSheet:
+    try:
+        return workbook.get_sheet_by_name(tab)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # calamine panics (a BaseException) on some damaged tabs
+        raise InputFileError(
+            f"{path}: tab {tab!r} cannot be read ({exc}); open it in Excel and save a new copy."
+        ) from exc
+
+
+def _first_col(cal_sheet: python_calamine.CalamineSheet) -> int:
+    """calamine's rows start at row 1 but at the first used column."""
+    start = cal_sheet.start
+    return start[1] if start else 0
+
+
+def refuse_empty_tab(path: Path, tab: str, grid: Grid, others: Callable[[], list[str]]) -> Grid:
+    """The grid's rows; at its end, if the tab had no data while another tab has, say which.
+
+    A generator: the rows are read inside the reader's guard against calamine panics."""
+    seen_data = False
     for item in grid:
-        head.append(item)
-        if any(item[1]):
-            return itertools.chain(head, grid)
+        if not seen_data and any(item[1]):
+            seen_data = True
+        yield item
+    if seen_data:
+        return
     names = others()
     if names:
         listed = ", ".join(repr(n) for n in names)
@@ -307,7 +272,6 @@ def refuse_empty_tab(
             f"{path}: tab {tab!r} is empty but {listed} has data; "
             f"pass --sheet {names[0]!r} to read it."
         )
-    return iter(head)
 
 
 def _tabs_with_data(workbook: python_calamine.CalamineWorkbook, skip: str) -> list[str]:
@@ -319,7 +283,9 @@ def _tabs_with_data(workbook: python_calamine.CalamineWorkbook, skip: str) -> li
             rows = workbook.get_sheet_by_name(name).iter_rows()
             if any(any(v != "" and v is not None for v in row) for row in rows):
                 out.append(name)
-        except Exception:  # a damaged other tab is simply not suggested
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # a damaged other tab (calamine may panic) is not suggested
             continue
     return out
 
@@ -367,11 +333,11 @@ def _package_info(path: Path, kind: str) -> _Package:
                 from bsg_sync import ods
 
                 return _Package(ods.active_tab(zf), {}, lambda tab: _safe(path, ods.formats, tab))
-            info = xlsx_info(zf)
+            info = xlsx.xlsx_info(zf)
     except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, ValueError) as exc:
         log.warning("number formats of %s not read (%s); numbers shown unformatted", path, exc)
         return _Package()
-    lazy = not any(code.strip().lower() not in _GENERAL for code in info.codes)
+    lazy = not any(has_format(code) for code in info.codes)
     return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab), lazy)
 
 
@@ -384,279 +350,6 @@ def _safe(path: Path, reader: Any, tab: str) -> CellFormats:
         return CellFormats()
 
 
-# --------------------------------------------------------------------------- xlsx
-
-
-def local(tag: str) -> str:
-    """An XML tag without its namespace (transitional and Strict OOXML alike)."""
-    return tag.rsplit("}", 1)[-1]
-
-
-def _attr(elem: ElementTree.Element, name: str) -> str | None:
-    """An attribute by local name, whatever its namespace (r:id in either OOXML flavour)."""
-    for key, value in elem.attrib.items():
-        if local(key) == name:
-            return value
-    return None
-
-
-@dataclass
-class XlsxInfo:
-    parts: dict[str, str]  # tab -> sheet part
-    active: str | None
-    date1904: bool
-    codes: list[str]  # format code per cell style (cellXfs)
-    fixes: dict[str, str]
-
-    def formats(self, path: Path, tab: str) -> CellFormats:
-        part = self.parts.get(tab)
-        if part is None:
-            return CellFormats(date1904=self.date1904)
-        with zipfile.ZipFile(path) as zf, zf.open(part) as fh:
-            return scan_sheet(fh, self.codes, self.date1904)
-
-
-def xlsx_info(zf: zipfile.ZipFile) -> XlsxInfo:
-    workbook = ElementTree.fromstring(zf.read("xl/workbook.xml"))
-    rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    targets = {r.get("Id"): r.get("Target", "") for r in rels if local(r.tag) == "Relationship"}
-    parts: dict[str, str] = {}
-    order: list[str] = []
-    active_index, date1904 = 0, False
-    for node in workbook.iter():
-        tag = local(node.tag)
-        if tag == "sheet":
-            target = targets.get(_attr(node, "id"), "")
-            name = node.get("name", "")
-            order.append(name)
-            parts[name] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-        elif tag == "workbookView":
-            active_index = int(node.get("activeTab", "0") or 0)
-        elif tag == "workbookPr":
-            date1904 = node.get("date1904", "0").lower() in ("1", "true")
-    active = order[active_index] if 0 <= active_index < len(order) else None
-    names = set(zf.namelist())
-    codes = _style_codes(zf) if "xl/styles.xml" in names else []
-    fixes = _rich_text_fixes(zf) if "xl/sharedStrings.xml" in names else {}
-    return XlsxInfo(parts, active, date1904, codes, fixes)
-
-
-def _style_codes(zf: zipfile.ZipFile) -> list[str]:
-    """Number format code per cell style index (cellXfs)."""
-    root = ElementTree.fromstring(zf.read("xl/styles.xml"))
-    custom: dict[int, str] = {}
-    xfs: list[ElementTree.Element] = []
-    for node in root:
-        if local(node.tag) == "numFmts":
-            for fmt in node:
-                custom[int(fmt.get("numFmtId", "0") or 0)] = fmt.get("formatCode", "")
-        elif local(node.tag) == "cellXfs":
-            xfs = list(node)
-    out = []
-    for xf in xfs:
-        fid = int(xf.get("numFmtId", "0") or 0)
-        out.append(custom.get(fid) or numfmt.builtin_format(fid))
-    return out
-
-
-def _rich_text_fixes(zf: zipfile.ZipFile) -> dict[str, str]:
-    """Shared rich-text strings as calamine reads them (runs trimmed) -> as Excel shows them."""
-    fixes: dict[str, str] = {}
-    data = zf.read("xl/sharedStrings.xml")
-    if b"<r>" not in data and b":r>" not in data:  # no rich text: nothing calamine trims
-        return fixes
-    with io.BytesIO(data) as fh:
-        for _, elem in ElementTree.iterparse(fh):
-            if local(elem.tag) != "si":
-                continue
-            runs = [r for r in elem if local(r.tag) == "r"]
-            if runs:
-                texts = ["".join(t.text or "" for t in r if local(t.tag) == "t") for r in runs]
-                shown = "".join(texts)
-                trimmed = "".join(t.strip() for t in texts)
-                if shown.strip() != trimmed.strip():
-                    fixes[trimmed.strip()] = shown.strip()
-            elem.clear()
-    return fixes
-
-
-_REF = re.compile(rb'\br="([A-Z]+)([0-9]+)"')
-_STYLE = re.compile(rb'\bs="([0-9]*)"')
-_TYPE = re.compile(rb'\bt="([a-zA-Z]+)"')
-_VALUE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?v>([^<]*)<")
-_CELL_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?c>")
-_NO_REF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c(?:\s(?![^>]*\br=)[^>]*)?/?>")
-
-
-def scan_sheet(fh: IO[bytes], codes: list[str], date1904: bool = False) -> CellFormats:
-    """Every formatted number cell, error cell and ISO date cell of one sheet part."""
-    formats = CellFormats(date1904=date1904)
-    wanted = {i for i, code in enumerate(codes) if code.strip().lower() not in _GENERAL}
-    pattern = _cell_pattern(wanted)
-    carry = b""
-    first = True
-    while True:
-        chunk = fh.read(_CHUNK)
-        data = carry + chunk
-        if first and _NO_REF.search(data):
-            return _scan_positional(itertools.chain([data], iter(lambda: fh.read(_CHUNK), b"")),
-                                    codes, formats)
-        first = False
-        end = data.rfind(b"</row>")
-        cut = len(data) if not chunk else (end + 6 if end >= 0 else 0)
-        if cut <= 0:
-            carry = data
-            continue
-        _scan_block(data[:cut], pattern, codes, formats)
-        carry = data[cut:]
-        if not chunk:
-            return formats
-
-
-def _cell_pattern(wanted: set[int]) -> re.Pattern[bytes] | None:
-    """`s="N"` for the styles that have a format (a literal prefix: C-speed search)."""
-    if not wanted:
-        return None
-    return re.compile(rb's="(' + b"|".join(str(i).encode() for i in sorted(wanted)) + rb')"')
-
-
-_SPACE = frozenset(b" \t\r\n")
-
-
-def _scan_block(
-    data: bytes, pattern: re.Pattern[bytes] | None, codes: list[str], formats: CellFormats
-) -> None:
-    if pattern is not None:
-        _note_styles(data, pattern, codes, formats)
-    for needle in (b't="e"', b't="d"'):
-        at = data.find(needle)
-        while at >= 0:
-            start = _cell_start(data, at)
-            if start >= 0:
-                end = data.find(b">", at)
-                _note_tag(data, data[start : end + 1], end + 1, codes, formats)
-            at = data.find(needle, at + 5)
-
-
-def _cell_start(data: bytes, at: int) -> int:
-    """Where the `<c` tag holding the attribute at `at` starts, or -1 if it is another tag."""
-    if data[at - 1] not in _SPACE:
-        return -1
-    start = data.rfind(b"<", 0, at)
-    name = data[start + 1 : at].split(None, 1)[0] if start >= 0 else b""
-    return start if name.rsplit(b":", 1)[-1] == b"c" else -1
-
-
-def _note_styles(
-    data: bytes, pattern: re.Pattern[bytes], codes: list[str], formats: CellFormats
-) -> None:
-    """Every cell whose style has a format: its row, column and format code.
-
-    The common shape `<c r="B7" s="3"` is read with two byte searches; anything else (another
-    attribute order, a namespace prefix) through the general tag lookup."""
-    add, rfind, find = formats.add, data.rfind, data.find
-    for match in pattern.finditer(data):
-        at = match.start()
-        lt = rfind(b"<", 0, at)
-        r = rfind(b' r="', lt, at)
-        if r < 0 or data[lt + 1 : lt + 3] != b"c ":
-            _note_style_slow(data, at, codes[int(match.group(1))], formats)
-            continue
-        ref = data[r + 4 : find(b'"', r + 4)]
-        letters = ref.rstrip(b"0123456789")
-        if letters and len(letters) < len(ref):
-            add(int(ref[len(letters) :]), _column_of(letters), codes[int(match.group(1))])
-
-
-def _note_style_slow(data: bytes, at: int, code: str, formats: CellFormats) -> None:
-    start = _cell_start(data, at)
-    if start < 0:
-        return
-    ref = _REF.search(data, start, data.find(b">", at))
-    if ref is not None:
-        formats.add(int(ref.group(2)), column_index(ref.group(1).decode()), code)
-
-
-@lru_cache(maxsize=20000)
-def _column_of(letters: bytes) -> int:
-    return column_index(letters.decode())
-
-
-def _note_tag(data: bytes, tag: bytes, after: int, codes: list[str], formats: CellFormats) -> None:
-    ref = _REF.search(tag)
-    if ref is None:
-        return
-    row, col = int(ref.group(2)), column_index(ref.group(1).decode())
-    style = _STYLE.search(tag)
-    index = int(style.group(1)) if style and style.group(1) else 0
-    if index < len(codes) and codes[index].strip().lower() not in _GENERAL:
-        formats.add(row, col, codes[index])
-    kind = _TYPE.search(tag)
-    cell_type = kind.group(1).decode() if kind else "n"
-    if cell_type in ("e", "d") and not tag.endswith(b"/>"):
-        close = _CELL_END.search(data, after)
-        value = _VALUE.search(data, after, close.end() if close else len(data))
-        if value is not None:
-            text = value.group(1).decode("utf-8", "replace")
-            formats.special[(row, col)] = (cell_type, _unescape(text))
-
-
-def _unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace(
-        "&apos;", "'").replace("&amp;", "&")
-
-
-def _scan_positional(
-    chunks: Iterable[bytes], codes: list[str], formats: CellFormats
-) -> CellFormats:
-    """The slow walk for sheets whose cells omit `r`: count rows and cells as Excel does."""
-    parser: Any = ElementTree.XMLPullParser(events=("start", "end"))
-    row, col = 0, -1
-    for chunk in chunks:
-        parser.feed(chunk)
-        event: str
-        elem: ElementTree.Element
-        for event, elem in parser.read_events():
-            tag = local(elem.tag)
-            if event == "start":
-                if tag == "row":
-                    row = int(elem.get("r") or row + 1)
-                    col = -1
-                continue
-            if tag == "c":
-                ref = elem.get("r")
-                col = column_index(ref) if ref else col + 1
-                _note_cell(elem, codes, formats, row, col)
-                elem.clear()
-            elif tag == "row":
-                elem.clear()
-    return formats
-
-
-def _note_cell(
-    elem: ElementTree.Element, codes: list[str], formats: CellFormats, row: int, col: int
-) -> None:
-    style = elem.get("s") or "0"
-    index = int(style) if style.isdigit() else 0
-    if index < len(codes) and codes[index].strip().lower() not in _GENERAL:
-        formats.add(row, col, codes[index])
-    kind = elem.get("t", "n")
-    value = next((v for v in elem if local(v.tag) == "v"), None)
-    if kind in ("e", "d") and value is not None and value.text:
-        formats.special[(row, col)] = (kind, value.text)
-
-
-@lru_cache(maxsize=20000)
-def column_index(ref: str) -> int:
-    """0-based column of a cell reference ("A1" -> 0, "AB7" -> 27)."""
-    index = 0
-    for ch in ref:
-        if not ch.isalpha():
-            break
-        index = index * 26 + ord(ch.upper()) - 64
-    return index - 1
-
-
 # --------------------------------------------------------------------------- header row
 
 HEADER_LOOKAHEAD = 50  # rows read to find the header (titles and notes sit above it)
@@ -666,12 +359,16 @@ _NUMBERLIKE = re.compile(r"[-+()\d\s.,:/%$€£]+")
 def find_header_row(rows: Sequence[Sequence[str]]) -> int | None:
     """Index of the row a person takes for the header, or None when every row is blank.
 
-    The header is the first row of mostly text (not numbers or dates) that spans the table below
-    it: most of the next rows end within its columns. A title or a note above the table is
-    narrower than the rows under it, so it is skipped. With no such row: the first non-blank."""
+    The header is the first row of mostly text (not numbers or dates), filled across at least
+    half of its width, that spans the table below it: most of the next rows end within its
+    columns. A title or a note above the table is narrower than the rows under it (or, like
+    "Exported by ... | Page 1", mostly empty), so it is skipped. With no such row: the first
+    non-blank row."""
     spans = [_last_filled(row) for row in rows]
     for i, row in enumerate(rows):
         if spans[i] < 0 or not _mostly_text(row):
+            continue
+        if sum(1 for c in row if c.strip()) * 2 < spans[i] + 1:
             continue
         below = [n for n in spans[i + 1 : i + 1 + _BELOW] if n >= 0]
         if not below or sum(1 for n in below if n <= spans[i]) * 2 >= len(below):

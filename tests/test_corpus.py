@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,17 @@ def test_the_first_visible_tab_is_read(corpus: Path, workbook: str) -> None:
     path = SHEETJS / workbook
     tab, grid = open_workbook(path, "ole" if path.suffix == ".xls" else "zip", None)
     assert (tab, next(iter(grid))[1]) == ("Visible", list("visible"))
+
+
+def test_russian_formats_match_what_russian_excel_showed(corpus: Path) -> None:
+    """Column B holds, as text, what Russian Excel showed for column A; separators are the
+    reader's locale (en-US here: `,` groups, `.` is the decimal point), the rest must match."""
+    sheet = read_sheet(SHEETJS / "numfmt_1_russian.xlsm", header_row=1)
+
+    def as_en_us(text: str) -> str:
+        text = re.sub(r"(?<=\d),(?=\d)", ".", text.lstrip("'"))
+        return re.sub(r"(?<=\d)[ \xa0](?=\d)", ",", text)
+
+    pairs = [(r.values[0], as_en_us(r.values[1])) for r in sheet.rows]
+    assert len(pairs) == 13
+    assert all(ours == excel for ours, excel in pairs), pairs

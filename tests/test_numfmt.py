@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,12 +11,15 @@ from hypothesis import strategies as st
 from bsg_sync.numfmt import (
     BUILTIN_FORMATS,
     builtin_format,
+    cell_renderer,
     general,
     is_date_format,
     parse_format,
+    render_cell,
     render_number,
     render_sections,
     render_text,
+    to_serial,
 )
 
 ACCOUNTING = '_(* #,##0.00_);_(* \\(#,##0.00\\);_(* "-"??_);_(@_)'
@@ -255,3 +260,17 @@ FAST_CODES = ["0.00", "#,##0", "#,##0.00", "00000", '"$"#,##0.00', "0", "0.000_)
 )
 def test_the_fast_path_agrees_with_the_general_renderer(value: float, code: str) -> None:
     assert render_number(value, code) == render_sections(value, code)
+    assert cell_renderer(code)(value) == render_sections(value, code).strip()
+
+
+@given(st.datetimes(dt.datetime(1900, 3, 1), dt.datetime(9999, 12, 30)),
+       st.sampled_from(["yyyy-mm-dd", "m/d/yy h:mm:ss", "d-mmm-yy", "h:mm:ss", "[h]:mm"]))
+def test_calamine_dates_agree_with_their_serial(when: dt.datetime, code: str) -> None:
+    serial_text = render_sections(to_serial(when), code).strip()
+    assert render_cell(when, code) == serial_text
+    assert cell_renderer(code)(when) == serial_text
+
+
+def test_a_date_calamine_read_under_a_number_format_stays_a_date() -> None:
+    when = dt.datetime(2000, 1, 1, 12)
+    assert render_cell(when, "0.00") == cell_renderer("0.00")(when) == "2000-01-01 12:00:00"
