@@ -355,7 +355,9 @@ def lists(
     help="Mapping file to write (default: bsg-sync.toml beside SHEET).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the mapping file if it exists.")
-@click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
+@click.option("--sheet", "sheet_name",
+              help="Workbook tab to read (default: the tab Excel opens on, else the first "
+              "visible one).")
 @click.option("--encoding", help="CSV encoding, when detection picks the wrong one (e.g. cp1252).")
 @click.option(
     "--default-country",
@@ -392,7 +394,8 @@ def init(
     try:
         if target.exists() and not force:
             raise UsageError(f"{target} already exists; pass --force to overwrite it")
-        headers = read_sheet(sheet, sheet=sheet_name, encoding=encoding).headers
+        read = read_sheet(sheet, sheet=sheet_name, encoding=encoding)
+        headers = read.headers
         account = Account()
         if online:
             with _make_client(
@@ -400,7 +403,8 @@ def init(
             ) as client:
                 account = Account(fields=tuple(client.list_fields()))
         text, unmapped = mapping_mod.generate_mapping(
-            headers, account, default_country=default_country
+            headers, account, default_country=default_country,
+            header_row=read.header_row if read.header_row != 1 else None,
         )
         try:
             target.write_text(text, encoding="utf-8")
@@ -423,6 +427,8 @@ def init(
             f"warning: no column looks like a phone or a contact id; map one in {target}", err=True
         )
     _out(f"wrote {target} for {sheet.name}")
+    if read.header_row != 1:
+        _out(f"  header: row {read.header_row} (the rows above it look like a title or notes)")
     for header, tgt in guessed.items():
         _out(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
     if unmapped:
@@ -585,7 +591,9 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Mapping file (default: <sheet>.toml or bsg-sync.toml beside SHEET, then ./bsg-sync.toml).",
 )
-@click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
+@click.option("--sheet", "sheet_name",
+              help="Workbook tab to read (default: the tab Excel opens on, else the first "
+              "visible one).")
 @click.option("--encoding", help="CSV encoding, when detection picks the wrong one (e.g. cp1252).")
 @click.option(
     "--report",

@@ -311,6 +311,10 @@ def _map(
     column_mapping = mapping_mod.resolve_mapping(raw, run.sheet.headers, account)
     unmapped = mapping_mod.unmapped_headers(column_mapping, run.sheet.headers)
     warnings = ["ignored columns (not in the mapping): " + ", ".join(unmapped)] if unmapped else []
+    if run.sheet.header_row != 1 and raw.options.get("header_row") is None:  # found, not set
+        tab = f" of tab '{run.sheet.sheet_name}'" if run.sheet.sheet_name else ""
+        warnings.insert(0, f"the header is row {run.sheet.header_row}{tab} (the rows above it "
+                           "look like a title or notes); set header_row in the mapping to choose")
     for w in warnings:
         run.hooks.on_warning(w)
     return mapping_mod.map_rows(run.sheet, column_mapping, account), warnings

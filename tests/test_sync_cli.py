@@ -300,3 +300,21 @@ def test_prune_command_drops_runs_older_than_days(work: Path) -> None:
     assert set(_run_ids(state)) == {kept}
     default = _run(["prune", "--state", str(state)])
     assert default.stderr.strip() == f"pruned 0 runs (0 results) from {state}"
+
+
+def test_a_title_above_the_header_is_found_and_said(emu: Emulator, work: Path) -> None:
+    lines = (work / "contacts.csv").read_text(encoding="utf-8-sig").splitlines()
+    titled = work / "titled.csv"
+    titled.write_text("\n".join(["Spring campaign export,,,,,", ",,,,,", *lines]) + "\n",
+                      encoding="utf-8")
+    done = _run(["sync", str(titled), "--mapping", str(work / "contacts.toml"), "--dry-run",
+                 "--state", str(work / "state.sqlite3"), "--api-url", emu.url,
+                 "--report", str(work / "report.jsonl"), "--no-rate-limit"])
+    assert done.exit_code == 1, done.stderr
+    assert "warning: the header is row 3 (the rows above it look like a title or notes)" in (
+        done.stderr)
+    assert _last_line(done).startswith("42 rows: 28 unchanged, 11 planned")
+    init = _run(["init", str(titled), "-o", str(work / "t.toml"), "--offline"])
+    assert init.exit_code == 0, init.stderr
+    assert "header: row 3" in init.stdout
+    assert "header_row = 3" in (work / "t.toml").read_text(encoding="utf-8")
