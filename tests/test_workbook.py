@@ -494,5 +494,6 @@ def test_a_password_protected_ods_says_so(tmp_path: Path) -> None:
                     'manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>'
                     "</manifest:file-entry></manifest:manifest>")
         zf.writestr("content.xml", bytes(range(256)) * 4)
-    with pytest.raises(InputFileError, match=r"is password-protected; save an unprotected copy"):
+    with pytest.raises(InputFileError, match=r"is password-protected; open it in LibreOffice, "
+                       r"remove the password"):
         read_sheet(path)
