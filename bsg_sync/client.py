@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
@@ -708,6 +709,8 @@ class BsgClient:
         self.logins = 0
         self._answered = False  # has the API ever answered this client?
         self._watchdog = _Watchdog(stop)
+        # entered around every wait between attempts; the executor sets it for a run
+        self.parked: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
 
     def __repr__(self) -> str:
         return f"BsgClient({self.base_url!r})"
@@ -878,7 +881,12 @@ class BsgClient:
 
     def _wait(self, seconds: float) -> None:
         """Sleep (backoff, Retry-After, duplicate window), but end it with Cancelled as soon
-        as a stop abandons the run."""
+        as a stop abandons the run. While it waits, the calling thread is `parked`: the
+        executor lets another row use its concurrency slot."""
+        with self.parked():
+            self._sleep_or_stop(seconds)
+
+    def _sleep_or_stop(self, seconds: float) -> None:
         stop = self._watchdog.stop
         if stop is None:
             self._sleep(seconds)

@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -15,6 +16,7 @@ from bsg_sync.client import (
     ApiError,
     AuthFailed,
     CallResult,
+    Cancelled,
     ModeForbidden,
     NotFound,
     ValidationFailed,
@@ -45,6 +47,8 @@ Replan = Callable[[PlannedRow, Contact], PlannedRow]
 NOT_APPLIED = "not-applied"
 NOT_SENT = "not-sent"
 INTERNAL = "internal-error"
+PARKED_PER_SLOT = 3  # rows that may wait between attempts per concurrency slot
+MAX_WORKERS = 256
 ALREADY_SO = ("BSG already held these values when the row was about to be sent (changed in BSG "
               "during the run); nothing sent.")
 UNCONFIRMED = "Not confirmed: BSG had not answered when the run stopped; sync again to make sure"
@@ -237,6 +241,8 @@ def send_row(
             sent = _send_update(p, client, pace, replan)
     except AuthFailed:
         raise
+    except Cancelled:  # stopped while waiting to retry: an earlier attempt may have landed
+        return Sent(_not_sent(p, UNCONFIRMED))
     except ApiError as exc:
         return Sent(_failed(p, exc))
     return sent
@@ -260,6 +266,39 @@ def _guarded(write: Callable[[], None]) -> errors.BsgSyncError | None:
     except Exception as exc:  # the store failed in a way it did not classify
         return errors.StateStoreError(f"cannot record the row result: {exc}")
     return None
+
+
+class Slots:
+    """`n` slots of concurrency, held by a worker for its row; a row waiting between attempts
+    (back-off, Retry-After, the duplicate window) gives its slot up until the wait ends, so
+    it is parked and another worker takes the next row (the client calls `released`)."""
+
+    def __init__(self, n: int) -> None:
+        self._free = threading.BoundedSemaphore(max(1, n))
+        self._mine = threading.local()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._free.acquire()
+        self._mine.held = True
+        try:
+            yield
+        finally:
+            self._mine.held = False
+            self._free.release()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        if not getattr(self._mine, "held", False):  # not a worker (refresh, login): no slot
+            yield
+            return
+        self._mine.held = False
+        self._free.release()
+        try:
+            yield
+        finally:
+            self._free.acquire()
+            self._mine.held = True
 
 
 class _Run:
@@ -293,6 +332,7 @@ class _Run:
         self.inflight: set[int] = set()
         self.limiter: RateLimiter | None = None
         self.journal_many: Callable[[list[RowResult]], None] | None = None
+        self.slots = Slots(1)
 
     # ---- shared state
     def halted(self) -> bool:
@@ -367,13 +407,14 @@ class _Run:
     # ---- workers
     def work(self) -> None:
         while True:
-            index = self.next_index()
-            if index is None:
-                return
-            if self.limiter is not None and not self.limiter.acquire():
-                self.give_back(index)
-                return
-            self.send(index)
+            with self.slots.held():  # one of `concurrency` slots while the row is worked on
+                index = self.next_index()
+                if index is None:
+                    return
+                if self.limiter is not None and not self.limiter.acquire():
+                    self.give_back(index)
+                    return
+                self.send(index)
 
     def give_back(self, index: int) -> None:
         with self.lock:
@@ -490,11 +531,17 @@ def execute_plan(
     if max_rps is not None and not client.paced:
         run.limiter = RateLimiter(max_rps, cancel=run.halt)
     _pass_through(run)
-    workers = [
-        threading.Thread(target=run.work, name=f"bsg-send-{n}", daemon=True)
-        for n in range(max(1, min(concurrency, run.planned)))
-    ]
-    for t in workers:
-        t.start()
-    _wait_for_workers(run, workers, drain_timeout)
+    run.slots = Slots(concurrency)
+    # more workers than slots: the extra ones carry rows while others are parked in a wait
+    count = max(1, min(run.planned, concurrency * (1 + PARKED_PER_SLOT), MAX_WORKERS))
+    workers = [threading.Thread(target=run.work, name=f"bsg-send-{n}", daemon=True)
+               for n in range(count)]
+    parked_before = client.parked
+    client.parked = run.slots.released
+    try:
+        for t in workers:
+            t.start()
+        _wait_for_workers(run, workers, drain_timeout)
+    finally:
+        client.parked = parked_before
     return _finish(run)

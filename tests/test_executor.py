@@ -257,10 +257,11 @@ def test_exact_groups_detach_the_lists_not_named(emu: Emulator) -> None:
 def test_server_errors_and_drops_are_retried_to_ok(emu: Emulator) -> None:
     with make_client(emu) as client:
         client.login()  # the scripted faults are for the sending, not the login
-        emu.inject("503", "drop", "500")  # the first row's fresh GET meets all three
+        emu.inject("503", "drop", "500")
         outcome = run([update_row(0, "Leeds"), update_row(2, "York")], client, concurrency=1)
     assert [r.status for r in outcome.results] == [Status.OK, Status.OK]
-    assert [r.attempts for r in outcome.results] == [5, 2]
+    # three faults among the rows' requests (a row waiting to retry lets the other go on)
+    assert sum(r.attempts for r in outcome.results) == 2 + 2 + 3
     assert city_of(emu, 0) == "Leeds"
 
 

@@ -204,7 +204,9 @@ def test_garbage_answers_are_retried_and_the_run_goes_on(tmp_path: Path) -> None
         assert done.returncode == 0, done.stderr
         report = read_report(world.report())
         assert [r["status"] for r in report] == ["ok"] * world.rows
-        assert [r["attempts"] for r in report] == [3, 3, 3, 3, 2, 2]  # GET + PUT(s)
+        # a GET and a PUT a row, and one retry per garbage answer (a row waiting to retry
+        # lets the next row go on, so which row meets which fault is not fixed)
+        assert sum(r["attempts"] for r in report) == 2 * world.rows + len(garbage)
         for text in ("HTTP 502 Bad Gateway", "not valid JSON", "empty body", "more than 5 MB"):
             assert text in done.stderr, text
         assert mismatches(world, emu.contacts()) == []
