@@ -20,6 +20,7 @@ from bsg_sync.client import BsgClient
 from bsg_sync.models import Status
 
 RATES = (0.0, 0.05, 0.1, 0.2)
+TARGETS = {0.1: 0.80, 0.2: 0.60}  # the issue's: a share of the fault-free rate
 
 
 def one(seed: Path, rows: int, rate: float) -> tuple[float, float, int]:
@@ -41,10 +42,16 @@ def main() -> int:
         write_seed(seed, rows)
         measured = [(rate, *one(seed, rows, rate)) for rate in RATES]
     base = measured[0][1]
-    print(f"{'5xx rate':<9} {'rows/s':>7} {'vs none':>8} {'requests/row':>13} {'ok':>6}")
+    print(f"{'5xx rate':<9} {'rows/s':>7} {'vs none':>8} {'target':>7} {'requests/row':>13} "
+          f"{'ok':>6}")
+    met = True
     for rate, per_s, per_row, ok in measured:
-        print(f"{rate:<9} {per_s:>7.0f} {per_s / base:>8.2f} {per_row:>13.2f} {ok:>6}")
-    return 0 if all(ok == rows for *_, ok in measured) else 1
+        target = TARGETS.get(rate)
+        met &= target is None or per_s / base >= target
+        shown = f">= {target:.2f}" if target else "-"
+        print(f"{rate:<9} {per_s:>7.0f} {per_s / base:>8.2f} {shown:>7} {per_row:>13.2f} "
+              f"{ok:>6}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
