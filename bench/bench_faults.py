@@ -4,7 +4,7 @@
 the default retry policy (back-off 0.5 s doubling, jitter). A row waiting out a back-off is
 parked and gives its slot to another row (executor.Slots), so faults cost their own waits,
 not everybody's. Reported: rows/s per 5xx rate and the ratio to the fault-free run, with the
-requests sent per row. Usage: .venv/bin/python bench/bench_faults.py [ROWS]
+requests sent per row. Usage: .venv/bin/python -m bench.bench_faults [ROWS]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_send import emulator, plan_rows, stats, timed_run, write_seed
+from bench.bench_send import emulator, plan_rows, stats, timed_run, write_seed
 
 from bsg_sync.client import BsgClient
 from bsg_sync.models import Status
