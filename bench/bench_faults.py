@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 from bench.bench_send import emulator, plan_rows, stats, timed_run, write_seed
-
 from bsg_sync.client import BsgClient
 from bsg_sync.models import Status
 
