@@ -687,7 +687,7 @@ class BsgClient:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  pace: Callable[[], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, key_header: str | None = None) -> None:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not api_key or not api_key.strip():
             raise ValueError("the API key is empty")
@@ -708,6 +708,9 @@ class BsgClient:
         self.logins = 0
         self._answered = False  # has the API ever answered this client?
         self._watchdog = _Watchdog(stop)
+        # an API that takes the key itself in a header on every request (BSG's v1 REST API:
+        # X-API-KEY) instead of a bearer from a login; see `request_keyed`
+        self._key_header = key_header
 
     def __repr__(self) -> str:
         return f"BsgClient({self.base_url!r})"
@@ -898,6 +901,8 @@ class BsgClient:
     def _attempt_once(self, method: str, path: str, params: dict[str, Any] | None,
                       body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self._key_header is not None:
+            headers[self._key_header] = self._key.reveal()
         ticket = _Ticket(time.monotonic() + self.policy.deadline)
         self._watchdog.watch(ticket)
         _attempt.ticket = ticket
@@ -966,6 +971,16 @@ class BsgClient:
             reason = _unquoted_login_error(exc)
         log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
                  method, path, state.attempt_number, reason, wait)
+
+    def request_keyed(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One call to a key-in-a-header API (no login) with the usual retries, deadline, stop
+        and pacing; the decoded JSON object of a 2xx answer, else the ApiError."""
+        if self._key_header is None:
+            raise ValueError("request_keyed needs a client made with key_header")
+        reply = self._send(method, path, body=body, auth=False)
+        if reply.status >= 400:
+            raise error_for(reply.status, reply.payload, reply.attempts)
+        return reply.payload
 
     # ------------------------------------------------------------ endpoints
 

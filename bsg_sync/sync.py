@@ -495,3 +495,5 @@ Plan = _Plan
 send_plan = _send
 finish_run = _finish
 now_text = _now
+header_row_of = _header_row  # verify reads the sheet as sync does
+load_account = _load_account
