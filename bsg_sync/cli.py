@@ -571,6 +571,87 @@ def _notify_options(command: Any) -> Any:
     return command
 
 
+# ---------------------------------------------------------------- verify (HLR)
+DEFAULT_HLR_URL = "https://api.bsg.world/rest"
+
+
+def _hlr_key(hlr_api_key_file: Path | None) -> str:
+    """The HLR key from --hlr-api-key-file, else env BSG_HLR_API_KEY; scrubbed from now on."""
+    import os
+
+    key = _read_key_file(hlr_api_key_file) if hlr_api_key_file else os.environ.get(
+        "BSG_HLR_API_KEY", "")
+    key = key.strip()
+    if not key:
+        raise UsageError("no HLR API key: set BSG_HLR_API_KEY or pass --hlr-api-key-file PATH")
+    add_secret(key)
+    return key
+
+
+def _verify_options(command: Any) -> Any:
+    """--hlr-url, --hlr-api-key-file, --verify-max-age, --max-verify-cost, --hlr-batch, …"""
+    from decimal import Decimal, InvalidOperation
+
+    def money(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+        if value is None:
+            return None
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise click.BadParameter(f"{value!r} is not an amount like 5 or 2.50") from None
+        if not amount.is_finite() or amount < 0:
+            raise click.BadParameter(f"{value!r} is not an amount like 5 or 2.50")
+        return amount
+
+    options = (
+        click.option("--hlr-url", envvar="BSG_HLR_URL", default=DEFAULT_HLR_URL,
+                     show_default=True, help="BSG v1 REST API base URL (env BSG_HLR_URL)."),
+        click.option("--hlr-api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Read the HLR (v1) API key from this file (else env BSG_HLR_API_KEY)."),
+        click.option("--verify-max-age", type=click.FloatRange(min=0), default=30.0,
+                     show_default=True, help="Days after which a verified number is stale."),
+        click.option("--max-verify-cost", callback=money, metavar="AMOUNT",
+                     help="Refuse (exit 3) lookups costing more than this (the HLR currency)."),
+        click.option("--hlr-batch", type=click.IntRange(1, 1000), default=50,
+                     show_default=True, help="Numbers per HLR create request."),
+        click.option("--hlr-poll-interval", type=click.FloatRange(min=0), default=2.0,
+                     show_default=True, help="Seconds between polls of pending lookups."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool,
+                        settings: dict[str, Any]) -> Any:
+    """sync --verify / --skip-unreachable: look up (or, without --verify, read the cache of)
+    the sheet's numbers; with --skip-unreachable the dead ones are handed to the sync."""
+    import dataclasses
+
+    from bsg_sync.verify import (
+        Mode,
+        VerifyOptions,
+        cached_unreachable,
+        run_verify,
+        summary_lines,
+        unreachable_numbers,
+    )
+
+    if not mode:
+        dead = cached_unreachable(opts, settings["verify_max_age"])
+    else:
+        vopts = VerifyOptions(mode=Mode(mode), max_age_days=settings["verify_max_age"],
+                              max_cost=settings["max_verify_cost"], dry_run=opts.dry_run,
+                              batch=settings["hlr_batch"],
+                              poll_interval=settings["hlr_poll_interval"])
+        hlr_key = _hlr_key(settings["hlr_api_key_file"])
+        outcome = run_verify(opts, vopts, key, settings["hlr_url"], hlr_key)
+        for line in summary_lines(outcome):
+            _say(line)
+        dead = unreachable_numbers(outcome.results)
+    return dataclasses.replace(opts, unreachable=dead) if skip else opts
+
+
 def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     if traceback:
         raise exc
@@ -613,6 +694,12 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
+@click.option("--verify", "verify_mode", type=click.Choice(["new", "changed", "stale", "all"]),
+              help="First check these numbers with BSG's HLR lookup (priced, capped; see verify).")
+@click.option("--skip-unreachable", is_flag=True,
+              help="Do not write rows whose number is absent/failed/undeliverable (invalid, "
+              "number-unreachable); without --verify, from earlier verifications only.")
+@_verify_options
 def sync(
     sheet: Path,
     mapping: Path | None,
@@ -640,6 +727,9 @@ def sync(
     verbose: int,
     quiet: bool,
     traceback: bool,
+    verify_mode: str | None = None,
+    skip_unreachable: bool = False,
+    **verify_settings: Any,
 ) -> None:
     """Read SHEET, map, refresh known state, diff, send the changes, report per row."""
     from bsg_sync.state import default_state_path
@@ -669,6 +759,8 @@ def sync(
     t0 = time.monotonic()
     try:
         key = None if (offline and dry_run) else _api_key_from_env_or_file(api_key_file)
+        if verify_mode or skip_unreachable:
+            opts = _verify_before_sync(opts, key, verify_mode, skip_unreachable, verify_settings)
         outcome = _run_with_signals(lambda hooks: run_sync(opts, key, hooks), quiet)
     except BsgSyncError as exc:
         _tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0))
@@ -1046,57 +1138,6 @@ def serve(
         _fail(exc, False)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
-
-
-# ---------------------------------------------------------------- verify (HLR)
-DEFAULT_HLR_URL = "https://api.bsg.world/rest"
-
-
-def _hlr_key(hlr_api_key_file: Path | None) -> str:
-    """The HLR key from --hlr-api-key-file, else env BSG_HLR_API_KEY; scrubbed from now on."""
-    import os
-
-    key = _read_key_file(hlr_api_key_file) if hlr_api_key_file else os.environ.get(
-        "BSG_HLR_API_KEY", "")
-    key = key.strip()
-    if not key:
-        raise UsageError("no HLR API key: set BSG_HLR_API_KEY or pass --hlr-api-key-file PATH")
-    add_secret(key)
-    return key
-
-
-def _verify_options(command: Any) -> Any:
-    """--hlr-url, --hlr-api-key-file, --verify-max-age, --max-verify-cost, --hlr-batch, …"""
-    from decimal import Decimal, InvalidOperation
-
-    def money(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
-        if value is None:
-            return None
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            raise click.BadParameter(f"{value!r} is not an amount like 5 or 2.50") from None
-        if not amount.is_finite() or amount < 0:
-            raise click.BadParameter(f"{value!r} is not an amount like 5 or 2.50")
-        return amount
-
-    options = (
-        click.option("--hlr-url", envvar="BSG_HLR_URL", default=DEFAULT_HLR_URL,
-                     show_default=True, help="BSG v1 REST API base URL (env BSG_HLR_URL)."),
-        click.option("--hlr-api-key-file", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Read the HLR (v1) API key from this file (else env BSG_HLR_API_KEY)."),
-        click.option("--verify-max-age", type=click.FloatRange(min=0), default=30.0,
-                     show_default=True, help="Days after which a verified number is stale."),
-        click.option("--max-verify-cost", callback=money, metavar="AMOUNT",
-                     help="Refuse (exit 3) lookups costing more than this (the HLR currency)."),
-        click.option("--hlr-batch", type=click.IntRange(1, 1000), default=50,
-                     show_default=True, help="Numbers per HLR create request."),
-        click.option("--hlr-poll-interval", type=click.FloatRange(min=0), default=2.0,
-                     show_default=True, help="Seconds between polls of pending lookups."),
-    )
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 @cli.command()

@@ -706,3 +706,10 @@ class StateStore:
                                  f"WHERE msisdn IN ({marks})", chunk):
                 out[r[0]] = tuple(r)
         return out
+
+    def verified_with_status(self, statuses: Sequence[str]) -> list[tuple[str, str]]:
+        """(msisdn, verified_at) of cached results with one of these statuses."""
+        marks = ",".join("?" * len(statuses)) or "NULL"
+        return [(r[0], r[1]) for r in self._query(
+            f"SELECT msisdn, verified_at FROM hlr_cache WHERE status IN ({marks})",
+            list(statuses))]

@@ -35,11 +35,12 @@ from bsg_sync.hlr import (
     HlrResult,
     PriceRow,
 )
-from bsg_sync.models import Desired, Known
+from bsg_sync.models import Action, Desired, Known, RowResult, Status
 from bsg_sync.state import StateStore
 
 if TYPE_CHECKING:
     from bsg_sync.client import BsgClient
+    from bsg_sync.mapping import MappedRows
     from bsg_sync.sync import SyncOptions
 
 log = logging.getLogger(__name__)
@@ -507,3 +508,34 @@ def summary_json(o: VerifyOutcome) -> dict[str, Any]:
                          "country": v.country, "ported": v.ported, "roaming": v.roaming,
                          "verified_at": v.verified_at, "verify_cost": str(v.cost),
                          "cached": v.cached} for v in o.results.values()]}
+
+
+# ---------------------------------------------------------------- acting on the result (pure)
+
+UNREACHABLE_CODE = "number-unreachable"
+
+
+def unreachable_numbers(results: Mapping[str, Verified]) -> frozenset[str]:
+    return frozenset(m for m, v in results.items() if v.unreachable)
+
+
+def skip_unreachable(mapped: MappedRows, unreachable: frozenset[str]) -> MappedRows:
+    """Rows whose phone the HLR check found dead become `invalid` (`number-unreachable`)."""
+    if not unreachable:
+        return mapped
+    from bsg_sync.mapping import MappedRows
+
+    keep = [d for d in mapped.desired if d.phone not in unreachable]
+    dead = [RowResult(row=d.row, contact_id=d.contact_id, phone=d.phone, action=Action.SKIP,
+                      status=Status.INVALID, error_code=UNREACHABLE_CODE,
+                      error=f"Phone {d.phone} is not reachable (HLR check); fix or remove it.")
+            for d in mapped.desired if d.phone in unreachable]
+    return MappedRows(keep, sorted([*mapped.results, *dead], key=lambda r: r.row))
+
+
+def cached_unreachable(opts: SyncOptions, max_age_days: float) -> frozenset[str]:
+    """Numbers that earlier verifications (within max age) found unreachable."""
+    cutoff = datetime.now(timezone.utc) - timedelta(days=max_age_days)
+    with StateStore(opts.state) as store:
+        rows = store.verified_with_status(sorted(UNREACHABLE))
+    return frozenset(m for m, at in rows if (parse_time(at) or cutoff) > cutoff)
