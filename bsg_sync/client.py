@@ -837,7 +837,8 @@ class BsgClient:
               body: Any = None, auth: bool = True) -> _Reply:
         """Send with retries for transport errors, 429 and 5xx; other answers are returned."""
         guard_key = (f"{method} {path} {json.dumps(params, sort_keys=True)} "
-                     f"{json.dumps(body, sort_keys=True)}") if auth and method != "GET" else None
+                     f"{json.dumps(body, sort_keys=True)}"
+                     ) if (auth or self._key_header) and method != "GET" else None
         attempts = 0
         first_token = self._current_token() if auth else None  # login retries on its own
 

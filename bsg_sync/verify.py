@@ -49,7 +49,6 @@ DEFAULT_MAX_AGE_DAYS = 30.0
 DEFAULT_BATCH = 50  # BSG documents no maximum per create; the emulator's default is 100
 DEFAULT_POLL_INTERVAL = 2.0  # seconds between polls of a lookup still `sent`
 DEFAULT_POLL_TIMEOUT = 600.0  # give up waiting for a result after this long
-BUSY_RETRIES = 5
 UNREACHABLE = frozenset({"absent", "failed", "undeliverable"})
 NOT_CACHED = frozenset({"invalid-number", "pending"})
 _ALNUM = string.ascii_letters + string.digits
@@ -299,7 +298,7 @@ def _resume(run: _Verification, rows: Iterable[tuple[str, str, str | None, str |
 
 def _create_all(run: _Verification, numbers: list[str]) -> None:
     size = max(1, run.opts.batch)
-    busy = 0
+    busy_since: float | None = None
     i = 0
     while i < len(numbers):
         _check_stop(run)
@@ -312,14 +311,14 @@ def _create_all(run: _Verification, numbers: list[str]) -> None:
             size = max(1, size // 2)
             log.info("the HLR API refused the batch size; trying %d numbers per create", size)
             continue
-        except HlrBusy:
-            busy += 1
-            if busy > BUSY_RETRIES:
+        except HlrBusy:  # error 11: let some lookups finish (one poll round), then go on
+            busy_since = busy_since if busy_since is not None else time.monotonic()
+            if time.monotonic() - busy_since > run.opts.poll_timeout:
                 raise
             log.info("the HLR API has too many lookups in progress; polling before more")
-            _poll_all(run)
+            _poll_until_one_is_final(run)
             continue
-        busy = 0
+        busy_since = None
         i += len(batch)
         run.on_progress(len(run.ids) + len(run.done), len(numbers) + len(run.refs))
 
@@ -358,25 +357,45 @@ def _remember(run: _Verification, msisdn: str, lookup_id: str, price: Decimal,
 def _poll_all(run: _Verification) -> None:
     """Poll every lookup not yet final until it is, or until the poll timeout."""
     give_up = time.monotonic() + run.opts.poll_timeout
-    while True:
-        pending = [(m, i) for m, i in run.ids.items() if m not in run.done]
-        if not pending:
-            return
+    while _pending(run):
         if time.monotonic() > give_up:
+            pending = _pending(run)
             for m, _i in pending:
                 run.done[m] = Verified(m, "pending")
             log.warning("%d lookups were still pending after %g s", len(pending),
                         run.opts.poll_timeout)
             return
-        if run.stop.wait(run.opts.poll_interval):
-            _check_stop(run)
-        with ThreadPoolExecutor(max_workers=max(1, run.opts.concurrency)) as pool:
-            answers = list(pool.map(lambda p: run.hlr.get(p[1]), pending))
-        run.polls += len(pending)
-        for (msisdn, _i), result in zip(pending, answers, strict=True):
-            if result.status.lower() not in PENDING_STATUSES:
-                _final(run, msisdn, result)
-        run.on_progress(len(run.done), len(run.ids))
+        _poll_round(run)
+
+
+def _poll_until_one_is_final(run: _Verification) -> None:
+    """After error 11: the same create is sent again only once a lookup has finished (an
+    identical request repeated at once would meet BSG's duplicate throttle)."""
+    before = len(_pending(run))
+    give_up = time.monotonic() + run.opts.poll_timeout
+    _poll_round(run)
+    while before and len(_pending(run)) == before and time.monotonic() < give_up:
+        _poll_round(run)
+
+
+def _pending(run: _Verification) -> list[tuple[str, str]]:
+    return [(m, i) for m, i in run.ids.items() if m not in run.done]
+
+
+def _poll_round(run: _Verification) -> None:
+    """Wait the poll interval, then ask once for each lookup not yet final."""
+    if run.stop.wait(run.opts.poll_interval):
+        _check_stop(run)
+    pending = _pending(run)
+    if not pending:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, run.opts.concurrency)) as pool:
+        answers = list(pool.map(lambda p: run.hlr.get(p[1]), pending))
+    run.polls += len(pending)
+    for (msisdn, _i), result in zip(pending, answers, strict=True):
+        if result.status.lower() not in PENDING_STATUSES:
+            _final(run, msisdn, result)
+    run.on_progress(len(run.done), len(run.ids))
 
 
 def _final(run: _Verification, msisdn: str, r: HlrResult) -> None:

@@ -259,3 +259,15 @@ def test_invalid_number_is_that_numbers_result(emu: Emulator, tmp_path: Path) ->
                              VerifyOptions(poll_interval=0.03))
         assert out.results["447700900104"].status == "active"
         assert out.quote.unpriced == ("9990001112223",)  # no price, so never sent
+
+
+def test_faults_on_create_and_poll_are_retried_and_pay_once(emu: Emulator, tmp_path: Path
+                                                            ) -> None:
+    emu.reset()
+    emu.inject("drop", "503", "429", "html", "truncated")
+    with _hlr(emu) as hlr, StateStore(tmp_path / "s.sqlite3") as store:
+        out = verify_numbers(hlr, store, NEW, VerifyOptions(poll_interval=0.03))
+        assert _numbers(emu) == dict.fromkeys(NEW, 1)
+        assert {v.status for v in out.results.values()} == {"active", "absent", "unknown",
+                                                            "failed"}
+        assert hlr.http.retries >= 5
