@@ -1149,6 +1149,8 @@ def serve(
 @_state_option
 @_api_options
 @_json_option
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write one row per number here (.csv or .jsonl).")
 @click.option("--verify", "mode", type=click.Choice(["new", "changed", "stale", "all"]),
               default="stale", show_default=True,
               help="Which numbers: new to the book; also changed by the sheet; also stale "
@@ -1162,7 +1164,7 @@ def serve(
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
 def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: str | None,
-           state: Path | None, api_url: str, api_key_file: Path | None,
+           report: Path | None, state: Path | None, api_url: str, api_key_file: Path | None,
            allow_insecure_http: bool, as_json: bool, mode: str, hlr_url: str,
            hlr_api_key_file: Path | None, verify_max_age: float, max_verify_cost: Any,
            hlr_batch: int, hlr_poll_interval: float, dry_run: bool, offline: bool,
@@ -1170,7 +1172,14 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
     """Check SHEET's numbers with BSG's HLR lookup (priced and capped) before sending."""
     from bsg_sync.state import default_state_path
     from bsg_sync.sync import SyncOptions
-    from bsg_sync.verify import Mode, VerifyOptions, run_verify, summary_json, summary_lines
+    from bsg_sync.verify import (
+        Mode,
+        VerifyOptions,
+        run_verify,
+        summary_json,
+        summary_lines,
+        write_results,
+    )
 
     _setup_logging(verbose, quiet)
     opts = SyncOptions(sheet=sheet, mapping=mapping, sheet_name=sheet_name, encoding=encoding,
@@ -1180,9 +1189,14 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
                           dry_run=dry_run, batch=hlr_batch, poll_interval=hlr_poll_interval)
     stop = threading.Event()
     try:
+        if report is not None and report.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"--report {report}: write the verification report as .csv or "
+                             ".jsonl")  # checked before anything is paid
         key = None if offline else _api_key_from_env_or_file(api_key_file)
         hlr_key = _hlr_key(hlr_api_key_file)
         outcome = run_verify(opts, vopts, key, hlr_url, hlr_key, stop=stop)
+        if report is not None and not dry_run:
+            write_results(report, outcome.results.values())
     except KeyboardInterrupt:
         _fail(Interrupted("verification stopped; run again to resume (nothing is paid twice)"),
               traceback)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phonenumbers import region_code_for_country_code
@@ -523,10 +524,7 @@ def summary_json(o: VerifyOutcome) -> dict[str, Any]:
             "quoted": str(o.quote.total), "cost": str(o.cost()), "currency": o.quote.currency,
             "balance": str(o.quote.balance), "counts": o.counts(), "polls": o.polls,
             "dry_run": o.dry_run,
-            "results": [{"msisdn": v.msisdn, "verify_status": v.status, "network": v.network,
-                         "country": v.country, "ported": v.ported, "roaming": v.roaming,
-                         "verified_at": v.verified_at, "verify_cost": str(v.cost),
-                         "cached": v.cached} for v in o.results.values()]}
+            "results": [result_record(v) for v in o.results.values()]}
 
 
 # ---------------------------------------------------------------- acting on the result (pure)
@@ -558,3 +556,45 @@ def cached_unreachable(opts: SyncOptions, max_age_days: float) -> frozenset[str]
     with StateStore(opts.state) as store:
         rows = store.verified_with_status(sorted(UNREACHABLE))
     return frozenset(m for m, at in rows if (parse_time(at) or cutoff) > cutoff)
+
+
+# ---------------------------------------------------------------- the per-number report
+
+RESULT_COLUMNS = ("msisdn", "verify_status", "network", "country", "ported", "roaming",
+                  "verified_at", "verify_cost", "cached")
+
+
+def result_record(v: Verified) -> dict[str, Any]:
+    return {"msisdn": v.msisdn, "verify_status": v.status, "network": v.network,
+            "country": v.country, "ported": int(v.ported), "roaming": int(v.roaming),
+            "verified_at": v.verified_at, "verify_cost": "0" if v.cached else str(v.cost),
+            "cached": int(v.cached)}
+
+
+def write_results(path: Path, results: Iterable[Verified]) -> None:
+    """One row per number (.csv with a BOM for Excel, or .jsonl), written atomically."""
+    import csv
+    import io
+    import json
+    import os
+
+    from bsg_sync.errors import OutputError
+    from bsg_sync.report import neutralise
+
+    records = [result_record(v) for v in results]
+    if path.suffix.lower() == ".jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n")
+        writer.writerow(RESULT_COLUMNS)
+        writer.writerows([neutralise(r[c]) for c in RESULT_COLUMNS] for r in records)
+        text = "\ufeff" + buf.getvalue()
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write the verification report {path}: {exc.strerror}; "
+                          "fix the folder or pass another --report (nothing is paid twice)"
+                          ) from None

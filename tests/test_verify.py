@@ -271,3 +271,27 @@ def test_faults_on_create_and_poll_are_retried_and_pay_once(emu: Emulator, tmp_p
         assert {v.status for v in out.results.values()} == {"active", "absent", "unknown",
                                                             "failed"}
         assert hlr.http.retries >= 5
+
+
+def test_report_has_one_row_per_number_with_the_verify_columns(emu: Emulator, work: Path
+                                                               ) -> None:
+    result = _verify(emu, work, "--verify", "new", "--report", str(work / "v.csv"))
+    assert result.exit_code == 0, result.stderr
+    lines = (work / "v.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == ("msisdn,verify_status,network,country,ported,roaming,verified_at,"
+                        "verify_cost,cached")
+    by_number = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert sorted(by_number) == sorted(NEW)
+    active, ported = by_number["447700900104"], by_number["447700900105"]
+    assert active[1:6] == ["active", "23410", "United Kingdom", "0", "0"]
+    assert ported[1:6] == ["active", "23410", "United Kingdom", "1", "0"]
+    assert active[7:] == ["0.0050000", "0"]
+    assert by_number["447700900106"][1:3] == ["absent", "23410"]
+
+
+def test_report_with_another_extension_is_refused_before_paying(emu: Emulator, work: Path
+                                                                ) -> None:
+    result = _verify(emu, work, "--verify", "new", "--report", str(work / "v.xlsx"))
+    assert result.exit_code == 2
+    assert "as .csv or .jsonl" in result.stderr
+    assert emu.hlr_stats()["lookups"] == 0
