@@ -159,6 +159,8 @@ def choose_numbers(desired: Sequence[Desired], known: Mapping[int, Known],
         if mine is not None and mine >= cutoff:
             continue
         k = known.get(d.contact_id) if d.contact_id is not None else None
+        if d.contact_id is not None and k is None:
+            continue  # an id BSG does not have: the row is not_found, nothing will be sent
         if _wanted(d.phone, k, mode, cutoff):
             chosen[d.phone] = None
     return list(chosen)
