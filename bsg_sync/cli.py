@@ -622,6 +622,19 @@ def _verify_options(command: Any) -> Any:
     return command
 
 
+def _verify_progress(quiet: bool) -> Callable[[int, int], None]:
+    """`checking numbers: 120/5000` on stderr, on a terminal and without -q only."""
+    if quiet or not sys.stderr.isatty():
+        return lambda _done, _total: None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rchecking numbers: {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
 def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool,
                         settings: dict[str, Any]) -> Any:
     """sync --verify / --skip-unreachable: look up (or, without --verify, read the cache of)
@@ -1194,7 +1207,8 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
                              ".jsonl")  # checked before anything is paid
         key = None if offline else _api_key_from_env_or_file(api_key_file)
         hlr_key = _hlr_key(hlr_api_key_file)
-        outcome = run_verify(opts, vopts, key, hlr_url, hlr_key, stop=stop)
+        outcome = run_verify(opts, vopts, key, hlr_url, hlr_key, stop=stop,
+                             on_progress=_verify_progress(quiet))
         if report is not None and not dry_run:
             write_results(report, outcome.results.values())
     except KeyboardInterrupt:
