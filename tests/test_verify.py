@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bsg_sync.cli import cli
-from bsg_sync.client import RetryPolicy
+from bsg_sync.client import RetryPolicy, Throttled
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.hlr import (
     HlrBatchTooLarge,
@@ -22,6 +22,8 @@ from bsg_sync.hlr import (
     HlrItemError,
     HlrKeyRejected,
     HlrNoFunds,
+    HlrRefused,
+    raise_for_request,
 )
 from bsg_sync.state import StateStore
 from bsg_sync.verify import Mode, VerifyOptions, verify_numbers
@@ -294,4 +296,22 @@ def test_report_with_another_extension_is_refused_before_paying(emu: Emulator, w
     result = _verify(emu, work, "--verify", "new", "--report", str(work / "v.xlsx"))
     assert result.exit_code == 2
     assert "as .csv or .jsonl" in result.stderr
+    assert emu.hlr_stats()["lookups"] == 0
+
+
+def test_error_64_bad_payload_refuses_the_run(emu: Emulator) -> None:
+    with _hlr(emu) as hlr:
+        body = hlr.http.request_keyed("POST", "/hlr/create", [{"msisdn": "447700900104",
+                                                               "unexpected": 1}])
+        assert body["error"] == "64"
+        with pytest.raises(HlrRefused) as info:
+            raise_for_request(body, "the lookups")
+        assert info.value.code == 64 and info.value.exit_code == 3
+
+
+def test_a_429_that_persists_is_the_clients_throttled_error(emu: Emulator) -> None:
+    emu.reset()
+    emu.inject(*["429"] * 6)
+    with _hlr(emu) as hlr, pytest.raises(Throttled):
+        hlr.create([("447700900104", "t429")])
     assert emu.hlr_stats()["lookups"] == 0
