@@ -636,7 +636,7 @@ def _verify_progress(quiet: bool) -> Callable[[int, int], None]:
 
 
 def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool,
-                        settings: dict[str, Any]) -> Any:
+                        settings: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
     """sync --verify / --skip-unreachable: look up (or, without --verify, read the cache of)
     the sheet's numbers; with --skip-unreachable the dead ones are handed to the sync."""
     import dataclasses
@@ -646,10 +646,12 @@ def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool
         VerifyOptions,
         cached_unreachable,
         run_verify,
+        summary_json,
         summary_lines,
         unreachable_numbers,
     )
 
+    summary = None
     if not mode:
         dead = cached_unreachable(opts, settings["verify_max_age"])
     else:
@@ -662,7 +664,8 @@ def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool
         for line in summary_lines(outcome):
             _say(line)
         dead = unreachable_numbers(outcome.results)
-    return dataclasses.replace(opts, unreachable=dead) if skip else opts
+        summary = summary_json(outcome)
+    return (dataclasses.replace(opts, unreachable=dead) if skip else opts), summary
 
 
 def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
@@ -772,14 +775,16 @@ def sync(
     t0 = time.monotonic()
     try:
         key = None if (offline and dry_run) else _api_key_from_env_or_file(api_key_file)
+        verified: dict[str, Any] | None = None
         if verify_mode or skip_unreachable:
-            opts = _verify_before_sync(opts, key, verify_mode, skip_unreachable, verify_settings)
+            opts, verified = _verify_before_sync(opts, key, verify_mode, skip_unreachable,
+                                                 verify_settings)
         outcome = _run_with_signals(lambda hooks: run_sync(opts, key, hooks), quiet)
     except BsgSyncError as exc:
         _tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0))
         _fail(exc, traceback)
     _tell(alerts, news_of_outcome("sync", outcome))  # before the summary: it stays last
-    _print_outcome(outcome, as_json)
+    _print_outcome(outcome, as_json, verified)
     sys.exit(int(outcome.exit_code))
 
 
@@ -840,12 +845,13 @@ def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncO
             signal.signal(s, h)
 
 
-def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
+def _print_outcome(outcome: SyncOutcome, as_json: bool,
+                   verified: dict[str, Any] | None = None) -> None:
     from bsg_sync import report
 
     s = outcome.summary
     if as_json:
-        _json_out(report.summary_json(s))
+        _json_out({**report.summary_json(s), **({"verify": verified} if verified else {})})
     if outcome.aborted is not None:
         _say(f"bsg-sync: {outcome.aborted}")
     hlr = report.hlr_sentence(s)

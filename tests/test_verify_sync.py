@@ -91,3 +91,15 @@ def test_skip_unreachable_alone_uses_earlier_verifications(emu: Emulator, work: 
     assert result.exit_code == 1, result.stderr
     assert emu.hlr_stats()["lookups"] == paid  # no new lookups
     assert not DEAD & _phones(emu)
+
+
+def test_sync_json_carries_the_verification(emu: Emulator, work: Path) -> None:
+    result = _sync(emu, work, "--verify", "new", "--skip-unreachable", "--json")
+    assert result.exit_code == 1, result.stderr
+    body = json.loads(result.stdout)
+    assert body["counts"]["invalid"] == 2  # the sync's own summary is unchanged
+    verify = body["verify"]
+    assert verify["counts"] == {"absent": 1, "active": 2, "failed": 1, "unknown": 1}
+    assert (verify["lookups"], verify["cost"], verify["currency"]) == (5, "0.0250000", "EUR")
+    by_number = {r["msisdn"]: r for r in verify["results"]}
+    assert by_number["447700900119"]["roaming"] == 1
