@@ -908,8 +908,11 @@ class BsgClient:
         self._watchdog.watch(ticket)
         _attempt.ticket = ticket
         try:
+            # a keyed request never follows a redirect: requests would resend the key header
+            # to whatever host the Location names (it drops only Authorization)
             with self._session.request(method, self.base_url + path, params=params, json=body,
                                        headers=headers,
+                                       allow_redirects=self._key_header is None,
                                        timeout=min(self.policy.timeout, self.policy.deadline),
                                        stream=True) as resp:
                 raw = _read_body(resp)
@@ -979,7 +982,7 @@ class BsgClient:
         if self._key_header is None:
             raise ValueError("request_keyed needs a client made with key_header")
         reply = self._send(method, path, body=body, auth=False)
-        if reply.status >= 400:
+        if reply.status >= 300:
             raise error_for(reply.status, reply.payload, reply.attempts)
         return reply.payload
 

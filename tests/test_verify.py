@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bsg_sync.cli import cli
-from bsg_sync.client import RetryPolicy, Throttled
+from bsg_sync.client import ApiError, RetryPolicy, Throttled
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.hlr import (
     HlrBatchTooLarge,
@@ -315,3 +315,42 @@ def test_a_429_that_persists_is_the_clients_throttled_error(emu: Emulator) -> No
     with _hlr(emu) as hlr, pytest.raises(Throttled):
         hlr.create([("447700900104", "t429")])
     assert emu.hlr_stats()["lookups"] == 0
+
+
+def test_a_redirect_never_carries_the_hlr_key_elsewhere() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("X-API-KEY"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"error": "0", "amount": "1", "currency": "EUR"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirect(Elsewhere):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{other.server_port}/hlr/balance")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    first = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (other, first):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with HlrClient(f"http://127.0.0.1:{first.server_port}", HLR_KEY,
+                       policy=RetryPolicy.fast()) as hlr, pytest.raises(ApiError):
+            hlr.balance()
+        assert seen == []
+    finally:
+        for server in (other, first):
+            server.shutdown()
+            server.server_close()
