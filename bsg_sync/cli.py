@@ -577,6 +577,103 @@ def _notify_options(command: Any) -> Any:
     return command
 
 
+# ---------------------------------------------------------------- verify (HLR)
+DEFAULT_HLR_URL = "https://api.bsg.world/rest"
+
+
+def _hlr_key(hlr_api_key_file: Path | None) -> str:
+    """The HLR key from --hlr-api-key-file, else env BSG_HLR_API_KEY; scrubbed from now on."""
+    import os
+
+    key = _read_key_file(hlr_api_key_file) if hlr_api_key_file else os.environ.get(
+        "BSG_HLR_API_KEY", "")
+    key = key.strip()
+    if not key:
+        raise UsageError("no HLR API key: set BSG_HLR_API_KEY or pass --hlr-api-key-file PATH")
+    add_secret(key)
+    return key
+
+
+def _verify_options(command: Any) -> Any:
+    """--hlr-url, --hlr-api-key-file, --verify-max-age, --max-verify-cost, --hlr-batch, …"""
+    from decimal import Decimal, InvalidOperation
+
+    def money(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+        if value is None:
+            return None
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise click.BadParameter(f"{value!r} is not an amount like 5 or 2.50") from None
+        if not amount.is_finite() or amount < 0:
+            raise click.BadParameter(f"{value!r} is not an amount like 5 or 2.50")
+        return amount
+
+    options = (
+        click.option("--hlr-url", envvar="BSG_HLR_URL", default=DEFAULT_HLR_URL,
+                     show_default=True, help="BSG v1 REST API base URL (env BSG_HLR_URL)."),
+        click.option("--hlr-api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Read the HLR (v1) API key from this file (else env BSG_HLR_API_KEY)."),
+        click.option("--verify-max-age", type=click.FloatRange(min=0), default=30.0,
+                     show_default=True, help="Days after which a verified number is stale."),
+        click.option("--max-verify-cost", callback=money, metavar="AMOUNT",
+                     help="Refuse (exit 3) lookups costing more than this (the HLR currency)."),
+        click.option("--hlr-batch", type=click.IntRange(1, 1000), default=50,
+                     show_default=True, help="Numbers per HLR create request."),
+        click.option("--hlr-poll-interval", type=click.FloatRange(min=0), default=2.0,
+                     show_default=True, help="Seconds between polls of pending lookups."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _verify_progress(quiet: bool) -> Callable[[int, int], None]:
+    """`checking numbers: 120/5000` on stderr, on a terminal and without -q only."""
+    if quiet or not sys.stderr.isatty():
+        return lambda _done, _total: None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rchecking numbers: {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool,
+                        settings: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """sync --verify / --skip-unreachable: look up (or, without --verify, read the cache of)
+    the sheet's numbers; with --skip-unreachable the dead ones are handed to the sync."""
+    import dataclasses
+
+    from bsg_sync.verify import (
+        Mode,
+        VerifyOptions,
+        cached_unreachable,
+        run_verify,
+        summary_json,
+        summary_lines,
+        unreachable_numbers,
+    )
+
+    summary = None
+    if not mode:
+        dead = cached_unreachable(opts, settings["verify_max_age"])
+    else:
+        vopts = VerifyOptions(mode=Mode(mode), max_age_days=settings["verify_max_age"],
+                              max_cost=settings["max_verify_cost"], dry_run=opts.dry_run,
+                              batch=settings["hlr_batch"],
+                              poll_interval=settings["hlr_poll_interval"])
+        hlr_key = _hlr_key(settings["hlr_api_key_file"])
+        outcome = run_verify(opts, vopts, key, settings["hlr_url"], hlr_key)
+        for line in summary_lines(outcome):
+            _say(line)
+        dead = unreachable_numbers(outcome.results)
+        summary = summary_json(outcome)
+    return (dataclasses.replace(opts, unreachable=dead) if skip else opts), summary
+
+
 def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
     if traceback:
         raise exc
@@ -621,6 +718,12 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
+@click.option("--verify", "verify_mode", type=click.Choice(["new", "changed", "stale", "all"]),
+              help="First check these numbers with BSG's HLR lookup (priced, capped; see verify).")
+@click.option("--skip-unreachable", is_flag=True,
+              help="Do not write rows whose number is absent/failed/undeliverable (invalid, "
+              "number-unreachable); without --verify, from earlier verifications only.")
+@_verify_options
 def sync(
     sheet: Path,
     mapping: Path | None,
@@ -648,6 +751,9 @@ def sync(
     verbose: int,
     quiet: bool,
     traceback: bool,
+    verify_mode: str | None = None,
+    skip_unreachable: bool = False,
+    **verify_settings: Any,
 ) -> None:
     """Read SHEET, map, refresh known state, diff, send the changes, report per row."""
     from bsg_sync.state import default_state_path
@@ -677,12 +783,16 @@ def sync(
     t0 = time.monotonic()
     try:
         key = None if (offline and dry_run) else _api_key_from_env_or_file(api_key_file)
+        verified: dict[str, Any] | None = None
+        if verify_mode or skip_unreachable:
+            opts, verified = _verify_before_sync(opts, key, verify_mode, skip_unreachable,
+                                                 verify_settings)
         outcome = _run_with_signals(lambda hooks: run_sync(opts, key, hooks), quiet)
     except BsgSyncError as exc:
         _tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0))
         _fail(exc, traceback)
     _tell(alerts, news_of_outcome("sync", outcome))  # before the summary: it stays last
-    _print_outcome(outcome, as_json)
+    _print_outcome(outcome, as_json, verified)
     sys.exit(int(outcome.exit_code))
 
 
@@ -743,12 +853,13 @@ def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncO
             signal.signal(s, h)
 
 
-def _print_outcome(outcome: SyncOutcome, as_json: bool) -> None:
+def _print_outcome(outcome: SyncOutcome, as_json: bool,
+                   verified: dict[str, Any] | None = None) -> None:
     from bsg_sync import report
 
     s = outcome.summary
     if as_json:
-        _json_out(report.summary_json(s))
+        _json_out({**report.summary_json(s), **({"verify": verified} if verified else {})})
     if outcome.aborted is not None:
         _say(f"bsg-sync: {outcome.aborted}")
     hlr = report.hlr_sentence(s)
@@ -1054,6 +1165,76 @@ def serve(
         _fail(exc, False)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
+
+
+@cli.command()
+@click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--mapping", type=click.Path(path_type=Path, dir_okay=False),
+              help="Mapping file (found as sync finds it when not given).")
+@click.option("--sheet", "sheet_name", help="Workbook tab to read (default: the first).")
+@click.option("--encoding", help="CSV encoding, when detection picks the wrong one.")
+@_state_option
+@_api_options
+@_json_option
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write one row per number here (.csv or .jsonl).")
+@click.option("--verify", "mode", type=click.Choice(["new", "changed", "stale", "all"]),
+              default="stale", show_default=True,
+              help="Which numbers: new to the book; also changed by the sheet; also stale "
+              "or never verified; or all.")
+@_verify_options
+@click.option("--dry-run", is_flag=True, help="Show the count and the price; pay nothing.")
+@click.option("--offline", is_flag=True, help="Tell new/changed from the local snapshot only.")
+@click.option("--max-rps", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_MAX_RPS,
+              show_default=True, help="HLR requests per second cap.")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary.")
+@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
+def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: str | None,
+           report: Path | None, state: Path | None, api_url: str, api_key_file: Path | None,
+           allow_insecure_http: bool, as_json: bool, mode: str, hlr_url: str,
+           hlr_api_key_file: Path | None, verify_max_age: float, max_verify_cost: Any,
+           hlr_batch: int, hlr_poll_interval: float, dry_run: bool, offline: bool,
+           max_rps: float, verbose: int, quiet: bool, traceback: bool) -> None:
+    """Check SHEET's numbers with BSG's HLR lookup (priced and capped) before sending."""
+    from bsg_sync.state import default_state_path
+    from bsg_sync.sync import SyncOptions
+    from bsg_sync.verify import (
+        Mode,
+        VerifyOptions,
+        run_verify,
+        summary_json,
+        summary_lines,
+        write_results,
+    )
+
+    _setup_logging(verbose, quiet)
+    opts = SyncOptions(sheet=sheet, mapping=mapping, sheet_name=sheet_name, encoding=encoding,
+                       state=state or default_state_path(), api_url=api_url, offline=offline,
+                       allow_insecure_http=allow_insecure_http, max_rps=max_rps)
+    vopts = VerifyOptions(mode=Mode(mode), max_age_days=verify_max_age, max_cost=max_verify_cost,
+                          dry_run=dry_run, batch=hlr_batch, poll_interval=hlr_poll_interval)
+    stop = threading.Event()
+    try:
+        if report is not None and report.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"--report {report}: write the verification report as .csv or "
+                             ".jsonl")  # checked before anything is paid
+        key = None if offline else _api_key_from_env_or_file(api_key_file)
+        hlr_key = _hlr_key(hlr_api_key_file)
+        outcome = run_verify(opts, vopts, key, hlr_url, hlr_key, stop=stop,
+                             on_progress=_verify_progress(quiet))
+        if report is not None and not dry_run:
+            write_results(report, outcome.results.values())
+    except KeyboardInterrupt:
+        _fail(Interrupted("verification stopped; run again to resume (nothing is paid twice)"),
+              traceback)
+    except BsgSyncError as exc:
+        _fail(exc, traceback)
+    if as_json:
+        _json_out(summary_json(outcome))
+    for line in summary_lines(outcome):
+        _say(line)
+    sys.exit(0)
 
 
 def main() -> None:

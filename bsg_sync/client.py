@@ -688,7 +688,7 @@ class BsgClient:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  pace: Callable[[], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, key_header: str | None = None) -> None:
         self.base_url = check_base_url(base_url, allow_insecure_http=allow_insecure_http)
         if not api_key or not api_key.strip():
             raise ValueError("the API key is empty")
@@ -711,6 +711,9 @@ class BsgClient:
         self._watchdog = _Watchdog(stop)
         # entered around every wait between attempts; the executor sets it for a run
         self.parked: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+        # an API that takes the key itself in a header on every request (BSG's v1 REST API:
+        # X-API-KEY) instead of a bearer from a login; see `request_keyed`
+        self._key_header = key_header
 
     def __repr__(self) -> str:
         return f"BsgClient({self.base_url!r})"
@@ -837,7 +840,8 @@ class BsgClient:
               body: Any = None, auth: bool = True) -> _Reply:
         """Send with retries for transport errors, 429 and 5xx; other answers are returned."""
         guard_key = (f"{method} {path} {json.dumps(params, sort_keys=True)} "
-                     f"{json.dumps(body, sort_keys=True)}") if auth and method != "GET" else None
+                     f"{json.dumps(body, sort_keys=True)}"
+                     ) if (auth or self._key_header) and method != "GET" else None
         attempts = 0
         first_token = self._current_token() if auth else None  # login retries on its own
 
@@ -906,12 +910,17 @@ class BsgClient:
     def _attempt_once(self, method: str, path: str, params: dict[str, Any] | None,
                       body: Any, token: str | None) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if self._key_header is not None:
+            headers[self._key_header] = self._key.reveal()
         ticket = _Ticket(time.monotonic() + self.policy.deadline)
         self._watchdog.watch(ticket)
         _attempt.ticket = ticket
         try:
+            # a keyed request never follows a redirect: requests would resend the key header
+            # to whatever host the Location names (it drops only Authorization)
             with self._session.request(method, self.base_url + path, params=params, json=body,
                                        headers=headers,
+                                       allow_redirects=self._key_header is None,
                                        timeout=min(self.policy.timeout, self.policy.deadline),
                                        stream=True) as resp:
                 raw = _read_body(resp)
@@ -974,6 +983,16 @@ class BsgClient:
             reason = _unquoted_login_error(exc)
         log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
                  method, path, state.attempt_number, reason, wait)
+
+    def request_keyed(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One call to a key-in-a-header API (no login) with the usual retries, deadline, stop
+        and pacing; the decoded JSON object of a 2xx answer, else the ApiError."""
+        if self._key_header is None:
+            raise ValueError("request_keyed needs a client made with key_header")
+        reply = self._send(method, path, body=body, auth=False)
+        if reply.status >= 300:
+            raise error_for(reply.status, reply.payload, reply.attempts)
+        return reply.payload
 
     # ------------------------------------------------------------ endpoints
 

@@ -67,6 +67,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX writes_contact ON writes(contact_id)",
         "ALTER TABLE runs ADD COLUMN exit_code INTEGER",
     ),
+    (  # 4: HLR verification: open verifications, their journalled lookups, the result cache
+        """CREATE TABLE hlr_verifications (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, token TEXT NOT NULL, started_at TEXT NOT NULL,
+            ended_at TEXT)""",
+        """CREATE TABLE hlr_lookups (
+            verification INTEGER NOT NULL REFERENCES hlr_verifications(id), msisdn TEXT NOT NULL,
+            reference TEXT NOT NULL, lookup_id TEXT, price TEXT, currency TEXT, status TEXT,
+            error TEXT, PRIMARY KEY (verification, msisdn))""",
+        """CREATE TABLE hlr_cache (
+            msisdn TEXT PRIMARY KEY, status TEXT NOT NULL, network TEXT NOT NULL,
+            country TEXT NOT NULL, ported INTEGER NOT NULL, roaming INTEGER NOT NULL,
+            verified_at TEXT NOT NULL, price TEXT NOT NULL, currency TEXT NOT NULL,
+            lookup_id TEXT NOT NULL)""",
+    ),
 )
 
 # How long results are kept (README "Nightly use"): real runs, and dry runs / web previews.
@@ -629,3 +643,73 @@ class StateStore:
     def last_run_id(self) -> int | None:
         rows = self._query("SELECT max(id) FROM runs")
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # ------------------------------------------------------------------ HLR verification
+
+    def open_verification(self, token: str) -> tuple[int, str]:
+        """The unfinished verification (id, token) to resume, else a new one with `token`."""
+        rows = self._query("SELECT id, token FROM hlr_verifications WHERE ended_at IS NULL "
+                           "ORDER BY id DESC LIMIT 1")
+        if rows:
+            return int(rows[0][0]), str(rows[0][1])
+        with self._tx("start a verification in") as cur:
+            cur.execute("INSERT INTO hlr_verifications (token, started_at) VALUES (?, ?)",
+                        (token, _now()))
+            return int(cur.lastrowid or 0), token
+
+    def end_verification(self, verification: int) -> None:
+        with self._tx("end a verification in") as cur:
+            cur.execute("UPDATE hlr_verifications SET ended_at = ? WHERE id = ?",
+                        (_now(), verification))
+
+    def journal_lookups(self, verification: int, items: Iterable[tuple[str, str]]) -> None:
+        """Before a create: each (msisdn, reference) about to be paid for (kept if present)."""
+        with self._tx("journal lookups in") as cur:
+            cur.executemany("INSERT OR IGNORE INTO hlr_lookups (verification, msisdn, reference)"
+                            " VALUES (?, ?, ?)", [(verification, m, r) for m, r in items])
+
+    def record_lookup(self, verification: int, msisdn: str, *, lookup_id: str | None = None,
+                      price: str | None = None, currency: str | None = None,
+                      status: str | None = None, error: str | None = None) -> None:
+        """After a create or a poll: what BSG answered for one journalled number."""
+        with self._tx("journal a lookup in") as cur:
+            cur.execute("UPDATE hlr_lookups SET lookup_id = COALESCE(?, lookup_id), price = "
+                        "COALESCE(?, price), currency = COALESCE(?, currency), status = "
+                        "COALESCE(?, status), error = COALESCE(?, error) WHERE verification = ?"
+                        " AND msisdn = ?", (lookup_id, price, currency, status, error,
+                                            verification, msisdn))
+
+    def journalled_lookups(self, verification: int) -> list[tuple[str, str, str | None,
+                                                                  str | None, str | None]]:
+        """(msisdn, reference, lookup_id, status, error) of every journalled number."""
+        return [tuple(r) for r in self._query(  # type: ignore[misc]
+            "SELECT msisdn, reference, lookup_id, status, error FROM hlr_lookups WHERE "
+            "verification = ? ORDER BY rowid", (verification,))]
+
+    def save_verified(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Cache results: (msisdn, status, network, country, ported, roaming, verified_at,
+        price, currency, lookup_id) each."""
+        with self._tx("cache verification results in") as cur:
+            cur.executemany("INSERT OR REPLACE INTO hlr_cache (msisdn, status, network, country,"
+                            " ported, roaming, verified_at, price, currency, lookup_id) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(rows))
+
+    def load_verified(self, msisdns: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """The cached rows (as in `save_verified`) of these numbers."""
+        wanted = sorted(set(msisdns))
+        out: dict[str, tuple[Any, ...]] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for r in self._query("SELECT msisdn, status, network, country, ported, roaming, "
+                                 "verified_at, price, currency, lookup_id FROM hlr_cache "
+                                 f"WHERE msisdn IN ({marks})", chunk):
+                out[r[0]] = tuple(r)
+        return out
+
+    def verified_with_status(self, statuses: Sequence[str]) -> list[tuple[str, str]]:
+        """(msisdn, verified_at) of cached results with one of these statuses."""
+        marks = ",".join("?" * len(statuses)) or "NULL"
+        return [(r[0], r[1]) for r in self._query(
+            f"SELECT msisdn, verified_at FROM hlr_cache WHERE status IN ({marks})",
+            list(statuses))]

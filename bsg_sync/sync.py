@@ -55,6 +55,7 @@ from bsg_sync.models import (
 from bsg_sync.ratelimit import RateLimiter
 from bsg_sync.scrub import scrub
 from bsg_sync.state import StateStore
+from bsg_sync.verify import skip_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class SyncOptions:
     max_changes: Threshold | None = None
     allow_insecure_http: bool = False
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # --verify --skip-unreachable: phones the HLR check found dead; their rows are not written
+    unreachable: frozenset[str] = frozenset()
 
     def described(self) -> dict[str, str]:
         """The options as shown in the report's summary sheet."""
@@ -265,6 +268,7 @@ def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
     try:
         account = _load_account(None if run.opts.offline else run.client, run.store)
         mapped, warnings = _map(run, raw, account)
+        mapped = skip_unreachable(mapped, run.opts.unreachable)
         plan = _plan(run, mapped.desired, account)
     except (Cancelled, KeyboardInterrupt):
         return _interrupted_before_sending(run, mapped, warnings)
@@ -499,3 +503,5 @@ Plan = _Plan
 send_plan = _send
 finish_run = _finish
 now_text = _now
+header_row_of = _header_row  # verify reads the sheet as sync does
+load_account = _load_account
