@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bsg_sync.errors import TooManyChanges
@@ -18,6 +16,7 @@ from bsg_sync.models import (
     PlannedRow,
     Status,
     Threshold,
+    paused_gc,
 )
 
 _DRIFT = "changed in BSG since last sync"
@@ -46,25 +45,13 @@ class _Names:
 # --------------------------------------------------------------------------- plan helpers
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC: a million fresh rows trigger many useless full collections."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 # --------------------------------------------------------------------------- plan
 
 
 def plan_changes(desired: Sequence[Desired], known: Mapping[int, Known], *, account: Account,
                  create_missing: bool = False, keep_drift: bool = False) -> list[PlannedRow]:
     """One PlannedRow per desired row, in order; only changed rows get text and a body."""
-    with _no_gc():
+    with paused_gc():
         return _plan_fast(desired, known, _Names.of(account), create_missing, keep_drift)
 
 

@@ -23,8 +23,6 @@ bench/bench_isolate.py for a 100k x 12 XLSX on a loaded 2-core machine: 4.1 s is
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import logging
 import os
@@ -32,13 +30,12 @@ import pickle
 import subprocess
 import sys
 from array import array
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import bsg_sync
 from bsg_sync.errors import BsgSyncError, InputFileError
-from bsg_sync.models import CellProblem, Sheet, SheetRow
+from bsg_sync.models import CellProblem, Sheet, SheetRow, paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +167,7 @@ def child_main() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    with _gc_paused():
+    with paused_gc():
         reply = _read_in_child(path, kwargs)
     root.removeHandler(handler)
     kept = [(r.name, r.levelno, r.getMessage()) for r in records]
@@ -231,20 +228,8 @@ def _pack(sheet: Sheet) -> tuple[Any, ...]:
     return meta, cells, numbers, problems
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic GC would rescan the million new objects many times; none form cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _unpack_sheet(body: tuple[Any, ...]) -> Sheet:
-    with _gc_paused():
+    with paused_gc():
         return _build_sheet(body)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from collections.abc import Mapping as AbcMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -299,3 +302,16 @@ class Threshold:
 
     def __str__(self) -> str:
         return f"{self.value:g}%" if self.percent else f"{self.value:g}"
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic GC while millions of rows, plans or cells are built: none of them form
+    cycles, and every new container would trigger another useless full collection."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

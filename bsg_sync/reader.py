@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import itertools
 import logging
@@ -10,7 +9,6 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import python_calamine
@@ -19,7 +17,7 @@ from bsg_sync.cellcheck import sheet_rows
 from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
 from bsg_sync.filecheck import check_ods, check_xls, check_xlsx
-from bsg_sync.models import Sheet, SheetRow
+from bsg_sync.models import Sheet, SheetRow, paused_gc
 from bsg_sync.numfmt import render_cell
 from bsg_sync.workbook import (
     HEADER_LOOKAHEAD,
@@ -247,20 +245,8 @@ def _build_table(
     path: Path, grid: Iterable[tuple[int, list[str]]], header_row: int | None
 ) -> tuple[tuple[str, ...], list[SheetRow], int]:
     """Header, non-blank data rows (padded to the header) and the header's row number."""
-    with _gc_paused():
+    with paused_gc():
         return _collect(path, iter(grid), header_row)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic GC rescans every new tuple while millions are built; none form cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _collect(
