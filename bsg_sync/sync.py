@@ -88,6 +88,9 @@ class SyncOptions:
     max_changes: Threshold | None = None
     allow_insecure_http: bool = False
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # limits of the child process that reads the sheet (None: isolate's defaults / env)
+    read_memory_limit: int | None = None
+    read_time_limit: float | None = None
 
     def described(self) -> dict[str, str]:
         """The options as shown in the report's summary sheet."""
@@ -231,6 +234,8 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
         sheet=opts.sheet_name,
         encoding=opts.encoding,
         header_row=_header_row(raw, mapping_path),
+        memory_limit=opts.read_memory_limit,
+        time_limit=opts.read_time_limit,
     )
     report_path = opts.report or default_report_path(opts.sheet)
     # the writers check again; checking here means a bad path is found before anything is sent

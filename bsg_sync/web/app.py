@@ -51,8 +51,15 @@ from bsg_sync import mapping as mapping_mod
 from bsg_sync import report
 from bsg_sync.client import ApiError, BsgClient, RetryPolicy
 from bsg_sync.errors import BsgSyncError, ConfigError, UsageError
-from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Account, RowResult, Status
-from bsg_sync.reader import read_sheet
+from bsg_sync.isolate import read_sheet_isolated
+from bsg_sync.models import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RPS,
+    Account,
+    RowResult,
+    Sheet,
+    Status,
+)
 from bsg_sync.refresh import load_account
 from bsg_sync.sync import SyncOptions, api_error_as_run_error
 from bsg_sync.web import forms
@@ -64,6 +71,8 @@ from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+READ_MEMORY_LIMIT = 2 << 30  # each upload is read in a child process with these limits
+READ_TIME_LIMIT = 120.0
 PAGE_SIZE = 200
 STATUS_LABELS = {
     Status.OK.value: "OK",
@@ -99,6 +108,9 @@ class WebConfig:
     # Host values other than loopback the page answers to (guards.parse_allowed_hosts)
     allowed_hosts: frozenset[tuple[str, int | None]] = frozenset()
     guess_policy: GuessPolicy = field(default_factory=GuessPolicy)
+    # the child process that reads every upload (a runaway parser dies there, not here)
+    read_memory_limit: int = READ_MEMORY_LIMIT
+    read_time_limit: float = READ_TIME_LIMIT
 
 
 @dataclass
@@ -344,6 +356,23 @@ def _account(svc: Services, upload: Upload) -> Account:
     return upload.account
 
 
+def _read_upload(cfg: WebConfig, upload: Upload, **choices: Any) -> Sheet:
+    """The upload read in a child process with the page's limits (InputFileError beyond them)."""
+    return read_sheet_isolated(
+        upload.sheet_path,
+        memory_limit=cfg.read_memory_limit,
+        time_limit=cfg.read_time_limit,
+        max_bytes=cfg.max_upload_bytes,
+        **choices,
+    )
+
+
+def _their_words(message: str, upload: Upload) -> str:
+    """A library message with the stored sheet's path and name replaced by the person's."""
+    message = message.replace(str(upload.sheet_path), upload.filename)
+    return message.replace(upload.sheet_path.name, upload.filename)
+
+
 def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
     cfg = svc.config
     suffix = ".csv" if upload.is_text else ".xlsx"
@@ -360,6 +389,8 @@ def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
         concurrency=cfg.concurrency,
         max_rps=cfg.max_rps,
         allow_insecure_http=cfg.allow_insecure_http,
+        read_memory_limit=cfg.read_memory_limit,
+        read_time_limit=cfg.read_time_limit,
     )
     return opts if cfg.policy is None else replace(opts, policy=cfg.policy)
 
@@ -505,12 +536,10 @@ def _add_upload_routes(app: Flask) -> None:
         except BsgSyncError as exc:
             return _back("index", f"Cannot use this file: {exc}")
         try:
-            sheet = read_sheet(upload.sheet_path, max_bytes=svc.config.max_upload_bytes)
+            sheet = _read_upload(svc.config, upload)
         except BsgSyncError as exc:
             svc.uploads.discard(upload.token)
-            message = str(exc).replace(str(upload.sheet_path), upload.filename)
-            message = message.replace(upload.sheet_path.name, upload.filename)
-            return _back("index", f"Cannot use this file: {message}")
+            return _back("index", f"Cannot use this file: {_their_words(str(exc), upload)}")
         upload.headers, upload.rows = sheet.headers, len(sheet.rows)
         return redirect(url_for("mapping_page", token=upload.token), 303)
 

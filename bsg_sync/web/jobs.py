@@ -53,10 +53,15 @@ class Job:
             if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
                 self.done += 1
 
+    def in_their_words(self, text: str) -> str:
+        """The text with the stored sheet's path and name (ours) replaced by the person's."""
+        if self.sheet is not None and self.filename:
+            text = text.replace(str(self.sheet), self.filename)
+            text = text.replace(self.sheet.name, self.filename)
+        return text
+
     def on_stage(self, stage: str) -> None:
-        if self.sheet is not None and self.filename:  # the stored name is ours, not theirs
-            stage = stage.replace(self.sheet.name, self.filename)
-        self.stage = stage
+        self.stage = self.in_their_words(stage)
 
     def on_plan(self, n: int) -> None:
         self.total = n
@@ -155,9 +160,9 @@ class JobRunner:
         try:
             job.outcome = run_sync(opts, api_key, job.hooks)
             if job.outcome.aborted is not None:
-                job.error = str(job.outcome.aborted)
+                job.error = job.in_their_words(str(job.outcome.aborted))
         except BsgSyncError as exc:
-            job.error = str(exc)
+            job.error = job.in_their_words(str(exc))
         except Exception as exc:  # a bug must not leave the page polling forever
             log.exception("web run %s failed", job.id)
             job.error = f"unexpected error ({type(exc).__name__}); see the server log"
