@@ -164,6 +164,12 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     post("/jobs/<job_id>/stop", f"{job}/stop")
     wait_job(c, job)
     post("/u/<token>/apply", f"/u/{token}/apply")  # already applied
+    post("/history/<int:run_id>/undo", "/history/999/undo")  # no such run
+    post("/history/<int:run_id>/undo", "/history/1/undo")  # a preview
+    r = post("/history/<int:run_id>/undo", "/history/2/undo")
+    status = wait_job(c, r.headers["Location"])
+    undo_token = c.get(status["next"]).headers["Location"].split("/")[2]
+    post("/u/<token>/apply", f"/u/{undo_token}/apply")
     post("/u/<token>/discard", f"/u/{token}/discard")
     posts = {rule.rule for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
     assert posts == set(answers)  # a new POST route needs a line above

@@ -62,6 +62,7 @@ from bsg_sync.models import (
 )
 from bsg_sync.refresh import load_account
 from bsg_sync.sync import SyncOptions, api_error_as_run_error
+from bsg_sync.undo import UndoOptions, run_undo
 from bsg_sync.web import forms
 from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
@@ -82,7 +83,9 @@ STATUS_LABELS = {
     Status.NOT_FOUND.value: "Not found",
     Status.FAILED.value: "Failed",
     Status.NOT_SENT.value: "Not sent",
+    Status.SKIPPED.value: "Skipped",
 }
+_CLI_HINT = re.compile(r" ?\(--[a-z-]+[^)]*\)")  # "(--force restores it anyway)": not for the page
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9]+")  # how uploads.py names a stored sheet
 PROBLEM_STATUSES = (Status.INVALID.value, Status.NOT_FOUND.value, Status.FAILED.value)
 _CSP = (
@@ -155,6 +158,7 @@ def create_app(config: WebConfig) -> Flask:
         max_upload=size_text(config.max_upload_bytes),
     )
     app.jinja_env.filters["change_items"] = _change_items
+    app.jinja_env.filters["for_people"] = for_people
     app.context_processor(_page_context)
     app.before_request(_check_host)
     app.before_request(_check_password)
@@ -313,6 +317,11 @@ def _accept_attr() -> str:
     return ",".join(sorted(ALLOWED_EXTENSIONS))
 
 
+def for_people(message: str) -> str:
+    """A library sentence without its command-line hints, which mean nothing on the page."""
+    return _CLI_HINT.sub("", message)
+
+
 def _change_items(changes: str) -> list[str]:
     return [c.strip() for c in changes.split("; ") if c.strip()]
 
@@ -421,6 +430,61 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
     return svc.jobs.start(
         upload.token, opts, svc.config.api_key, on_done, upload.owner, upload.filename
     )
+
+
+def _start_undo(svc: Services, upload: Upload, dry_run: bool) -> Job:
+    """Start the undo's preview (a dry run) or the undo itself; RunInProgress when busy."""
+    assert upload.undo_of is not None
+    cfg = svc.config
+    kind = "preview" if dry_run else "result"
+    opts = UndoOptions(
+        run_id=upload.undo_of,
+        state=cfg.state,
+        api_url=cfg.api_url,
+        report=upload.private_path(f"{kind}.report.xlsx"),
+        dry_run=dry_run,
+        concurrency=cfg.concurrency,
+        max_rps=cfg.max_rps,
+        allow_insecure_http=cfg.allow_insecure_http,
+    )
+    if cfg.policy is not None:
+        opts = replace(opts, policy=cfg.policy)
+
+    def on_done(job: Job) -> None:
+        if job.outcome is None:
+            return
+        if dry_run:
+            upload.preview = job.outcome
+        else:
+            upload.result = job.outcome
+            upload.applied_at = datetime.now().astimezone().strftime("%H:%M")
+        if opts.report is not None and opts.report.is_file():
+            upload.files[f"{kind}-report"] = opts.report
+
+    api_key = cfg.api_key
+    return svc.jobs.start(
+        upload.token, opts.as_sync_options(), api_key, on_done, upload.owner, upload.filename,
+        work=lambda hooks: run_undo(opts, api_key, hooks),
+    )
+
+
+def _ask_undo(svc: Services, run_id: int) -> BaseResponse:
+    """History's "Undo this run": start the undo's preview, or say on History why not."""
+    run = get_run(svc.config.state, run_id)
+    if run is None:
+        return _back("history", f"There is no run {run_id} in the history.")
+    if run.dry_run:
+        return _back(
+            "history", f"Run {run_id} was a preview: it changed nothing, so there is nothing to undo."
+        )
+    if svc.jobs.running() is not None:
+        return _back("history", "Another run is in progress; undo this run when it has finished.")
+    upload = svc.uploads.add_undo(run_id, _session_id(create=True) or "")
+    try:
+        return _to_job(_start_undo(svc, upload, dry_run=True))
+    except RunInProgress:
+        svc.uploads.discard(upload.token)
+        return _back("history", "Another run is in progress; undo this run when it has finished.")
 
 
 def _to_job(job: Job) -> BaseResponse:
@@ -663,14 +727,19 @@ def _add_outcome_routes(app: Flask) -> None:
             own = _own_run(upload)
             if own is not None:
                 return redirect(url_for("job_page", job_id=own.id), 303)
+            if upload.undo_of is not None:
+                return _back("history", "This undo has no preview; press Undo this run again.")
             return _back(
                 "mapping_page", "There is no preview yet; choose the mapping first.", token=token
             )
-        return _render_outcome("preview.html", upload, upload.preview.results)
+        template = "preview.html" if upload.undo_of is None else "undo_preview.html"
+        return _render_outcome(template, upload, upload.preview.results)
 
     @app.post("/u/<token>/apply")
     def apply(token: str) -> BaseResponse:
         upload = _upload_or_404(token)
+        if upload.undo_of is not None:
+            return _apply_undo(upload)
         if upload.preview is None or upload.mapping_path is None:
             return _back("mapping_page", "Preview the changes before applying them.", token=token)
         if upload.result is not None:
@@ -693,7 +762,8 @@ def _add_outcome_routes(app: Flask) -> None:
         upload = _upload_or_404(token)
         if upload.result is None:
             return _back("preview", "This upload has not been applied yet.", token=token)
-        return _render_outcome("result.html", upload, upload.result.results)
+        template = "result.html" if upload.undo_of is None else "undo_result.html"
+        return _render_outcome(template, upload, upload.result.results)
 
     @app.get("/u/<token>/download/<kind>")
     def download(token: str, kind: str) -> BaseResponse:
@@ -709,7 +779,29 @@ def _add_outcome_routes(app: Flask) -> None:
         return _download(path, name)
 
 
+def _apply_undo(upload: Upload) -> BaseResponse:
+    """The undo's Apply: once, after its preview, one run at a time."""
+    token = upload.token
+    if upload.preview is None:
+        return _back("history", "This undo has no preview; press Undo this run again.")
+    if upload.result is not None:
+        return _back("result", "This undo was already applied.", token=token)
+    own = _own_run(upload)
+    if own is not None:
+        return _to_job(own)
+    try:
+        return _to_job(_start_undo(services_of_request(), upload, dry_run=False))
+    except RunInProgress:
+        message = "Nothing was restored yet; Apply works again when the other run ends."
+        return _back("preview", message, token=token)
+
+
 def _add_history_routes(app: Flask) -> None:
+    @app.post("/history/<int:run_id>/undo")
+    def undo_run(run_id: int) -> BaseResponse:
+        _require_session()
+        return _ask_undo(services_of_request(), run_id)
+
     @app.get("/history")
     def history() -> str:
         svc = services_of_request()
@@ -809,7 +901,7 @@ def _render_mapping(
 
 
 def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult]) -> str:
-    outcome = upload.result if template == "result.html" else upload.preview
+    outcome = upload.result if template.endswith("result.html") else upload.preview
     assert outcome is not None
     status = request.args.get("status") or None
     blocking, own = _blocking_run(upload), _own_run(upload)
@@ -824,6 +916,7 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
         hlr_sentence=report.hlr_sentence(outcome.summary),
         counts=_counts(results),
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
+        skipped=[r for r in results if _status(r) == Status.SKIPPED.value],
         view=_filtered(results, status, _int_arg("page", 1)),
         planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
         blocking=None if blocking is None else _live_view(blocking),

@@ -126,7 +126,9 @@ class JobRunner:
         on_done: Callable[[Job], None],
         owner: str = "",
         filename: str = "",
+        work: Callable[[Hooks], SyncOutcome] | None = None,
     ) -> Job:
+        """Run `work` (default: run_sync of `opts`) in a thread; RunInProgress if one runs."""
         with self._lock:
             if self._current is not None and self._current.state == "running":
                 raise RunInProgress(
@@ -141,7 +143,7 @@ class JobRunner:
             on_result=job.on_result,
         )
         thread = threading.Thread(
-            target=self._run, args=(job, opts, api_key, on_done), name=f"bsg-sync-web-{job.id}"
+            target=self._run, args=(job, opts, api_key, on_done, work), name=f"bsg-sync-web-{job.id}"
         )
         thread.daemon = True
         thread.start()
@@ -155,10 +157,17 @@ class JobRunner:
             current.hooks.stop.set()
 
     def _run(
-        self, job: Job, opts: SyncOptions, api_key: str, on_done: Callable[[Job], None]
+        self,
+        job: Job,
+        opts: SyncOptions,
+        api_key: str,
+        on_done: Callable[[Job], None],
+        work: Callable[[Hooks], SyncOutcome] | None,
     ) -> None:
         try:
-            job.outcome = run_sync(opts, api_key, job.hooks)
+            job.outcome = (
+                run_sync(opts, api_key, job.hooks) if work is None else work(job.hooks)
+            )
             if job.outcome.aborted is not None:
                 job.error = job.in_their_words(str(job.outcome.aborted))
         except BsgSyncError as exc:

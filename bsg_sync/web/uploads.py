@@ -42,6 +42,7 @@ class Upload:
     draft: Any = None  # the mapping form as last posted (kept when it needs a fix)
     draft_error: str | None = None
     applied_at: str | None = None  # local time the apply finished
+    undo_of: int | None = None  # an undo of this run (no sheet: the state store's journal)
 
     @property
     def stem(self) -> str:
@@ -90,6 +91,18 @@ class UploadStore:
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(stream, out, _COPY_CHUNK)
         upload = Upload(secrets.token_urlsafe(24), folder, sheet, name, time.monotonic(), owner)
+        with self._lock:
+            self._uploads[upload.token] = upload
+        return upload
+
+    def add_undo(self, run_id: int, owner: str) -> Upload:
+        """A private place for the undo of a run: its preview, its result and their reports."""
+        folder = Path(tempfile.mkdtemp(prefix="u-", dir=self.root))  # 0700
+        name = f"undo of run {run_id}"
+        upload = Upload(
+            secrets.token_urlsafe(24), folder, folder / "no-sheet", name, time.monotonic(),
+            owner, undo_of=run_id,
+        )
         with self._lock:
             self._uploads[upload.token] = upload
         return upload
