@@ -155,6 +155,8 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     token = mapping_url.split("/")[2]
     form = mapping_form(c.get(mapping_url).text)
     post("/u/<token>/apply", f"/u/{token}/apply")  # no preview yet
+    post("/u/<token>/layout", f"/u/{token}/layout", header_row="99")  # not a row shown
+    post("/u/<token>/layout", f"/u/{token}/layout", header_row="1")
     post("/u/<token>/mapping", mapping_url, **{**form, "target-0": "ignore", "target-1": "ignore"})
     post("/u/<token>/mapping", mapping_url, **{**form, "header-0": "Nope"})
     r = post("/u/<token>/mapping", mapping_url, **{**form, "default_country": "GB"})
@@ -164,6 +166,7 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     post("/jobs/<job_id>/stop", f"{job}/stop")
     wait_job(c, job)
     post("/u/<token>/apply", f"/u/{token}/apply")  # already applied
+    post("/u/<token>/layout", f"/u/{token}/layout", header_row="1")  # too late
     post("/history/<int:run_id>/undo", "/history/999/undo")  # no such run
     post("/history/<int:run_id>/undo", "/history/1/undo")  # a preview
     r = post("/history/<int:run_id>/undo", "/history/2/undo")

@@ -19,6 +19,7 @@ Who may do what, checked before every request, in this order:
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import logging
@@ -64,6 +65,7 @@ from bsg_sync.refresh import load_account
 from bsg_sync.sync import SyncOptions, api_error_as_run_error
 from bsg_sync.undo import UndoOptions, run_undo
 from bsg_sync.web import forms
+from bsg_sync.web import layout as layout_mod
 from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
 from bsg_sync.web.store import WEB_DB_NAME, RunInfo, WebStore, get_run, list_runs, run_results
@@ -393,6 +395,7 @@ def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
         mapping=upload.mapping_path,
         report=upload.private_path(f"{kind}.report.xlsx"),
         errors=upload.private_path(f"{kind}.errors{suffix}"),
+        sheet_name=None if upload.layout is None else upload.layout.tab,
         dry_run=dry_run,
         create_missing=upload.create_missing,
         concurrency=cfg.concurrency,
@@ -430,6 +433,32 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
     return svc.jobs.start(
         upload.token, opts, svc.config.api_key, on_done, upload.owner, upload.filename
     )
+
+
+def _choose_layout(
+    svc: Services, upload: Upload, tab: str | None, header_text: str | None
+) -> BaseResponse:
+    """Read the upload again with another tab or header row (the mapping starts again)."""
+    layout, token = upload.layout, upload.token
+    if layout is None or upload.result is not None or token in svc.jobs.busy_uploads():
+        return _back("mapping_page", "This upload can no longer change its tab or header row; "
+                     "upload the sheet again.", token=token)
+    if tab is not None and tab not in {t.name for t in layout.tabs}:
+        return _back("mapping_page", "That tab is not in this workbook; choose one listed.",
+                     token=token)
+    rows = {n for n, _ in layout.grid}
+    header_row = int(header_text) if header_text and header_text.isdigit() else None
+    if tab is None and header_row not in rows:
+        return _back("mapping_page", "Choose one of the rows shown as the header row.", token=token)
+    read = functools.partial(_read_upload, svc.config, upload)
+    try:
+        sheet, upload.layout = layout_mod.relayout(read, layout, tab, header_row)
+    except BsgSyncError as exc:
+        return _back("mapping_page", f"Cannot use that: {_their_words(str(exc), upload)}",
+                     token=token)
+    upload.headers, upload.rows = sheet.headers, len(sheet.rows)
+    upload.draft = upload.draft_error = upload.preview = upload.mapping_path = None
+    return redirect(url_for("mapping_page", token=token), 303)
 
 
 def _start_undo(svc: Services, upload: Upload, dry_run: bool) -> Job:
@@ -599,13 +628,20 @@ def _add_upload_routes(app: Flask) -> None:
             upload = svc.uploads.add(file.filename, file.stream, _session_id(create=True) or "")
         except BsgSyncError as exc:
             return _back("index", f"Cannot use this file: {exc}")
+        read = functools.partial(_read_upload, svc.config, upload)
         try:
-            sheet = _read_upload(svc.config, upload)
+            sheet, upload.layout = layout_mod.first_layout(read, upload.sheet_path, not upload.is_text)
         except BsgSyncError as exc:
             svc.uploads.discard(upload.token)
             return _back("index", f"Cannot use this file: {_their_words(str(exc), upload)}")
         upload.headers, upload.rows = sheet.headers, len(sheet.rows)
         return redirect(url_for("mapping_page", token=upload.token), 303)
+
+    @app.post("/u/<token>/layout")
+    def choose_layout(token: str) -> BaseResponse:
+        svc = services_of_request()
+        upload = _upload_or_404(token)
+        return _choose_layout(svc, upload, request.form.get("tab"), request.form.get("header_row"))
 
     @app.get("/u/<token>/mapping")
     def mapping_page(token: str) -> str | tuple[str, int]:
@@ -633,7 +669,7 @@ def _add_upload_routes(app: Flask) -> None:
         except ConfigError as exc:
             return _back("mapping_page", f"The mapping does not fit this sheet: {exc}", token=token)
         upload.draft, upload.draft_error = form, None
-        text = forms.to_toml(form)
+        text = forms.to_toml(form, None if upload.layout is None else upload.layout.header_row)
         try:
             raw = mapping_mod.parse_mapping(text, source=Path("mapping"))
             mapping_mod.resolve_mapping(raw, upload.headers, account)
@@ -897,7 +933,23 @@ def _render_mapping(
         choices=forms.target_choices(account),
         error=error,
         blocking=None if blocking is None else _live_view(blocking),
+        grid_columns=_grid_columns(upload.layout),
     )
+
+
+def _grid_columns(layout: layout_mod.Layout | None) -> list[str]:
+    """The grid's column letters as Excel shows them (A, B, ...)."""
+    width = max((len(cells) for _, cells in layout.grid), default=0) if layout else 0
+    return [_letters(i) for i in range(width)]
+
+
+def _letters(index: int) -> str:
+    out = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        out = chr(65 + rest) + out
+    return out
 
 
 def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult]) -> str:

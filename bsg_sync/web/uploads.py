@@ -16,6 +16,7 @@ from bsg_sync.errors import InputFileError
 from bsg_sync.models import Account
 from bsg_sync.reader import EXCEL_EXTENSIONS, TEXT_EXTENSIONS
 from bsg_sync.sync import SyncOutcome
+from bsg_sync.web.layout import Layout
 
 ALLOWED_EXTENSIONS = frozenset(TEXT_EXTENSIONS | EXCEL_EXTENSIONS)
 _COPY_CHUNK = 1 << 20
@@ -42,6 +43,7 @@ class Upload:
     draft: Any = None  # the mapping form as last posted (kept when it needs a fix)
     draft_error: str | None = None
     applied_at: str | None = None  # local time the apply finished
+    layout: Layout | None = None  # the tab and header row read (None: not read yet)
     undo_of: int | None = None  # an undo of this run (no sheet: the state store's journal)
 
     @property
