@@ -155,6 +155,7 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     token = mapping_url.split("/")[2]
     form = mapping_form(c.get(mapping_url).text)
     post("/u/<token>/apply", f"/u/{token}/apply")  # no preview yet
+    post("/u/<token>/send-remaining", f"/u/{token}/send-remaining")  # nothing sent yet
     post("/u/<token>/layout", f"/u/{token}/layout", header_row="99")  # not a row shown
     post("/u/<token>/layout", f"/u/{token}/layout", header_row="1")
     post("/u/<token>/mapping", mapping_url, **{**form, "target-0": "ignore", "target-1": "ignore"})
@@ -167,6 +168,10 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     wait_job(c, job)
     post("/u/<token>/apply", f"/u/{token}/apply")  # already applied
     post("/u/<token>/layout", f"/u/{token}/layout", header_row="1")  # too late
+    r = post("/u/<token>/send-remaining", f"/u/{token}/send-remaining")  # after the stop
+    if r.headers["Location"].startswith("/jobs/"):
+        wait_job(c, r.headers["Location"])
+    post("/u/<token>/send-remaining", f"/u/{token}/send-remaining")  # nothing left
     post("/history/<int:run_id>/undo", "/history/999/undo")  # no such run
     post("/history/<int:run_id>/undo", "/history/1/undo")  # a preview
     r = post("/history/<int:run_id>/undo", "/history/2/undo")

@@ -57,6 +57,7 @@ from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RPS,
     Account,
+    Action,
     RowResult,
     Sheet,
     Status,
@@ -421,7 +422,8 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
         else:
             upload.result = outcome
             upload.applied_at = datetime.now().astimezone().strftime("%H:%M")
-            upload.forget_sheet()  # the upload itself is no longer needed
+            if not _stop_counts(outcome.results)["remaining"]:
+                upload.forget_sheet()  # no longer needed (kept to send the rest after a stop)
         if opts.report is not None and opts.report.is_file():
             upload.files[f"{kind}-report"] = opts.report
         if opts.errors is not None and opts.errors.is_file():
@@ -793,6 +795,10 @@ def _add_outcome_routes(app: Flask) -> None:
             message = "Nothing was sent yet; Apply works again when the other run ends."
             return _back("preview", message, token=token)
 
+    @app.post("/u/<token>/send-remaining")
+    def send_remaining(token: str) -> BaseResponse:
+        return _send_remaining(_upload_or_404(token))
+
     @app.get("/u/<token>/result")
     def result(token: str) -> BaseResponse | str:
         upload = _upload_or_404(token)
@@ -830,6 +836,36 @@ def _apply_undo(upload: Upload) -> BaseResponse:
     except RunInProgress:
         message = "Nothing was restored yet; Apply works again when the other run ends."
         return _back("preview", message, token=token)
+
+
+def _stop_counts(results: Sequence[RowResult]) -> dict[str, int]:
+    """Of the rows a send planned: how many went to BSG, and how many a stop held back."""
+    remaining = sum(1 for r in results if _status(r) == Status.NOT_SENT.value)
+    sent = sum(
+        1
+        for r in results
+        if r.action in (Action.UPDATE, Action.CREATE, Action.DELETE)
+        and _status(r) != Status.NOT_SENT.value
+    )
+    return {"sent": sent, "remaining": remaining, "total": sent + remaining}
+
+
+def _send_remaining(upload: Upload) -> BaseResponse:
+    """After a stop: send the same sheet again; what was sent is unchanged now, so only the
+    rest goes (each change once)."""
+    token = upload.token
+    if upload.undo_of is not None or upload.result is None or upload.mapping_path is None:
+        return _back("preview", "There is nothing left to send for this upload.", token=token)
+    own = _own_run(upload)
+    if own is not None:
+        return _to_job(own)
+    if not _stop_counts(upload.result.results)["remaining"] or not upload.sheet_path.is_file():
+        return _back("result", "Every row of this upload has been sent.", token=token)
+    try:
+        return _to_job(_start(services_of_request(), upload, dry_run=False))
+    except RunInProgress:
+        message = "Nothing more was sent yet; this works again when the other run ends."
+        return _back("result", message, token=token)
 
 
 def _add_history_routes(app: Flask) -> None:
@@ -937,6 +973,14 @@ def _render_mapping(
     )
 
 
+def _ignored_columns(upload: Upload) -> list[str]:
+    """The sheet's named columns the mapping leaves out (shown so nothing is silently lost)."""
+    form = upload.draft
+    if not isinstance(form, forms.MappingForm):
+        return []
+    return [c.header for c in form.columns if c.target == forms.IGNORE and c.header.strip()]
+
+
 def _grid_columns(layout: layout_mod.Layout | None) -> list[str]:
     """The grid's column letters as Excel shows them (A, B, ...)."""
     width = max((len(cells) for _, cells in layout.grid), default=0) if layout else 0
@@ -969,6 +1013,8 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
         counts=_counts(results),
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
         skipped=[r for r in results if _status(r) == Status.SKIPPED.value],
+        stop=_stop_counts(results),
+        ignored=_ignored_columns(upload),
         view=_filtered(results, status, _int_arg("page", 1)),
         planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
         blocking=None if blocking is None else _live_view(blocking),

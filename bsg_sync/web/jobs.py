@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bsg_sync.errors import BsgSyncError
-from bsg_sync.models import Action, RowResult
+from bsg_sync.models import Action, RowResult, Status
 from bsg_sync.sync import Hooks, SyncOptions, SyncOutcome, run_sync
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class Job:
     def on_result(self, result: RowResult) -> None:
         with self._lock:  # executor workers call this concurrently
             self.counts[getattr(result.status, "value", str(result.status))] += 1
-            if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
+            sent = result.status != Status.NOT_SENT  # a row a stop held back is not done
+            if result.action in (Action.UPDATE, Action.CREATE) and sent and not self.dry_run:
                 self.done += 1
 
     def in_their_words(self, text: str) -> str:
@@ -89,6 +90,7 @@ class Job:
             "elapsed_s": round(time.monotonic() - self.started, 1),
             "counts": counts,
             "error": self.error,
+            "stopped": self.hooks.stop.is_set(),  # the person pressed Stop
         }
 
 
