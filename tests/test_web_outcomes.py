@@ -142,3 +142,50 @@ def test_nothing_to_send_is_said_with_the_ignored_columns(app: Flask) -> None:
     text = words(page)
     assert "Nothing to send: 0 changes: BSG already matches this sheet." in text
     assert "1 column is ignored: Notes." in text
+
+
+# --------------------------------------------------------------------------- words for people
+
+
+def test_row_problems_say_what_to_do_on_the_page_not_on_the_command_line(app: Flask) -> None:
+    client = app.test_client()
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    mapping_url = r.headers["Location"]
+    form = mapping_form(client.get(mapping_url).text)
+    form["default_country"] = ""  # national numbers then have no country
+    r = client.post(mapping_url, data=form)
+    wait_job(client, r.headers["Location"])
+    token = mapping_url.split("/")[2]
+    text = words(client.get(f"/u/{token}/preview").text)
+    assert "tick “create contacts whose phone number is not in BSG yet” on the mapping page" in text
+    assert "choose the country of numbers written without a country code on the mapping page" in text
+    for cli in ("--create-missing", "default_country", "--force", "BSG_API"):
+        assert cli not in text
+
+
+def test_a_refused_api_key_is_explained_without_environment_variables(tmp_path: Path) -> None:
+    with Emulator(EmulatorConfig(api_key="live_the_right_key"), seed=SAMPLES / "seed.json") as emu:
+        app = make_app(emu, tmp_path)
+        try:
+            client = app.test_client()
+            r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+            page = client.get(r.headers["Location"])
+            text = words(page.text)
+            assert page.status_code == 502
+            assert "ask whoever started this page to check its BSG API key" in text
+            assert "BSG_API_KEY" not in text and "key file" not in text
+        finally:
+            services(app).close()
+
+
+def test_an_unreachable_bsg_is_explained_without_options(tmp_path: Path) -> None:
+    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
+        app = make_app(emu, tmp_path)
+    try:  # the emulator has stopped: nothing answers on its port
+        client = app.test_client()
+        r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+        text = words(client.get(r.headers["Location"]).text)
+        assert "ask whoever started this page to check the BSG address it uses" in text
+        assert "--api-url" not in text and "BSG_API_URL" not in text
+    finally:
+        services(app).close()

@@ -88,7 +88,20 @@ STATUS_LABELS = {
     Status.NOT_SENT.value: "Not sent",
     Status.SKIPPED.value: "Skipped",
 }
-_CLI_HINT = re.compile(r" ?\(--[a-z-]+[^)]*\)")  # "(--force restores it anyway)": not for the page
+# the library's sentences name command-line options and settings; the page says what to do
+# on the page instead (or who to ask), and drops a "(--force ...)" hint it cannot offer
+_FOR_PEOPLE = (
+    (re.compile(r"use --create-missing to create it"),
+     "tick “create contacts whose phone number is not in BSG yet” on the mapping page to "
+     "create it"),
+    (re.compile(r"add default_country to the mapping"),
+     "choose the country of numbers written without a country code on the mapping page"),
+    (re.compile(r"check BSG_API_KEY or the key file"),
+     "ask whoever started this page to check its BSG API key"),
+    (re.compile(r"check --api-url \(or BSG_API_URL\) and the network"),
+     "ask whoever started this page to check the BSG address it uses, and the network"),
+    (re.compile(r" ?\(--[a-z-]+[^)]*\)"), ""),
+)
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9]+")  # how uploads.py names a stored sheet
 PROBLEM_STATUSES = (Status.INVALID.value, Status.NOT_FOUND.value, Status.FAILED.value)
 _CSP = (
@@ -307,6 +320,7 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
 
 
 def _error_page(message: str, status: int) -> tuple[str, int]:
+    message = for_people(message)
     return render_template("error.html", message=message, status=status), status
 
 
@@ -322,7 +336,9 @@ def _accept_attr() -> str:
 
 def for_people(message: str) -> str:
     """A library sentence without its command-line hints, which mean nothing on the page."""
-    return _CLI_HINT.sub("", message)
+    for pattern, words in _FOR_PEOPLE:
+        message = pattern.sub(words, message)
+    return message
 
 
 def _change_items(changes: str) -> list[str]:
@@ -524,7 +540,7 @@ def _to_job(job: Job) -> BaseResponse:
 
 def _back(endpoint: str, message: str, **values: Any) -> BaseResponse:
     """POST/redirect/GET for a refusal too: say why on the page the person returns to."""
-    flash(message, "error")
+    flash(for_people(message), "error")
     return redirect(url_for(endpoint, **values), 303)
 
 
@@ -715,7 +731,8 @@ def _add_job_routes(app: Flask) -> None:
     @app.get("/jobs/<job_id>.json")
     def job_status(job_id: str) -> BaseResponse:
         job = _job_or_404(job_id)
-        return jsonify({**job.progress(), "next": _next_url(job)})
+        p = job.progress()
+        return jsonify({**p, "error": for_people(p["error"]), "next": _next_url(job)})
 
     @app.get("/jobs/<job_id>/next")
     def job_next(job_id: str) -> BaseResponse:
