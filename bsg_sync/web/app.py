@@ -63,7 +63,7 @@ from bsg_sync.models import (
     Status,
 )
 from bsg_sync.refresh import load_account
-from bsg_sync.sync import SyncOptions, api_error_as_run_error
+from bsg_sync.sync import SyncOptions, SyncOutcome, api_error_as_run_error
 from bsg_sync.undo import UndoOptions, run_undo
 from bsg_sync.web import forms
 from bsg_sync.web import layout as layout_mod
@@ -441,6 +441,7 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
             if not _stop_counts(outcome.results)["remaining"]:
                 upload.forget_sheet()  # no longer needed (kept to send the rest after a stop)
         if opts.report is not None and opts.report.is_file():
+            _rewrite_report(opts.report, outcome, upload)
             upload.files[f"{kind}-report"] = opts.report
         if opts.errors is not None and opts.errors.is_file():
             upload.files[f"{kind}-errors"] = opts.errors
@@ -477,6 +478,21 @@ def _choose_layout(
     upload.headers, upload.rows = sheet.headers, len(sheet.rows)
     upload.draft = upload.draft_error = upload.preview = upload.mapping_path = None
     return redirect(url_for("mapping_page", token=token), 303)
+
+
+def _rewrite_report(path: Path, outcome: SyncOutcome, upload: Upload) -> None:
+    """The run's report again, its Summary in the person's terms: their file name, not the
+    server's temp paths (the rows are the same)."""
+    summary = outcome.summary
+    options = dict(summary.options)
+    if options.get("mapping"):
+        options["mapping"] = "chosen on the web page"
+    people = replace(summary, sheet=Path(upload.filename), report_path=None, errors_path=None,
+                     options=options)
+    try:
+        report.write_report(path, outcome.results, people)
+    except (OSError, BsgSyncError):  # the run's own report stays
+        log.exception("cannot rewrite the report %s", path.name)
 
 
 def _start_undo(svc: Services, upload: Upload, dry_run: bool) -> Job:
@@ -1049,9 +1065,9 @@ def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Se
         report_path=None,
         errors_path=None,
         dry_run=run.dry_run,
-        started_at=run.started_at,
-        finished_at=run.ended_at or "",
-        duration_s=0.0,
+        started_at=_local_time(run.started_at),
+        finished_at=_local_time(run.ended_at or ""),
+        duration_s=_seconds_between(run.started_at, run.ended_at),
         options=run.options,
         requests=0,
         retries=0,
@@ -1060,3 +1076,22 @@ def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Se
         path = Path(tmp) / "report.xlsx"
         report.write_report(path, results, summary)
         return path.read_bytes()
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def _local_time(text: str) -> str:
+    """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
+    when = _parse_time(text)
+    return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds_between(started: str, ended: str | None) -> float:
+    a, b = _parse_time(started), _parse_time(ended or "")
+    return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)
