@@ -63,13 +63,14 @@ from bsg_sync.models import (
     Status,
 )
 from bsg_sync.refresh import load_account
+from bsg_sync.state import RunInfo
 from bsg_sync.sync import SyncOptions, SyncOutcome, api_error_as_run_error
 from bsg_sync.undo import UndoOptions, run_undo
 from bsg_sync.web import forms
 from bsg_sync.web import layout as layout_mod
 from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
-from bsg_sync.web.store import WEB_DB_NAME, RunInfo, WebStore, get_run, list_runs, run_results
+from bsg_sync.web.store import WEB_DB_NAME, WebStore, get_run, list_runs, run_results
 from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def create_app(config: WebConfig) -> Flask:
     )
     app.jinja_env.filters["change_items"] = _change_items
     app.jinja_env.filters["for_people"] = for_people
+    app.jinja_env.filters["local_time"] = _local_minute
     app.context_processor(_page_context)
     app.before_request(_check_host)
     app.before_request(_check_password)
@@ -912,7 +914,29 @@ def _add_history_routes(app: Flask) -> None:
         svc = services_of_request()
         runs = list_runs(svc.config.state)
         live = _live_runs(runs)
-        return render_template("history.html", runs=runs, names=_run_names(runs), live_runs=live)
+        return render_template(
+            "history.html",
+            runs=runs,
+            sends=[r for r in runs if not r.dry_run],
+            previews=[r for r in runs if r.dry_run],
+            names=_run_names(runs),
+            live_runs=live,
+            fixable=_problem_runs(runs),
+        )
+
+    @app.get("/history/<int:run_id>/rows-to-fix.csv")
+    def history_rows_to_fix(run_id: int) -> BaseResponse:
+        _require_session()  # phone numbers: not for a request without the cookie
+        svc = services_of_request()
+        run = get_run(svc.config.state, run_id)
+        results = [r for r in run_results(svc.config.state, run_id)
+                   if _status(r) in PROBLEM_STATUSES]
+        if run is None or not results:
+            abort(404, "This run has no rows to fix.")
+        data = _rows_to_fix(run_id, run, results, svc)
+        name = Path(_run_names([run])[run_id]).stem
+        return send_file(io.BytesIO(data), as_attachment=True, mimetype="text/csv",
+                         download_name=f"{name}.run-{run_id}.rows-to-fix.csv")
 
     @app.get("/history/<int:run_id>")
     def history_run(run_id: int) -> str:
@@ -1055,7 +1079,20 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
     )
 
 
-def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Services) -> bytes:
+def _problem_runs(runs: Sequence[RunInfo]) -> set[int]:
+    """The runs with a row that needs fixing (from their recorded counts)."""
+    return {r.id for r in runs if any(r.counts.get(s, 0) for s in PROBLEM_STATUSES)}
+
+
+def _rows_to_fix(run_id: int, run: RunInfo, results: list[RowResult], svc: Services) -> bytes:
+    """The rows of a past run that need fixing, with why, as the report's CSV columns (the
+    sheet itself is gone, so not its original columns)."""
+    return _history_report(run_id, run, results, svc, suffix=".csv")
+
+
+def _history_report(
+    run_id: int, run: RunInfo, results: list[RowResult], svc: Services, suffix: str = ".xlsx"
+) -> bytes:
     """A report of a past run, rebuilt from the results the state store journalled."""
     summary = report.summarise(
         results,
@@ -1073,7 +1110,7 @@ def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Se
         retries=0,
     )
     with tempfile.TemporaryDirectory(dir=svc.uploads.root) as tmp:
-        path = Path(tmp) / "report.xlsx"
+        path = Path(tmp) / f"report{suffix}"
         report.write_report(path, results, summary)
         return path.read_bytes()
 
@@ -1084,6 +1121,12 @@ def _parse_time(text: str) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else when.astimezone()
+
+
+def _local_minute(text: str | None) -> str:
+    """A state store time as History shows it: local, to the minute."""
+    when = _parse_time(text or "")
+    return (text or "") if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _local_time(text: str) -> str:
