@@ -651,7 +651,9 @@ def _add_routes(app: Flask) -> None:
 def _add_upload_routes(app: Flask) -> None:
     @app.get("/")
     def index() -> str:
-        return render_template("upload.html")
+        return render_template(
+            "upload.html", speed_sentence=speed_sentence(services_of_request().config)
+        )
 
     @app.post("/upload")
     def upload_sheet() -> BaseResponse:
@@ -1030,6 +1032,31 @@ def _render_mapping(
     )
 
 
+REQUESTS_PER_CHANGE = 2  # the fresh read right before each write, and the write
+
+
+def speed_sentence(cfg: WebConfig) -> str:
+    """How fast an apply sends, as the server was started (--concurrency, --max-rps)."""
+    cap = (
+        "with no cap on requests a second"
+        if cfg.max_rps is None
+        else f"at most {cfg.max_rps:g} requests a second"
+    )
+    return f"Changes go to BSG {cfg.concurrency} at a time, {cap}."
+
+
+def apply_eta(cfg: WebConfig, changes: int) -> str:
+    """About how long sending `changes` takes at the rate cap ("" without a cap)."""
+    if cfg.max_rps is None or changes <= 0:
+        return ""
+    seconds = changes * REQUESTS_PER_CHANGE / cfg.max_rps
+    took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    return (
+        f"BSG is sent at most {cfg.max_rps:g} requests a second: {changes} changes take "
+        f"about {took}"
+    )
+
+
 def _ignored_columns(upload: Upload) -> list[str]:
     """The sheet's named columns the mapping leaves out (shown so nothing is silently lost)."""
     form = upload.draft
@@ -1071,6 +1098,10 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
         skipped=[r for r in results if _status(r) == Status.SKIPPED.value],
         stop=_stop_counts(results),
+        apply_eta=apply_eta(
+            services_of_request().config,
+            sum(1 for r in results if _status(r) == Status.PLANNED.value),
+        ),
         ignored=_ignored_columns(upload),
         view=_filtered(results, status, _int_arg("page", 1)),
         planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
