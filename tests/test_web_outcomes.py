@@ -4,8 +4,10 @@ offers the rest; a preview with nothing to send says why (rows to fix, no data r
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import html
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -81,6 +83,12 @@ def test_a_stopped_send_says_how_far_it_got_and_sends_the_rest(app: Flask, emu: 
     result = words(client.get(f"/u/{token}/result").text)
     assert f"Stopped: {sent} of {planned} sent" in result
     assert f"Send the remaining {planned - sent}" in result
+    fix = client.get(f"/u/{token}/download/result-errors")
+    assert fix.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(fix.data.decode("utf-8-sig"))))
+    unsent = [r for r in rows if r["error_code"] == "not-sent"]
+    assert len(unsent) == planned - sent and unsent[0]["error"].startswith("Not sent")
+    assert unsent[0]["Mobile"]  # the sheet's own columns, ready to send again
     r = client.post(f"/u/{token}/send-remaining", data={"csrf_token": csrf(client)})
     assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
     again = wait_job(client, r.headers["Location"], timeout=60)

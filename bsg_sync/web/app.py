@@ -446,6 +446,8 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
             _rewrite_report(opts.report, outcome, upload)
             upload.files[f"{kind}-report"] = opts.report
         if opts.errors is not None and opts.errors.is_file():
+            if not dry_run:
+                _add_unsent_rows(svc.config, upload, opts.errors, outcome)
             upload.files[f"{kind}-errors"] = opts.errors
         if outcome.summary.run_id is not None:
             svc.store.name_run(outcome.summary.run_id, upload.filename)
@@ -480,6 +482,27 @@ def _choose_layout(
     upload.headers, upload.rows = sheet.headers, len(sheet.rows)
     upload.draft = upload.draft_error = upload.preview = upload.mapping_path = None
     return redirect(url_for("mapping_page", token=token), 303)
+
+
+def _add_unsent_rows(cfg: WebConfig, upload: Upload, path: Path, outcome: SyncOutcome) -> None:
+    """After a stop, the rows to fix also hold the rows not sent (with why), in the sheet's
+    own columns, so they can be sent again; the library's errors file lists only rows with a
+    problem. (A status of their own is not a column of the file: error_code says not-sent.)"""
+    unsent = {r.row for r in outcome.results if _status(r) == Status.NOT_SENT.value}
+    if not unsent or not upload.sheet_path.is_file():
+        return
+    layout = upload.layout
+    choices = {} if layout is None else {"sheet": layout.tab, "header_row": layout.header_row}
+    listed = [
+        replace(r, status=Status.FAILED) if r.row in unsent and _status(r) == Status.NOT_SENT.value
+        else r
+        for r in outcome.results
+    ]
+    try:
+        sheet = _read_upload(cfg, upload, **choices)
+        report.write_errors(path, sheet, listed)
+    except (OSError, BsgSyncError):  # the run's own errors file stays
+        log.exception("cannot add the rows not sent to %s", path.name)
 
 
 def _rewrite_report(path: Path, outcome: SyncOutcome, upload: Upload) -> None:
