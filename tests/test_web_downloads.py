@@ -88,13 +88,13 @@ def test_historys_report_has_the_runs_duration_and_time_format(
     """The store keeps times to the second: a send held over a second has a duration."""
     app = make_app(emu, tmp_path, concurrency=1)
     client = app.test_client()
-    sheet = b"Contact ID,City\n248400001,Derby\n248400002,Derby\n248400003,Derby\n"
+    sheet = b"Contact ID,City\n" + b"".join(b"24840000%d,Derby\n" % i for i in range(1, 5))
     r = upload(client, sheet, "one.csv")
     mapping_url = r.headers["Location"]
     r = client.post(mapping_url, data=mapping_form(client.get(mapping_url).text))
     wait_job(client, r.headers["Location"])
     token = mapping_url.split("/")[2]
-    emu.config = dataclasses.replace(emu.config, latency_ms=200)
+    emu.config = dataclasses.replace(emu.config, latency_ms=150)
     r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
     assert wait_job(client, r.headers["Location"])["state"] == "done"
     emu.config = dataclasses.replace(emu.config, latency_ms=0)
