@@ -1114,6 +1114,9 @@ def demo(workdir: Path | None) -> None:
     help="A Host the page answers to besides 127.0.0.1/localhost/[::1] on its port "
     "(repeatable; env BSG_SYNC_ALLOWED_HOSTS, space-separated); needed with a public --host.",
 )
+@_SEND_OPTIONS[0]
+@_SEND_OPTIONS[1]
+@_SEND_OPTIONS[2]
 @_state_option
 @_api_options
 @_json_option
@@ -1121,6 +1124,9 @@ def serve(
     host: str,
     port: int,
     allowed_hosts: tuple[str, ...],
+    concurrency: int,
+    max_rps: float,
+    no_rate_limit: bool,
     state: Path | None,
     api_url: str,
     api_key_file: Path | None,
@@ -1151,6 +1157,8 @@ def serve(
             password=password,
             allow_insecure_http=allow_insecure_http,
             allowed_hosts=allowed,
+            concurrency=concurrency,
+            max_rps=None if no_rate_limit else max_rps,
         )
         app = create_app(config)
         serve_app(

@@ -91,6 +91,9 @@ class SyncOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     # --verify --skip-unreachable: phones the HLR check found dead; their rows are not written
     unreachable: frozenset[str] = frozenset()
+    # limits of the child process that reads the sheet (None: isolate's defaults / env)
+    read_memory_limit: int | None = None
+    read_time_limit: float | None = None
 
     def described(self) -> dict[str, str]:
         """The options as shown in the report's summary sheet."""
@@ -234,6 +237,8 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
         sheet=opts.sheet_name,
         encoding=opts.encoding,
         header_row=_header_row(raw, mapping_path),
+        memory_limit=opts.read_memory_limit,
+        time_limit=opts.read_time_limit,
     )
     report_path = opts.report or default_report_path(opts.sheet)
     # the writers check again; checking here means a bad path is found before anything is sent

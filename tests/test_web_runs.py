@@ -155,6 +155,9 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     token = mapping_url.split("/")[2]
     form = mapping_form(c.get(mapping_url).text)
     post("/u/<token>/apply", f"/u/{token}/apply")  # no preview yet
+    post("/u/<token>/send-remaining", f"/u/{token}/send-remaining")  # nothing sent yet
+    post("/u/<token>/layout", f"/u/{token}/layout", header_row="99")  # not a row shown
+    post("/u/<token>/layout", f"/u/{token}/layout", header_row="1")
     post("/u/<token>/mapping", mapping_url, **{**form, "target-0": "ignore", "target-1": "ignore"})
     post("/u/<token>/mapping", mapping_url, **{**form, "header-0": "Nope"})
     r = post("/u/<token>/mapping", mapping_url, **{**form, "default_country": "GB"})
@@ -164,6 +167,17 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     post("/jobs/<job_id>/stop", f"{job}/stop")
     wait_job(c, job)
     post("/u/<token>/apply", f"/u/{token}/apply")  # already applied
+    post("/u/<token>/layout", f"/u/{token}/layout", header_row="1")  # too late
+    r = post("/u/<token>/send-remaining", f"/u/{token}/send-remaining")  # after the stop
+    if r.headers["Location"].startswith("/jobs/"):
+        wait_job(c, r.headers["Location"])
+    post("/u/<token>/send-remaining", f"/u/{token}/send-remaining")  # nothing left
+    post("/history/<int:run_id>/undo", "/history/999/undo")  # no such run
+    post("/history/<int:run_id>/undo", "/history/1/undo")  # a preview
+    r = post("/history/<int:run_id>/undo", "/history/2/undo")
+    status = wait_job(c, r.headers["Location"])
+    undo_token = c.get(status["next"]).headers["Location"].split("/")[2]
+    post("/u/<token>/apply", f"/u/{undo_token}/apply")
     post("/u/<token>/discard", f"/u/{token}/discard")
     posts = {rule.rule for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
     assert posts == set(answers)  # a new POST route needs a line above

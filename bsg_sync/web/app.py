@@ -19,6 +19,7 @@ Who may do what, checked before every request, in this order:
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import logging
@@ -51,19 +52,32 @@ from bsg_sync import mapping as mapping_mod
 from bsg_sync import report
 from bsg_sync.client import ApiError, BsgClient, RetryPolicy
 from bsg_sync.errors import BsgSyncError, ConfigError, UsageError
-from bsg_sync.models import DEFAULT_CONCURRENCY, DEFAULT_MAX_RPS, Account, RowResult, Status
-from bsg_sync.reader import read_sheet
+from bsg_sync.isolate import read_sheet_isolated
+from bsg_sync.models import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RPS,
+    Account,
+    Action,
+    RowResult,
+    Sheet,
+    Status,
+)
 from bsg_sync.refresh import load_account
-from bsg_sync.sync import SyncOptions, api_error_as_run_error
+from bsg_sync.state import RunInfo
+from bsg_sync.sync import SyncOptions, SyncOutcome, api_error_as_run_error
+from bsg_sync.undo import UndoOptions, run_undo
 from bsg_sync.web import forms
+from bsg_sync.web import layout as layout_mod
 from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
-from bsg_sync.web.store import WEB_DB_NAME, RunInfo, WebStore, get_run, list_runs, run_results
+from bsg_sync.web.store import WEB_DB_NAME, WebStore, get_run, list_runs, run_results
 from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+READ_MEMORY_LIMIT = 2 << 30  # each upload is read in a child process with these limits
+READ_TIME_LIMIT = 120.0
 PAGE_SIZE = 200
 STATUS_LABELS = {
     Status.OK.value: "OK",
@@ -73,7 +87,22 @@ STATUS_LABELS = {
     Status.NOT_FOUND.value: "Not found",
     Status.FAILED.value: "Failed",
     Status.NOT_SENT.value: "Not sent",
+    Status.SKIPPED.value: "Skipped",
 }
+# the library's sentences name command-line options and settings; the page says what to do
+# on the page instead (or who to ask), and drops a "(--force ...)" hint it cannot offer
+_FOR_PEOPLE = (
+    (re.compile(r"use --create-missing to create it"),
+     "tick “create contacts whose phone number is not in BSG yet” on the mapping page to "
+     "create it"),
+    (re.compile(r"add default_country to the mapping"),
+     "choose the country of numbers written without a country code on the mapping page"),
+    (re.compile(r"check BSG_API_KEY or the key file"),
+     "ask whoever started this page to check its BSG API key"),
+    (re.compile(r"check --api-url \(or BSG_API_URL\) and the network"),
+     "ask whoever started this page to check the BSG address it uses, and the network"),
+    (re.compile(r" ?\(--[a-z-]+[^)]*\)"), ""),
+)
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.[A-Za-z0-9]+")  # how uploads.py names a stored sheet
 PROBLEM_STATUSES = (Status.INVALID.value, Status.NOT_FOUND.value, Status.FAILED.value)
 _CSP = (
@@ -99,6 +128,9 @@ class WebConfig:
     # Host values other than loopback the page answers to (guards.parse_allowed_hosts)
     allowed_hosts: frozenset[tuple[str, int | None]] = frozenset()
     guess_policy: GuessPolicy = field(default_factory=GuessPolicy)
+    # the child process that reads every upload (a runaway parser dies there, not here)
+    read_memory_limit: int = READ_MEMORY_LIMIT
+    read_time_limit: float = READ_TIME_LIMIT
 
 
 @dataclass
@@ -143,6 +175,8 @@ def create_app(config: WebConfig) -> Flask:
         max_upload=size_text(config.max_upload_bytes),
     )
     app.jinja_env.filters["change_items"] = _change_items
+    app.jinja_env.filters["for_people"] = for_people
+    app.jinja_env.filters["local_time"] = _local_minute
     app.context_processor(_page_context)
     app.before_request(_check_host)
     app.before_request(_check_password)
@@ -288,6 +322,7 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
 
 
 def _error_page(message: str, status: int) -> tuple[str, int]:
+    message = for_people(message)
     return render_template("error.html", message=message, status=status), status
 
 
@@ -299,6 +334,13 @@ def services_of_request() -> Services:
 
 def _accept_attr() -> str:
     return ",".join(sorted(ALLOWED_EXTENSIONS))
+
+
+def for_people(message: str) -> str:
+    """A library sentence without its command-line hints, which mean nothing on the page."""
+    for pattern, words in _FOR_PEOPLE:
+        message = pattern.sub(words, message)
+    return message
 
 
 def _change_items(changes: str) -> list[str]:
@@ -344,6 +386,23 @@ def _account(svc: Services, upload: Upload) -> Account:
     return upload.account
 
 
+def _read_upload(cfg: WebConfig, upload: Upload, **choices: Any) -> Sheet:
+    """The upload read in a child process with the page's limits (InputFileError beyond them)."""
+    return read_sheet_isolated(
+        upload.sheet_path,
+        memory_limit=cfg.read_memory_limit,
+        time_limit=cfg.read_time_limit,
+        max_bytes=cfg.max_upload_bytes,
+        **choices,
+    )
+
+
+def _their_words(message: str, upload: Upload) -> str:
+    """A library message with the stored sheet's path and name replaced by the person's."""
+    message = message.replace(str(upload.sheet_path), upload.filename)
+    return message.replace(upload.sheet_path.name, upload.filename)
+
+
 def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
     cfg = svc.config
     suffix = ".csv" if upload.is_text else ".xlsx"
@@ -355,11 +414,14 @@ def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
         mapping=upload.mapping_path,
         report=upload.private_path(f"{kind}.report.xlsx"),
         errors=upload.private_path(f"{kind}.errors{suffix}"),
+        sheet_name=None if upload.layout is None else upload.layout.tab,
         dry_run=dry_run,
         create_missing=upload.create_missing,
         concurrency=cfg.concurrency,
         max_rps=cfg.max_rps,
         allow_insecure_http=cfg.allow_insecure_http,
+        read_memory_limit=cfg.read_memory_limit,
+        read_time_limit=cfg.read_time_limit,
     )
     return opts if cfg.policy is None else replace(opts, policy=cfg.policy)
 
@@ -378,10 +440,14 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
         else:
             upload.result = outcome
             upload.applied_at = datetime.now().astimezone().strftime("%H:%M")
-            upload.forget_sheet()  # the upload itself is no longer needed
+            if not _stop_counts(outcome.results)["remaining"]:
+                upload.forget_sheet()  # no longer needed (kept to send the rest after a stop)
         if opts.report is not None and opts.report.is_file():
+            _rewrite_report(opts.report, outcome, upload)
             upload.files[f"{kind}-report"] = opts.report
         if opts.errors is not None and opts.errors.is_file():
+            if not dry_run:
+                _add_unsent_rows(svc.config, upload, opts.errors, outcome)
             upload.files[f"{kind}-errors"] = opts.errors
         if outcome.summary.run_id is not None:
             svc.store.name_run(outcome.summary.run_id, upload.filename)
@@ -392,13 +458,130 @@ def _start(svc: Services, upload: Upload, dry_run: bool) -> Job:
     )
 
 
+def _choose_layout(
+    svc: Services, upload: Upload, tab: str | None, header_text: str | None
+) -> BaseResponse:
+    """Read the upload again with another tab or header row (the mapping starts again)."""
+    layout, token = upload.layout, upload.token
+    if layout is None or upload.result is not None or token in svc.jobs.busy_uploads():
+        return _back("mapping_page", "This upload can no longer change its tab or header row; "
+                     "upload the sheet again.", token=token)
+    if tab is not None and tab not in {t.name for t in layout.tabs}:
+        return _back("mapping_page", "That tab is not in this workbook; choose one listed.",
+                     token=token)
+    rows = {n for n, _ in layout.grid}
+    header_row = int(header_text) if header_text and header_text.isdigit() else None
+    if tab is None and header_row not in rows:
+        return _back("mapping_page", "Choose one of the rows shown as the header row.", token=token)
+    read = functools.partial(_read_upload, svc.config, upload)
+    try:
+        sheet, upload.layout = layout_mod.relayout(read, layout, tab, header_row)
+    except BsgSyncError as exc:
+        return _back("mapping_page", f"Cannot use that: {_their_words(str(exc), upload)}",
+                     token=token)
+    upload.headers, upload.rows = sheet.headers, len(sheet.rows)
+    upload.draft = upload.draft_error = upload.preview = upload.mapping_path = None
+    return redirect(url_for("mapping_page", token=token), 303)
+
+
+def _add_unsent_rows(cfg: WebConfig, upload: Upload, path: Path, outcome: SyncOutcome) -> None:
+    """After a stop, the rows to fix also hold the rows not sent (with why), in the sheet's
+    own columns, so they can be sent again; the library's errors file lists only rows with a
+    problem. (A status of their own is not a column of the file: error_code says not-sent.)"""
+    unsent = {r.row for r in outcome.results if _status(r) == Status.NOT_SENT.value}
+    if not unsent or not upload.sheet_path.is_file():
+        return
+    layout = upload.layout
+    choices = {} if layout is None else {"sheet": layout.tab, "header_row": layout.header_row}
+    listed = [
+        replace(r, status=Status.FAILED) if r.row in unsent and _status(r) == Status.NOT_SENT.value
+        else r
+        for r in outcome.results
+    ]
+    try:
+        sheet = _read_upload(cfg, upload, **choices)
+        report.write_errors(path, sheet, listed)
+    except (OSError, BsgSyncError):  # the run's own errors file stays
+        log.exception("cannot add the rows not sent to %s", path.name)
+
+
+def _rewrite_report(path: Path, outcome: SyncOutcome, upload: Upload) -> None:
+    """The run's report again, its Summary in the person's terms: their file name, not the
+    server's temp paths (the rows are the same)."""
+    summary = outcome.summary
+    options = dict(summary.options)
+    if options.get("mapping"):
+        options["mapping"] = "chosen on the web page"
+    people = replace(summary, sheet=Path(upload.filename), report_path=None, errors_path=None,
+                     options=options)
+    try:
+        report.write_report(path, outcome.results, people)
+    except (OSError, BsgSyncError):  # the run's own report stays
+        log.exception("cannot rewrite the report %s", path.name)
+
+
+def _start_undo(svc: Services, upload: Upload, dry_run: bool) -> Job:
+    """Start the undo's preview (a dry run) or the undo itself; RunInProgress when busy."""
+    assert upload.undo_of is not None
+    cfg = svc.config
+    kind = "preview" if dry_run else "result"
+    opts = UndoOptions(
+        run_id=upload.undo_of,
+        state=cfg.state,
+        api_url=cfg.api_url,
+        report=upload.private_path(f"{kind}.report.xlsx"),
+        dry_run=dry_run,
+        concurrency=cfg.concurrency,
+        max_rps=cfg.max_rps,
+        allow_insecure_http=cfg.allow_insecure_http,
+    )
+    if cfg.policy is not None:
+        opts = replace(opts, policy=cfg.policy)
+
+    def on_done(job: Job) -> None:
+        if job.outcome is None:
+            return
+        if dry_run:
+            upload.preview = job.outcome
+        else:
+            upload.result = job.outcome
+            upload.applied_at = datetime.now().astimezone().strftime("%H:%M")
+        if opts.report is not None and opts.report.is_file():
+            upload.files[f"{kind}-report"] = opts.report
+
+    api_key = cfg.api_key
+    return svc.jobs.start(
+        upload.token, opts.as_sync_options(), api_key, on_done, upload.owner, upload.filename,
+        work=lambda hooks: run_undo(opts, api_key, hooks),
+    )
+
+
+def _ask_undo(svc: Services, run_id: int) -> BaseResponse:
+    """History's "Undo this run": start the undo's preview, or say on History why not."""
+    run = get_run(svc.config.state, run_id)
+    if run is None:
+        return _back("history", f"There is no run {run_id} in the history.")
+    if run.dry_run:
+        return _back(
+            "history", f"Run {run_id} was a preview: it changed nothing, so there is nothing to undo."
+        )
+    if svc.jobs.running() is not None:
+        return _back("history", "Another run is in progress; undo this run when it has finished.")
+    upload = svc.uploads.add_undo(run_id, _session_id(create=True) or "")
+    try:
+        return _to_job(_start_undo(svc, upload, dry_run=True))
+    except RunInProgress:
+        svc.uploads.discard(upload.token)
+        return _back("history", "Another run is in progress; undo this run when it has finished.")
+
+
 def _to_job(job: Job) -> BaseResponse:
     return redirect(url_for("job_page", job_id=job.id), 303)
 
 
 def _back(endpoint: str, message: str, **values: Any) -> BaseResponse:
     """POST/redirect/GET for a refusal too: say why on the page the person returns to."""
-    flash(message, "error")
+    flash(for_people(message), "error")
     return redirect(url_for(endpoint, **values), 303)
 
 
@@ -491,7 +674,9 @@ def _add_routes(app: Flask) -> None:
 def _add_upload_routes(app: Flask) -> None:
     @app.get("/")
     def index() -> str:
-        return render_template("upload.html")
+        return render_template(
+            "upload.html", speed_sentence=speed_sentence(services_of_request().config)
+        )
 
     @app.post("/upload")
     def upload_sheet() -> BaseResponse:
@@ -504,15 +689,20 @@ def _add_upload_routes(app: Flask) -> None:
             upload = svc.uploads.add(file.filename, file.stream, _session_id(create=True) or "")
         except BsgSyncError as exc:
             return _back("index", f"Cannot use this file: {exc}")
+        read = functools.partial(_read_upload, svc.config, upload)
         try:
-            sheet = read_sheet(upload.sheet_path, max_bytes=svc.config.max_upload_bytes)
+            sheet, upload.layout = layout_mod.first_layout(read, upload.sheet_path, not upload.is_text)
         except BsgSyncError as exc:
             svc.uploads.discard(upload.token)
-            message = str(exc).replace(str(upload.sheet_path), upload.filename)
-            message = message.replace(upload.sheet_path.name, upload.filename)
-            return _back("index", f"Cannot use this file: {message}")
+            return _back("index", f"Cannot use this file: {_their_words(str(exc), upload)}")
         upload.headers, upload.rows = sheet.headers, len(sheet.rows)
         return redirect(url_for("mapping_page", token=upload.token), 303)
+
+    @app.post("/u/<token>/layout")
+    def choose_layout(token: str) -> BaseResponse:
+        svc = services_of_request()
+        upload = _upload_or_404(token)
+        return _choose_layout(svc, upload, request.form.get("tab"), request.form.get("header_row"))
 
     @app.get("/u/<token>/mapping")
     def mapping_page(token: str) -> str | tuple[str, int]:
@@ -540,7 +730,7 @@ def _add_upload_routes(app: Flask) -> None:
         except ConfigError as exc:
             return _back("mapping_page", f"The mapping does not fit this sheet: {exc}", token=token)
         upload.draft, upload.draft_error = form, None
-        text = forms.to_toml(form)
+        text = forms.to_toml(form, None if upload.layout is None else upload.layout.header_row)
         try:
             raw = mapping_mod.parse_mapping(text, source=Path("mapping"))
             mapping_mod.resolve_mapping(raw, upload.headers, account)
@@ -584,7 +774,8 @@ def _add_job_routes(app: Flask) -> None:
     @app.get("/jobs/<job_id>.json")
     def job_status(job_id: str) -> BaseResponse:
         job = _job_or_404(job_id)
-        return jsonify({**job.progress(), "next": _next_url(job)})
+        p = job.progress()
+        return jsonify({**p, "error": for_people(p["error"]), "next": _next_url(job)})
 
     @app.get("/jobs/<job_id>/next")
     def job_next(job_id: str) -> BaseResponse:
@@ -634,14 +825,19 @@ def _add_outcome_routes(app: Flask) -> None:
             own = _own_run(upload)
             if own is not None:
                 return redirect(url_for("job_page", job_id=own.id), 303)
+            if upload.undo_of is not None:
+                return _back("history", "This undo has no preview; press Undo this run again.")
             return _back(
                 "mapping_page", "There is no preview yet; choose the mapping first.", token=token
             )
-        return _render_outcome("preview.html", upload, upload.preview.results)
+        template = "preview.html" if upload.undo_of is None else "undo_preview.html"
+        return _render_outcome(template, upload, upload.preview.results)
 
     @app.post("/u/<token>/apply")
     def apply(token: str) -> BaseResponse:
         upload = _upload_or_404(token)
+        if upload.undo_of is not None:
+            return _apply_undo(upload)
         if upload.preview is None or upload.mapping_path is None:
             return _back("mapping_page", "Preview the changes before applying them.", token=token)
         if upload.result is not None:
@@ -659,12 +855,17 @@ def _add_outcome_routes(app: Flask) -> None:
             message = "Nothing was sent yet; Apply works again when the other run ends."
             return _back("preview", message, token=token)
 
+    @app.post("/u/<token>/send-remaining")
+    def send_remaining(token: str) -> BaseResponse:
+        return _send_remaining(_upload_or_404(token))
+
     @app.get("/u/<token>/result")
     def result(token: str) -> BaseResponse | str:
         upload = _upload_or_404(token)
         if upload.result is None:
             return _back("preview", "This upload has not been applied yet.", token=token)
-        return _render_outcome("result.html", upload, upload.result.results)
+        template = "result.html" if upload.undo_of is None else "undo_result.html"
+        return _render_outcome(template, upload, upload.result.results)
 
     @app.get("/u/<token>/download/<kind>")
     def download(token: str, kind: str) -> BaseResponse:
@@ -680,13 +881,87 @@ def _add_outcome_routes(app: Flask) -> None:
         return _download(path, name)
 
 
+def _apply_undo(upload: Upload) -> BaseResponse:
+    """The undo's Apply: once, after its preview, one run at a time."""
+    token = upload.token
+    if upload.preview is None:
+        return _back("history", "This undo has no preview; press Undo this run again.")
+    if upload.result is not None:
+        return _back("result", "This undo was already applied.", token=token)
+    own = _own_run(upload)
+    if own is not None:
+        return _to_job(own)
+    try:
+        return _to_job(_start_undo(services_of_request(), upload, dry_run=False))
+    except RunInProgress:
+        message = "Nothing was restored yet; Apply works again when the other run ends."
+        return _back("preview", message, token=token)
+
+
+def _stop_counts(results: Sequence[RowResult]) -> dict[str, int]:
+    """Of the rows a send planned: how many went to BSG, and how many a stop held back."""
+    remaining = sum(1 for r in results if _status(r) == Status.NOT_SENT.value)
+    sent = sum(
+        1
+        for r in results
+        if r.action in (Action.UPDATE, Action.CREATE, Action.DELETE)
+        and _status(r) != Status.NOT_SENT.value
+    )
+    return {"sent": sent, "remaining": remaining, "total": sent + remaining}
+
+
+def _send_remaining(upload: Upload) -> BaseResponse:
+    """After a stop: send the same sheet again; what was sent is unchanged now, so only the
+    rest goes (each change once)."""
+    token = upload.token
+    if upload.undo_of is not None or upload.result is None or upload.mapping_path is None:
+        return _back("preview", "There is nothing left to send for this upload.", token=token)
+    own = _own_run(upload)
+    if own is not None:
+        return _to_job(own)
+    if not _stop_counts(upload.result.results)["remaining"] or not upload.sheet_path.is_file():
+        return _back("result", "Every row of this upload has been sent.", token=token)
+    try:
+        return _to_job(_start(services_of_request(), upload, dry_run=False))
+    except RunInProgress:
+        message = "Nothing more was sent yet; this works again when the other run ends."
+        return _back("result", message, token=token)
+
+
 def _add_history_routes(app: Flask) -> None:
+    @app.post("/history/<int:run_id>/undo")
+    def undo_run(run_id: int) -> BaseResponse:
+        _require_session()
+        return _ask_undo(services_of_request(), run_id)
+
     @app.get("/history")
     def history() -> str:
         svc = services_of_request()
         runs = list_runs(svc.config.state)
         live = _live_runs(runs)
-        return render_template("history.html", runs=runs, names=_run_names(runs), live_runs=live)
+        return render_template(
+            "history.html",
+            runs=runs,
+            sends=[r for r in runs if not r.dry_run],
+            previews=[r for r in runs if r.dry_run],
+            names=_run_names(runs),
+            live_runs=live,
+            fixable=_problem_runs(runs),
+        )
+
+    @app.get("/history/<int:run_id>/rows-to-fix.csv")
+    def history_rows_to_fix(run_id: int) -> BaseResponse:
+        _require_session()  # phone numbers: not for a request without the cookie
+        svc = services_of_request()
+        run = get_run(svc.config.state, run_id)
+        results = [r for r in run_results(svc.config.state, run_id)
+                   if _status(r) in PROBLEM_STATUSES]
+        if run is None or not results:
+            abort(404, "This run has no rows to fix.")
+        data = _rows_to_fix(run_id, run, results, svc)
+        name = Path(_run_names([run])[run_id]).stem
+        return send_file(io.BytesIO(data), as_attachment=True, mimetype="text/csv",
+                         download_name=f"{name}.run-{run_id}.rows-to-fix.csv")
 
     @app.get("/history/<int:run_id>")
     def history_run(run_id: int) -> str:
@@ -776,11 +1051,60 @@ def _render_mapping(
         choices=forms.target_choices(account),
         error=error,
         blocking=None if blocking is None else _live_view(blocking),
+        grid_columns=_grid_columns(upload.layout),
     )
 
 
+REQUESTS_PER_CHANGE = 2  # the fresh read right before each write, and the write
+
+
+def speed_sentence(cfg: WebConfig) -> str:
+    """How fast an apply sends, as the server was started (--concurrency, --max-rps)."""
+    cap = (
+        "with no cap on requests a second"
+        if cfg.max_rps is None
+        else f"at most {cfg.max_rps:g} requests a second"
+    )
+    return f"Changes go to BSG {cfg.concurrency} at a time, {cap}."
+
+
+def apply_eta(cfg: WebConfig, changes: int) -> str:
+    """About how long sending `changes` takes at the rate cap ("" without a cap)."""
+    if cfg.max_rps is None or changes <= 0:
+        return ""
+    seconds = changes * REQUESTS_PER_CHANGE / cfg.max_rps
+    took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    return (
+        f"BSG is sent at most {cfg.max_rps:g} requests a second: {changes} changes take "
+        f"about {took}"
+    )
+
+
+def _ignored_columns(upload: Upload) -> list[str]:
+    """The sheet's named columns the mapping leaves out (shown so nothing is silently lost)."""
+    form = upload.draft
+    if not isinstance(form, forms.MappingForm):
+        return []
+    return [c.header for c in form.columns if c.target == forms.IGNORE and c.header.strip()]
+
+
+def _grid_columns(layout: layout_mod.Layout | None) -> list[str]:
+    """The grid's column letters as Excel shows them (A, B, ...)."""
+    width = max((len(cells) for _, cells in layout.grid), default=0) if layout else 0
+    return [_letters(i) for i in range(width)]
+
+
+def _letters(index: int) -> str:
+    out = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        out = chr(65 + rest) + out
+    return out
+
+
 def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult]) -> str:
-    outcome = upload.result if template == "result.html" else upload.preview
+    outcome = upload.result if template.endswith("result.html") else upload.preview
     assert outcome is not None
     status = request.args.get("status") or None
     blocking, own = _blocking_run(upload), _own_run(upload)
@@ -795,6 +1119,13 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
         hlr_sentence=report.hlr_sentence(outcome.summary),
         counts=_counts(results),
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
+        skipped=[r for r in results if _status(r) == Status.SKIPPED.value],
+        stop=_stop_counts(results),
+        apply_eta=apply_eta(
+            services_of_request().config,
+            sum(1 for r in results if _status(r) == Status.PLANNED.value),
+        ),
+        ignored=_ignored_columns(upload),
         view=_filtered(results, status, _int_arg("page", 1)),
         planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
         blocking=None if blocking is None else _live_view(blocking),
@@ -802,7 +1133,20 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
     )
 
 
-def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Services) -> bytes:
+def _problem_runs(runs: Sequence[RunInfo]) -> set[int]:
+    """The runs with a row that needs fixing (from their recorded counts)."""
+    return {r.id for r in runs if any(r.counts.get(s, 0) for s in PROBLEM_STATUSES)}
+
+
+def _rows_to_fix(run_id: int, run: RunInfo, results: list[RowResult], svc: Services) -> bytes:
+    """The rows of a past run that need fixing, with why, as the report's CSV columns (the
+    sheet itself is gone, so not its original columns)."""
+    return _history_report(run_id, run, results, svc, suffix=".csv")
+
+
+def _history_report(
+    run_id: int, run: RunInfo, results: list[RowResult], svc: Services, suffix: str = ".xlsx"
+) -> bytes:
     """A report of a past run, rebuilt from the results the state store journalled."""
     summary = report.summarise(
         results,
@@ -812,14 +1156,39 @@ def _history_report(run_id: int, run: RunInfo, results: list[RowResult], svc: Se
         report_path=None,
         errors_path=None,
         dry_run=run.dry_run,
-        started_at=run.started_at,
-        finished_at=run.ended_at or "",
-        duration_s=0.0,
+        started_at=_local_time(run.started_at),
+        finished_at=_local_time(run.ended_at or ""),
+        duration_s=_seconds_between(run.started_at, run.ended_at),
         options=run.options,
         requests=0,
         retries=0,
     )
     with tempfile.TemporaryDirectory(dir=svc.uploads.root) as tmp:
-        path = Path(tmp) / "report.xlsx"
+        path = Path(tmp) / f"report{suffix}"
         report.write_report(path, results, summary)
         return path.read_bytes()
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def _local_minute(text: str | None) -> str:
+    """A state store time as History shows it: local, to the minute."""
+    when = _parse_time(text or "")
+    return (text or "") if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _local_time(text: str) -> str:
+    """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
+    when = _parse_time(text)
+    return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds_between(started: str, ended: str | None) -> float:
+    a, b = _parse_time(started), _parse_time(ended or "")
+    return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)

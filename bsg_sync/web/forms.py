@@ -129,8 +129,9 @@ def _toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def to_toml(form: MappingForm) -> str:
-    """The mapping file `run_sync` reads (options that are not TOML keys stay out of it)."""
+def to_toml(form: MappingForm, header_row: int | None = None) -> str:
+    """The mapping file `run_sync` reads (options that are not TOML keys stay out of it);
+    `header_row`: the row the page read the header on, so the run reads the same table."""
     lines = ["# written by the bsg-sync web page", "[columns]"]
     for c in form.columns:
         if c.target == IGNORE:
@@ -144,4 +145,6 @@ def to_toml(form: MappingForm) -> str:
     lines += ["", "[options]", f'groups = "{form.groups_mode}"']
     if form.default_country:
         lines.append(f"default_country = {_toml_str(form.default_country)}")
+    if header_row is not None:
+        lines.append(f"header_row = {int(header_row)}")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bsg_sync.errors import BsgSyncError
-from bsg_sync.models import Action, RowResult
+from bsg_sync.models import Action, RowResult, Status
 from bsg_sync.sync import Hooks, SyncOptions, SyncOutcome, run_sync
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,19 @@ class Job:
     def on_result(self, result: RowResult) -> None:
         with self._lock:  # executor workers call this concurrently
             self.counts[getattr(result.status, "value", str(result.status))] += 1
-            if result.action in (Action.UPDATE, Action.CREATE) and not self.dry_run:
+            sent = result.status != Status.NOT_SENT  # a row a stop held back is not done
+            if result.action in (Action.UPDATE, Action.CREATE) and sent and not self.dry_run:
                 self.done += 1
 
+    def in_their_words(self, text: str) -> str:
+        """The text with the stored sheet's path and name (ours) replaced by the person's."""
+        if self.sheet is not None and self.filename:
+            text = text.replace(str(self.sheet), self.filename)
+            text = text.replace(self.sheet.name, self.filename)
+        return text
+
     def on_stage(self, stage: str) -> None:
-        if self.sheet is not None and self.filename:  # the stored name is ours, not theirs
-            stage = stage.replace(self.sheet.name, self.filename)
-        self.stage = stage
+        self.stage = self.in_their_words(stage)
 
     def on_plan(self, n: int) -> None:
         self.total = n
@@ -84,6 +90,7 @@ class Job:
             "elapsed_s": round(time.monotonic() - self.started, 1),
             "counts": counts,
             "error": self.error,
+            "stopped": self.hooks.stop.is_set(),  # the person pressed Stop
         }
 
 
@@ -121,7 +128,9 @@ class JobRunner:
         on_done: Callable[[Job], None],
         owner: str = "",
         filename: str = "",
+        work: Callable[[Hooks], SyncOutcome] | None = None,
     ) -> Job:
+        """Run `work` (default: run_sync of `opts`) in a thread; RunInProgress if one runs."""
         with self._lock:
             if self._current is not None and self._current.state == "running":
                 raise RunInProgress(
@@ -136,7 +145,7 @@ class JobRunner:
             on_result=job.on_result,
         )
         thread = threading.Thread(
-            target=self._run, args=(job, opts, api_key, on_done), name=f"bsg-sync-web-{job.id}"
+            target=self._run, args=(job, opts, api_key, on_done, work), name=f"bsg-sync-web-{job.id}"
         )
         thread.daemon = True
         thread.start()
@@ -150,14 +159,21 @@ class JobRunner:
             current.hooks.stop.set()
 
     def _run(
-        self, job: Job, opts: SyncOptions, api_key: str, on_done: Callable[[Job], None]
+        self,
+        job: Job,
+        opts: SyncOptions,
+        api_key: str,
+        on_done: Callable[[Job], None],
+        work: Callable[[Hooks], SyncOutcome] | None,
     ) -> None:
         try:
-            job.outcome = run_sync(opts, api_key, job.hooks)
+            job.outcome = (
+                run_sync(opts, api_key, job.hooks) if work is None else work(job.hooks)
+            )
             if job.outcome.aborted is not None:
-                job.error = str(job.outcome.aborted)
+                job.error = job.in_their_words(str(job.outcome.aborted))
         except BsgSyncError as exc:
-            job.error = str(exc)
+            job.error = job.in_their_words(str(exc))
         except Exception as exc:  # a bug must not leave the page polling forever
             log.exception("web run %s failed", job.id)
             job.error = f"unexpected error ({type(exc).__name__}); see the server log"

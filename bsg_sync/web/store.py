@@ -1,22 +1,20 @@
 """The web page's own small SQLite file (mappings per header set, upload names per run) and
-read-only queries of the state store's run history."""
+the state store's run history, read through StateStore."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from bsg_sync.errors import StateStoreError
-from bsg_sync.models import Action, RowResult, Status
+from bsg_sync.models import RowResult
+from bsg_sync.state import RunInfo, StateStore
 
 WEB_DB_NAME = "bsg-sync-web.sqlite3"
 _SCHEMA = (
@@ -29,10 +27,6 @@ _SCHEMA = (
     # written when a run starts, so even a run cut short is named, whatever the state store
     """CREATE TABLE IF NOT EXISTS sheet_names (
         sheet TEXT PRIMARY KEY, filename TEXT NOT NULL)""",
-)
-_RESULT_COLUMNS = (
-    "row, contact_id, phone, action, status, error_code, error, changes, attempts, "
-    "http_status, hlr_status, hlr_last_check"
 )
 
 
@@ -107,111 +101,31 @@ class WebStore:
 
 
 # --------------------------------------------------------------------------- run history
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One run as the state store recorded it."""
-
-    id: int
-    sheet: str
-    sha256: str
-    started_at: str
-    ended_at: str | None
-    options: dict[str, str]
-    counts: dict[str, int]
-
-    @property
-    def dry_run(self) -> bool:
-        return self.options.get("dry run") == "True"
-
-    @property
-    def rows(self) -> int:
-        return sum(self.counts.values())
-
-
-@contextlib.contextmanager
-def _read_only(state: Path) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection to the state store, or None when it does not exist yet."""
-    if not state.is_file():
-        yield None
-        return
-    try:
-        conn = sqlite3.connect(f"file:{quote(str(state.resolve()))}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StateStoreError(f"cannot read the state store {state}: {exc}") from None
-    try:
-        yield conn
-    except sqlite3.Error as exc:
-        raise StateStoreError(f"cannot read the state store {state}: {exc}") from None
-    finally:
-        conn.close()
-
-
-def _run_info(row: Sequence[object]) -> RunInfo:
-    options = json.loads(str(row[5] or "{}"))
-    counts = json.loads(str(row[6])) if row[6] else {}
-    return RunInfo(
-        id=int(str(row[0])),
-        sheet=str(row[1]),
-        sha256=str(row[2]),
-        started_at=str(row[3]),
-        ended_at=str(row[4]) if row[4] else None,
-        options={str(k): str(v) for k, v in options.items()},
-        counts={str(k): int(v) for k, v in counts.items()},
-    )
-
-
-_RUN_SQL = "SELECT id, sheet, sha256, started_at, ended_at, options, counts FROM runs"
+# through StateStore, the one reader of the state store's tables; a store that does not
+# exist yet is not created by looking at History
 
 
 def list_runs(state: Path, limit: int = 200) -> list[RunInfo]:
     """The most recent runs first."""
-    with _read_only(state) as conn:
-        if conn is None or not _has_runs(conn):
-            return []
-        rows = conn.execute(f"{_RUN_SQL} ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-    return [_run_info(r) for r in rows]
+    if not state.is_file():
+        return []
+    with StateStore(state) as store:
+        return store.runs(limit)
 
 
 def get_run(state: Path, run_id: int) -> RunInfo | None:
-    with _read_only(state) as conn:
-        if conn is None or not _has_runs(conn):
-            return None
-        row = conn.execute(f"{_RUN_SQL} WHERE id = ?", (run_id,)).fetchone()
-    return _run_info(row) if row else None
+    if not state.is_file():
+        return None
+    with StateStore(state) as store:
+        return store.run(run_id)
 
 
 def run_results(state: Path, run_id: int) -> list[RowResult]:
     """The row results of one run, in row order."""
-    with _read_only(state) as conn:
-        if conn is None or not _has_runs(conn):
-            return []
-        rows = conn.execute(
-            f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? ORDER BY row", (run_id,)
-        ).fetchall()
-    return [
-        RowResult(
-            row=int(r[0]),
-            contact_id=r[1],
-            phone=r[2],
-            action=Action(r[3]),
-            status=Status(r[4]),
-            error_code=r[5],
-            error=r[6],
-            changes=r[7],
-            attempts=int(r[8]),
-            http_status=r[9],
-            hlr_status=r[10],
-            hlr_last_check=r[11],
-        )
-        for r in rows
-    ]
-
-
-def _has_runs(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'")
-    return row.fetchone() is not None
+    if not state.is_file():
+        return []
+    with StateStore(state) as store:
+        return store.run_results(run_id)
 
 
 def _now() -> str:

@@ -16,6 +16,7 @@ from bsg_sync.errors import InputFileError
 from bsg_sync.models import Account
 from bsg_sync.reader import EXCEL_EXTENSIONS, TEXT_EXTENSIONS
 from bsg_sync.sync import SyncOutcome
+from bsg_sync.web.layout import Layout
 
 ALLOWED_EXTENSIONS = frozenset(TEXT_EXTENSIONS | EXCEL_EXTENSIONS)
 _COPY_CHUNK = 1 << 20
@@ -42,6 +43,8 @@ class Upload:
     draft: Any = None  # the mapping form as last posted (kept when it needs a fix)
     draft_error: str | None = None
     applied_at: str | None = None  # local time the apply finished
+    layout: Layout | None = None  # the tab and header row read (None: not read yet)
+    undo_of: int | None = None  # an undo of this run (no sheet: the state store's journal)
 
     @property
     def stem(self) -> str:
@@ -90,6 +93,18 @@ class UploadStore:
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(stream, out, _COPY_CHUNK)
         upload = Upload(secrets.token_urlsafe(24), folder, sheet, name, time.monotonic(), owner)
+        with self._lock:
+            self._uploads[upload.token] = upload
+        return upload
+
+    def add_undo(self, run_id: int, owner: str) -> Upload:
+        """A private place for the undo of a run: its preview, its result and their reports."""
+        folder = Path(tempfile.mkdtemp(prefix="u-", dir=self.root))  # 0700
+        name = f"undo of run {run_id}"
+        upload = Upload(
+            secrets.token_urlsafe(24), folder, folder / "no-sheet", name, time.monotonic(),
+            owner, undo_of=run_id,
+        )
         with self._lock:
             self._uploads[upload.token] = upload
         return upload

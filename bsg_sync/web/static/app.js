@@ -22,7 +22,7 @@
   }
 
   var labels = {ok: "OK", unchanged: "Unchanged", planned: "Will change", invalid: "Invalid",
-                not_found: "Not found", failed: "Failed", not_sent: "Not sent"};
+                not_found: "Not found", failed: "Failed", not_sent: "Not sent", skipped: "Skipped"};
 
   function renderCounts(list, counts) {
     list.textContent = "";
@@ -92,7 +92,12 @@
       text = "sending: " + p.done + " of " + p.total + " rows";
       if (p.rows_per_s !== null) { text += " · " + p.rows_per_s + " rows/s · about " + seconds(p.eta_s) + " left"; }
     }
-    if (p.state !== "running") { text = p.state === "done" ? "finished" : "stopped"; }
+    if (p.state !== "running") {
+      text = p.state === "done" ? "finished" : "stopped";
+      if (p.stopped && p.total !== null) { text = "Stopped: " + p.done + " of " + p.total + " sent"; }
+      var stop = document.getElementById("stop-form");
+      if (stop) { stop.hidden = true; }
+    }
     document.getElementById("progress-text").textContent = text;
     renderCounts(document.getElementById("progress-counts"), p.counts);
     var err = document.getElementById("job-error");

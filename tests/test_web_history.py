@@ -1,0 +1,102 @@
+"""History reads runs and results through StateStore (each page its own store, even with two
+in one folder), shows local times, keeps previews apart from sends, and offers each run's
+rows to fix (Flask's test client against the real emulator)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
+
+from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.state import StateStore
+from bsg_sync.web.app import services
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
+        yield emu
+
+
+def applied(client: FlaskClient, data: bytes, name: str) -> str:
+    r = upload(client, data, name)
+    mapping_url = r.headers["Location"]
+    form = mapping_form(client.get(mapping_url).text)
+    form["default_country"] = "GB"
+    r = client.post(mapping_url, data=form)
+    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    token = mapping_url.split("/")[2]
+    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
+    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    return token
+
+
+def rows_of(page: str) -> list[str]:
+    body = [re.sub(r"<[^>]+>", " ", row) for row in re.findall(r"<tr.*?</tr>", page, re.S)]
+    return [" ".join(html.unescape(b).split()) for b in body]
+
+
+@pytest.fixture
+def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
+    app = make_app(emu, tmp_path)
+    yield app
+    services(app).close()
+
+
+def test_two_state_stores_in_one_folder_each_show_their_own_runs(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "state"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = make_app(emu, tmp_path / "a", state=folder / "a.sqlite3")
+    b = make_app(emu, tmp_path / "b", state=folder / "b.sqlite3")
+    try:
+        applied(a.test_client(), CONTACTS_CSV.read_bytes(), "contacts.csv")
+        applied(b.test_client(), b"Contact ID,City\n248400001,Derby\n", "extra_cols.csv")
+        history_a = " ".join(rows_of(a.test_client().get("/history").text))
+        history_b = " ".join(rows_of(b.test_client().get("/history").text))
+        assert "contacts.csv" in history_a and "extra_cols.csv" not in history_a
+        assert "extra_cols.csv" in history_b and "contacts.csv" not in history_b
+    finally:
+        services(a).close()
+        services(b).close()
+
+
+def test_history_shows_local_times_and_keeps_previews_apart(app: Flask, tmp_path: Path) -> None:
+    client = app.test_client()
+    applied(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    page = client.get("/history").text
+    with StateStore(tmp_path / "state" / "state.sqlite3") as store:
+        started = store.run(2).started_at  # type: ignore[union-attr]
+    local = datetime.fromisoformat(started).astimezone().strftime("%Y-%m-%d %H:%M")
+    assert local in page and started not in page
+    sends = page.index('id="sends-h"')
+    previews = page.index('id="previews-h"')
+    assert sends < page.index('href="/history/2"') < previews < page.index('href="/history/1"')
+
+
+def test_each_run_offers_its_rows_to_fix_when_it_has_some(app: Flask) -> None:
+    client = app.test_client()
+    applied(client, b"Contact ID,Mobile\n248400001,not a phone\n248400002,+447700900123\n", "b.csv")
+    applied(client, b"Contact ID,City\n248400001,Derby\n", "good.csv")
+    page = client.get("/history").text
+    assert 'href="/history/2/rows-to-fix.csv"' in page
+    assert 'href="/history/4/rows-to-fix.csv"' not in page
+    r = client.get("/history/2/rows-to-fix.csv")
+    assert r.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert [(row["row"], row["status"]) for row in rows] == [("2", "invalid")]
+    assert client.get("/history/4/rows-to-fix.csv").status_code == 404
+    other = app.test_client()
+    assert other.get("/history/2/rows-to-fix.csv").status_code == 403  # needs the session
