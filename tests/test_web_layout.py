@@ -188,3 +188,15 @@ def test_a_new_layout_drops_the_old_preview(app: Flask) -> None:
     layout_post(client, url, header_row="1")
     r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
     assert r.status_code == 303 and r.headers["Location"] == url  # preview first, again
+
+
+def test_an_empty_first_tab_does_not_refuse_the_workbook(app: Flask) -> None:
+    client = app.test_client()
+    data = workbook([("Sheet1", []), ("Contacts", CONTACT_ROWS)])
+    url, page = mapping_of(client, data, "book.xlsx")
+    assert checked(page, "tab") == ["Contacts"]
+    words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert "Sheet1 : empty" in words
+    assert headers_of(page) == CONTACT_ROWS[0]
+    assert "--sheet" not in page
+    assert previewed_changes(client, url, page) > 0  # the run reads Contacts, not Sheet1

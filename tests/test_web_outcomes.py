@@ -197,3 +197,9 @@ def test_an_unreachable_bsg_is_explained_without_options(tmp_path: Path) -> None
         assert "--api-url" not in text and "BSG_API_URL" not in text
     finally:
         services(app).close()
+
+
+def test_hlr_is_explained_where_it_first_appears(app: Flask) -> None:
+    client = app.test_client()
+    _, page = preview_of(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    assert '<abbr title="Home Location Register check: whether the number is live on a mobile network, as BSG last checked it">HLR</abbr>' in page

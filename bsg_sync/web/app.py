@@ -306,7 +306,10 @@ def _security_headers(resp: BaseResponse) -> BaseResponse:
 
 def _too_large(exc: RequestEntityTooLarge) -> tuple[str, int]:
     limit = size_text(services_of_request().config.max_upload_bytes)
-    return _error_page(f"The file is larger than {limit}; split it or upload a CSV.", 413)
+    return _error_page(
+        f"The file is larger than {limit}, the most this page takes; split it into smaller files.",
+        413,
+    )
 
 
 def size_text(n: int) -> str:

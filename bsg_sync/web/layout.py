@@ -52,17 +52,21 @@ def looks_like_contacts(headers: Sequence[str]) -> bool:
 def first_layout(read: Reader, path: Path, workbook: bool) -> tuple[Sheet, Layout]:
     """The sheet to start with: the tab Excel opens on, unless it does not look like contacts
     and another tab does; its header row as the reader detects it."""
-    sheet = read()
-    if not workbook:
-        return sheet, Layout((), None, sheet.header_row, grid_of(read, sheet))
-    opened = sheet.sheet_name
-    # the child read this very file already, within the limits: listing its tabs is safe
+    try:
+        first: Sheet | None = read()
+    except BsgSyncError as exc:
+        if not (workbook and _empty_tab(exc)):
+            raise
+        first = None  # the tab Excel opens on is empty; another tab has data
+    if not workbook and first is not None:
+        return first, Layout((), None, first.header_row, grid_of(read, first))
+    opened = None if first is None else first.sheet_name
+    # the child opened this very file already, within the limits: listing its tabs is safe
     names = list_sheet_names(path)
-    tabs = tuple(_tab_info(read, name, sheet if name == opened else None, i)
+    tabs = tuple(_tab_info(read, name, first if name == opened else None, i)
                  for i, name in enumerate(names))
     chosen = _choose(tabs, opened)
-    if chosen != opened:
-        sheet = read(sheet=chosen)
+    sheet = first if first is not None and chosen == opened else read(sheet=chosen)
     return sheet, Layout(tabs, sheet.sheet_name, sheet.header_row, grid_of(read, sheet))
 
 
@@ -86,8 +90,15 @@ def _tab_info(read: Reader, name: str, known: Sheet | None, index: int) -> TabIn
     try:
         sheet = read(sheet=name)
     except BsgSyncError as exc:
+        if _empty_tab(exc):
+            return TabInfo(name, 0, False, "empty")
         return TabInfo(name, None, False, str(exc))
     return TabInfo(name, len(sheet.rows), looks_like_contacts(sheet.headers))
+
+
+def _empty_tab(exc: BsgSyncError) -> bool:
+    """The reader's refusal of an empty tab (its sentence is the only sign of it)."""
+    return " is empty but " in str(exc) or " has no header row " in str(exc)
 
 
 def _choose(tabs: Sequence[TabInfo], opened: str | None) -> str | None:
