@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from test_web_layout import CONTACT_ROWS, READ_ME, workbook
-from web_helpers import SAMPLES, csrf, make_app, mapping_form, upload, wait_job
+from web_helpers import SAMPLES, csrf, make_app, mapping_form, upload, upload_and_apply, wait_job
 
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.web.app import services
@@ -40,15 +40,7 @@ def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
 
 def applied(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:
     """Upload, preview and apply; (token, result page)."""
-    r = upload(client, data, name)
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
-    r = client.post(mapping_url, data=form)
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    token = mapping_url.split("/")[2]
-    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    token = upload_and_apply(client, data, name)
     return token, client.get(f"/u/{token}/result").text
 
 

@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
-from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
+from web_helpers import (
+    CONTACTS_CSV,
+    SAMPLES,
+    make_app,
+    upload_and_apply,
+)
 
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.state import StateStore
@@ -26,19 +30,6 @@ from bsg_sync.web.app import services
 def emu() -> Iterator[Emulator]:
     with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
         yield emu
-
-
-def applied(client: FlaskClient, data: bytes, name: str) -> str:
-    r = upload(client, data, name)
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
-    r = client.post(mapping_url, data=form)
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    token = mapping_url.split("/")[2]
-    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    return token
 
 
 def rows_of(page: str) -> list[str]:
@@ -62,8 +53,8 @@ def test_two_state_stores_in_one_folder_each_show_their_own_runs(
     a = make_app(emu, tmp_path / "a", state=folder / "a.sqlite3")
     b = make_app(emu, tmp_path / "b", state=folder / "b.sqlite3")
     try:
-        applied(a.test_client(), CONTACTS_CSV.read_bytes(), "contacts.csv")
-        applied(b.test_client(), b"Contact ID,City\n248400001,Derby\n", "extra_cols.csv")
+        upload_and_apply(a.test_client(), CONTACTS_CSV.read_bytes(), "contacts.csv")
+        upload_and_apply(b.test_client(), b"Contact ID,City\n248400001,Derby\n", "extra_cols.csv")
         history_a = " ".join(rows_of(a.test_client().get("/history").text))
         history_b = " ".join(rows_of(b.test_client().get("/history").text))
         assert "contacts.csv" in history_a and "extra_cols.csv" not in history_a
@@ -75,7 +66,7 @@ def test_two_state_stores_in_one_folder_each_show_their_own_runs(
 
 def test_history_shows_local_times_and_keeps_previews_apart(app: Flask, tmp_path: Path) -> None:
     client = app.test_client()
-    applied(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    upload_and_apply(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
     page = client.get("/history").text
     with StateStore(tmp_path / "state" / "state.sqlite3") as store:
         started = store.run(2).started_at  # type: ignore[union-attr]
@@ -88,8 +79,8 @@ def test_history_shows_local_times_and_keeps_previews_apart(app: Flask, tmp_path
 
 def test_each_run_offers_its_rows_to_fix_when_it_has_some(app: Flask) -> None:
     client = app.test_client()
-    applied(client, b"Contact ID,Mobile\n248400001,not a phone\n248400002,+447700900123\n", "b.csv")
-    applied(client, b"Contact ID,City\n248400001,Derby\n", "good.csv")
+    upload_and_apply(client, b"Contact ID,Mobile\n248400001,not a phone\n248400002,+447700900123\n", "b.csv")
+    upload_and_apply(client, b"Contact ID,City\n248400001,Derby\n", "good.csv")
     page = client.get("/history").text
     assert 'href="/history/2/rows-to-fix.csv"' in page
     assert 'href="/history/4/rows-to-fix.csv"' not in page

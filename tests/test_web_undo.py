@@ -20,6 +20,7 @@ from web_helpers import (
     make_app,
     mapping_form,
     upload,
+    upload_and_apply,
     upload_and_map,
     wait_job,
 )
@@ -79,16 +80,7 @@ def send_via_page(client: FlaskClient, state: Path, **changes: str) -> int:
 
 
 def send_csv_via_page(client: FlaskClient, state: Path, data: bytes, name: str) -> int:
-    r = upload(client, data, name)
-    assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
-    r = client.post(mapping_url, data=form)
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    token = mapping_url.split("/")[2]
-    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    upload_and_apply(client, data, name)
     return last_run(state)
 
 

@@ -76,6 +76,22 @@ def wait_job(client: FlaskClient, location: str, timeout: float = 20) -> dict[st
     raise AssertionError("the run did not finish")
 
 
+def upload_and_apply(client: FlaskClient, data: bytes, name: str) -> str:
+    """Upload a sheet, keep the pre-filled mapping (country GB), wait for the preview, apply
+    and wait for the run; the upload's token."""
+    r = upload(client, data, name)
+    assert r.status_code == 303, r.text
+    mapping_url = r.headers["Location"]
+    form = mapping_form(client.get(mapping_url).text)
+    form["default_country"] = "GB"
+    r = client.post(mapping_url, data=form)
+    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    token = mapping_url.split("/")[2]
+    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
+    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    return token
+
+
 def upload_and_map(client: FlaskClient, **changes: str) -> tuple[str, str]:
     """Upload contacts.csv, post the pre-filled mapping (with changes); (token, job url)."""
     r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
