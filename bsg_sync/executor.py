@@ -100,11 +100,11 @@ class Sent(NamedTuple):
 
 
 
-def _ok_or_not_applied(p: PlannedRow, call: CallResult, attempts: int,
-                       before: Contact | None) -> Sent:
+def _ok_or_not_applied(p: PlannedRow, call: CallResult, before: Contact | None) -> Sent:
+    """The row's result from the contact its write left (`call`: every attempt it took)."""
     contact = call.contact
     diff = find_difference(p, contact)
-    sent = replace(result_from_plan(p), attempts=attempts, http_status=call.http_status)
+    sent = replace(result_from_plan(p), attempts=call.attempts, http_status=call.http_status)
     if diff is not None:  # the answer's phone and HLR may be another contact's: keep ours
         sentence = f"BSG answered but did not apply the change: {diff}."
         failed = replace(sent, status=Status.FAILED, error_code=NOT_APPLIED, error=sentence)
@@ -157,7 +157,7 @@ def _write(p: PlannedRow, client: BsgClient, pace: Pace, fresh: Contact, attempt
         pace()
         attempts += _membership(client.detach, contact.id, p.detach)
         contact = replace(contact, groups=contact.groups - p.detach)
-    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts, fresh)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), fresh)
 
 
 def _attach_left_out(client: BsgClient, pace: Pace, call: CallResult,
@@ -195,7 +195,7 @@ def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan) -> Sen
         sent = _send_update(as_update, client, pace, replan, attempts=exc.attempts + 1)
         return sent
     contact, attempts = _attach_left_out(client, pace, call, call.attempts)
-    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), attempts, None)
+    return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), None)
 
 
 def _failure_sentence(exc: ApiError) -> str:
