@@ -279,16 +279,21 @@ def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
         return _interrupted_before_sending(run, mapped, warnings)
     if run.client is not None:
         run.client.stop_grace = SEND_DRAIN_SECONDS
+    _begin(run)
+    _journal_unsent(run, [*mapped.results, *plan.duplicates])
+    sent_rows, aborted = _send(run, plan)
+    results = sorted([*mapped.results, *plan.duplicates, *sent_rows], key=lambda r: r.row)
+    return _finish(run, results, warnings, aborted)
+
+
+def _begin(run: _Run) -> None:
+    """Record the run's start in the store (its id numbers every journalled result)."""
     run.run_id = run.store.begin_run(
         sheet=str(run.opts.sheet),
         sheet_sha256=run.sheet.sha256,
         mapping=str(run.mapping_path),
         options=run.opts.described(),
     )
-    _journal_unsent(run, [*mapped.results, *plan.duplicates])
-    sent_rows, aborted = _send(run, plan)
-    results = sorted([*mapped.results, *plan.duplicates, *sent_rows], key=lambda r: r.row)
-    return _finish(run, results, warnings, aborted)
 
 
 def _interrupted_before_sending(
@@ -303,12 +308,7 @@ def _interrupted_before_sending(
     unsent = [RowResult(row, cid, phone, status=Status.NOT_SENT, error_code="not-sent",
                         error=NOT_SENT_INTERRUPTED) for row, cid, phone in waiting]
     results = sorted([*done, *unsent], key=lambda r: r.row)
-    run.run_id = run.store.begin_run(
-        sheet=str(run.opts.sheet),
-        sheet_sha256=run.sheet.sha256,
-        mapping=str(run.mapping_path),
-        options=run.opts.described(),
-    )
+    _begin(run)
     run.store.record_results(run.run_id, results)
     aborted = Interrupted("interrupted before anything was sent")
     return _finish(run, results, warnings, aborted)
