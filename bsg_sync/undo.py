@@ -161,11 +161,9 @@ class UndoPlanner:
         # row's PUT and its list call left it half done, and a re-run finishes it
         since = [m for m in _mismatches(t, now, w.after, names, lists) if m[0] in left]
         if since and not self.force:
-            text = "; ".join(f"{what}: run {self.run_id} wrote {wrote}, BSG now holds {holds}"
-                             for what, wrote, holds in since)
             return self._left(w, now, CHANGED_SINCE,
                               f"Changed in BSG since run {self.run_id}; left as it is "
-                              "(--force restores it anyway).", text)
+                              "(--force restores it anyway).", self._since_text(since))
         return self._restore(w, t, now)
 
     def _created(self, w: UndoWish, now: Contact, names: Mapping[int, str],
@@ -178,14 +176,18 @@ class UndoPlanner:
                               w.after.groups | now.groups, frozenset())
         since = _mismatches(everything, now, w.after, names, lists)
         if since and not self.force:
-            text = "; ".join(f"{what}: run {self.run_id} wrote {wrote}, BSG now holds {holds}"
-                             for what, wrote, holds in since)
             return self._left(w, now, CHANGED_SINCE, f"Changed in BSG since run {self.run_id} "
-                              "created it; not deleted (--force deletes it anyway).", text)
+                              "created it; not deleted (--force deletes it anyway).",
+                              self._since_text(since))
         return PlannedRow(w.row, Action.DELETE, Status.PLANNED, w.contact_id, now.phone,
                           changes=f"delete the contact run {self.run_id} created",
                           target=now, hlr_status=now.hlr_status,
                           hlr_last_check=now.hlr_last_check)
+
+    def _since_text(self, since: Sequence[tuple[str, str, str]]) -> str:
+        """`changes` of a row left alone: each value as the run wrote it and as BSG holds it."""
+        return "; ".join(f"{what}: run {self.run_id} wrote {wrote}, BSG now holds {holds}"
+                         for what, wrote, holds in since)
 
     def _left(self, w: UndoWish, now: Contact, code: str, error: str,
               changes: str = "") -> PlannedRow:
