@@ -789,11 +789,9 @@ def sync(
                                                  verify_settings)
         outcome = _run_with_signals(lambda hooks: run_sync(opts, key, hooks), quiet)
     except BsgSyncError as exc:
-        _tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0))
-        _fail(exc, traceback)
-    _tell(alerts, news_of_outcome("sync", outcome))  # before the summary: it stays last
-    _print_outcome(outcome, as_json, verified)
-    sys.exit(int(outcome.exit_code))
+        _fail_and_tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0), exc,
+                       traceback)
+    _end_and_tell(alerts, "sync", outcome, as_json, verified)
 
 
 def _notify_settings(urls: tuple[str, ...], on: str, failures: Threshold | None,
@@ -805,6 +803,21 @@ def _notify_settings(urls: tuple[str, ...], on: str, failures: Threshold | None,
         return NotifySettings(check_urls(urls), NotifyOn(on), failures)
     except BsgSyncError as exc:
         _fail(exc, traceback)
+
+
+def _fail_and_tell(settings: NotifySettings, news: RunNews, exc: BsgSyncError,
+                   traceback: bool) -> NoReturn:
+    """A run that failed before it had results: the alert, then its sentence and exit code."""
+    _tell(settings, news)
+    _fail(exc, traceback)
+
+
+def _end_and_tell(settings: NotifySettings, command: str, outcome: SyncOutcome, as_json: bool,
+                  verified: dict[str, Any] | None = None) -> NoReturn:
+    """A finished run: the alert before the summary (which stays the last line), then exit."""
+    _tell(settings, news_of_outcome(command, outcome))
+    _print_outcome(outcome, as_json, verified)
+    sys.exit(int(outcome.exit_code))
 
 
 def _tell(settings: NotifySettings, news: RunNews) -> None:
@@ -1041,11 +1054,9 @@ def undo(run_id: int, dry_run: bool, force: bool, delete_created: bool, report: 
         key = _api_key_from_env_or_file(api_key_file)
         outcome = _run_with_signals(lambda hooks: run_undo(opts, key, hooks), quiet)
     except BsgSyncError as exc:
-        _tell(alerts, news_of_error("undo", what, exc, time.monotonic() - t0))
-        _fail(exc, traceback)
-    _tell(alerts, news_of_outcome("undo", outcome))
-    _print_outcome(outcome, as_json)
-    sys.exit(int(outcome.exit_code))
+        _fail_and_tell(alerts, news_of_error("undo", what, exc, time.monotonic() - t0), exc,
+                       traceback)
+    _end_and_tell(alerts, "undo", outcome, as_json)
 
 
 @cli.command()
