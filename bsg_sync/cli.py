@@ -50,8 +50,37 @@ def _json_out(value: Any) -> None:
     click.echo(for_terminal(text, json_escapes=True))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_TRACEBACK = "bsg_sync.traceback"  # ctx.meta key: shared by the group and its commands
+
+
+def _remember_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_TRACEBACK] = True
+
+
+# accepted before the command (`bsg-sync --traceback sync ...`) and after it
+_traceback_option = click.option(
+    "--traceback", is_flag=True, expose_value=False, callback=_remember_traceback,
+    help="Show the Python traceback on errors (debugging).")
+
+
+class _Commands(click.Group):
+    """The command group: the one place a BsgSyncError becomes `bsg-sync: <sentence>` on
+    stderr and its exit code (with --traceback it is raised instead, for debugging)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BsgSyncError as exc:
+            if ctx.meta.get(_TRACEBACK):
+                raise
+            _say(f"bsg-sync: {exc}")
+            sys.exit(int(exc.exit_code))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bsg-sync")
+@_traceback_option
 def cli() -> None:
     """Keep a BSG contact book in step with spreadsheets."""
 
@@ -289,17 +318,8 @@ def _show_account_items(
     """Fetch fields or lists, then print them as JSON or as an aligned table."""
     from dataclasses import asdict
 
-    from bsg_sync.client import ApiError
-
-    try:
-        with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as client:
-            items = fetch(client)
-    except BsgSyncError as exc:  # AuthFailed is one too (exit 3 with its own sentence)
-        _fail(exc, False)
-    except ApiError as exc:
-        from bsg_sync.sync import api_error_as_run_error
-
-        _fail(api_error_as_run_error(exc), False)
+    with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as client:
+        items = fetch(client)
     if as_json:
         _json_out([asdict(i) for i in items])
     elif not items:
@@ -384,38 +404,28 @@ def init(
     import os
 
     from bsg_sync import mapping as mapping_mod
-    from bsg_sync.client import ApiError
     from bsg_sync.errors import UsageError
     from bsg_sync.isolate import read_sheet_isolated as read_sheet
     from bsg_sync.models import Account
 
     target = output or sheet.with_name("bsg-sync.toml")
     online = not offline and bool(api_key_file or os.environ.get("BSG_API_KEY", "").strip())
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists; pass --force to overwrite it")
+    read = read_sheet(sheet, sheet=sheet_name, encoding=encoding)
+    headers = read.headers
+    account = Account()
+    if online:
+        with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as client:
+            account = Account(fields=tuple(client.list_fields()))
+    text, unmapped = mapping_mod.generate_mapping(
+        headers, account, default_country=default_country,
+        header_row=read.header_row if read.header_row != 1 else None,
+    )
     try:
-        if target.exists() and not force:
-            raise UsageError(f"{target} already exists; pass --force to overwrite it")
-        read = read_sheet(sheet, sheet=sheet_name, encoding=encoding)
-        headers = read.headers
-        account = Account()
-        if online:
-            with _make_client(
-                api_url, api_key_file, allow_insecure_http=allow_insecure_http
-            ) as client:
-                account = Account(fields=tuple(client.list_fields()))
-        text, unmapped = mapping_mod.generate_mapping(
-            headers, account, default_country=default_country,
-            header_row=read.header_row if read.header_row != 1 else None,
-        )
-        try:
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {target}: {exc.strerror}") from None
-    except ApiError as exc:  # before BsgSyncError: AuthFailed is both
-        from bsg_sync.sync import api_error_as_run_error
-
-        _fail(api_error_as_run_error(exc), False)
-    except BsgSyncError as exc:
-        _fail(exc, False)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
     guessed = mapping_mod.guess_targets(headers, account)
     if not online:
         _say(
@@ -674,13 +684,6 @@ def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool
     return (dataclasses.replace(opts, unreachable=dead) if skip else opts), summary
 
 
-def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
-    if traceback:
-        raise exc
-    _say(f"bsg-sync: {exc}")
-    sys.exit(int(exc.exit_code))
-
-
 @cli.command()
 @click.argument("sheet", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -717,7 +720,7 @@ def _fail(exc: BsgSyncError, traceback: bool) -> NoReturn:
 @_notify_options
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
-@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
+@_traceback_option
 @click.option("--verify", "verify_mode", type=click.Choice(["new", "changed", "stale", "all"]),
               help="First check these numbers with BSG's HLR lookup (priced, capped; see verify).")
 @click.option("--skip-unreachable", is_flag=True,
@@ -750,7 +753,6 @@ def sync(
     as_json: bool,
     verbose: int,
     quiet: bool,
-    traceback: bool,
     verify_mode: str | None = None,
     skip_unreachable: bool = False,
     **verify_settings: Any,
@@ -760,7 +762,7 @@ def sync(
     from bsg_sync.sync import SyncOptions, run_sync
 
     _setup_logging(verbose, quiet)
-    alerts = _notify_settings(notify, notify_on, notify_failures, traceback)
+    alerts = _notify_settings(notify, notify_on, notify_failures)
     opts = SyncOptions(
         sheet=sheet,
         mapping=mapping,
@@ -789,27 +791,17 @@ def sync(
                                                  verify_settings)
         outcome = _run_with_signals(lambda hooks: run_sync(opts, key, hooks), quiet)
     except BsgSyncError as exc:
-        _fail_and_tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0), exc,
-                       traceback)
+        _tell(alerts, news_of_error("sync", sheet, exc, time.monotonic() - t0))
+        raise  # the alert first, then the sentence and the exit code
     _end_and_tell(alerts, "sync", outcome, as_json, verified)
 
 
-def _notify_settings(urls: tuple[str, ...], on: str, failures: Threshold | None,
-                     traceback: bool) -> NotifySettings:
+def _notify_settings(urls: tuple[str, ...], on: str, failures: Threshold | None
+                     ) -> NotifySettings:
     """The alert settings; a URL apprise cannot use is a usage error before the run."""
     from bsg_sync.notify import check_urls
 
-    try:
-        return NotifySettings(check_urls(urls), NotifyOn(on), failures)
-    except BsgSyncError as exc:
-        _fail(exc, traceback)
-
-
-def _fail_and_tell(settings: NotifySettings, news: RunNews, exc: BsgSyncError,
-                   traceback: bool) -> NoReturn:
-    """A run that failed before it had results: the alert, then its sentence and exit code."""
-    _tell(settings, news)
-    _fail(exc, traceback)
+    return NotifySettings(check_urls(urls), NotifyOn(on), failures)
 
 
 def _end_and_tell(settings: NotifySettings, command: str, outcome: SyncOutcome, as_json: bool,
@@ -886,7 +878,7 @@ def _print_outcome(outcome: SyncOutcome, as_json: bool,
 @_api_options
 @_json_option
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
-@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
+@_traceback_option
 def pull(
     state: Path | None,
     api_url: str,
@@ -894,27 +886,16 @@ def pull(
     allow_insecure_http: bool,
     as_json: bool,
     verbose: int,
-    traceback: bool,
 ) -> None:
     """Refresh the local snapshot of the whole contact book, fields and lists."""
     from bsg_sync import refresh
-    from bsg_sync.client import ApiError
     from bsg_sync.state import StateStore, default_state_path
-    from bsg_sync.sync import api_error_as_run_error
 
     _setup_logging(verbose, False)
     path = state or default_state_path()
-    try:
-        client = _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http)
-        try:
-            with StateStore(path) as store:
-                count, account = refresh.pull_all(client, store)
-        finally:
-            client.close()
-    except BsgSyncError as exc:
-        _fail(exc, traceback)
-    except ApiError as exc:
-        _fail(api_error_as_run_error(exc), traceback)
+    with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as client, \
+            StateStore(path) as store:
+        count, account = refresh.pull_all(client, store)
     if as_json:
         _json_out(
             {
@@ -933,12 +914,12 @@ def pull(
 # ---------------------------------------------------------------- runs / show / undo
 
 
-def _open_store(state: Path | None, traceback: bool) -> Any:
+def _open_store(state: Path | None) -> Any:
     from bsg_sync.state import StateStore, default_state_path
 
     path = state or default_state_path()
     if not path.is_file():
-        _fail(UsageError(f"there is no state store at {path} yet: nothing has run"), traceback)
+        raise UsageError(f"there is no state store at {path} yet: nothing has run")
     return StateStore(path)
 
 
@@ -953,11 +934,8 @@ def _counts_text(counts: dict[str, int]) -> str:
               help="How many runs, newest first.")
 def runs(state: Path | None, as_json: bool, limit: int) -> None:
     """List the runs in the state store (newest first): id, start, sheet, counts, exit code."""
-    try:
-        with _open_store(state, False) as store:
-            found = store.runs(limit)
-    except BsgSyncError as exc:
-        _fail(exc, False)
+    with _open_store(state) as store:
+        found = store.runs(limit)
     if as_json:
         _json_out([_run_json(r) for r in found])
         return
@@ -986,17 +964,13 @@ def show(run_id: int, state: Path | None, report: Path | None, every_row: bool) 
     """What run RUN did, row by row (rows that changed nothing are left out unless --all)."""
     from bsg_sync import report as report_mod
 
-    try:
-        with _open_store(state, False) as store:
-            info = store.run(run_id)
-            if info is None:
-                raise UsageError(f"there is no run {run_id}; `bsg-sync runs` lists them")
-            results = store.run_results(run_id)
-        if report is not None:
-            report_mod.write_report(report, results, report_mod.summary_of_run(info, results,
-                                                                               report))
-    except BsgSyncError as exc:
-        _fail(exc, False)
+    with _open_store(state) as store:
+        info = store.run(run_id)
+        if info is None:
+            raise UsageError(f"there is no run {run_id}; `bsg-sync runs` lists them")
+        results = store.run_results(run_id)
+    if report is not None:
+        report_mod.write_report(report, results, report_mod.summary_of_run(info, results, report))
     kind = "dry run" if info.dry_run else "run"
     lines = [f"{kind} {run_id} of {info.sheet} at {info.started_at}: "
              f"{_counts_text(info.counts) or 'not finished'}"]
@@ -1029,20 +1003,20 @@ def show(run_id: int, state: Path | None, report: Path | None, every_row: bool) 
 @_notify_options
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, only errors and the summary.")
-@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors (debugging).")
+@_traceback_option
 def undo(run_id: int, dry_run: bool, force: bool, delete_created: bool, report: Path | None,
          state: Path | None, api_url: str, api_key_file: Path | None, allow_insecure_http: bool,
          as_json: bool, concurrency: int, max_rps: float, no_rate_limit: bool,
          max_failures: Threshold | None, max_changes: Threshold | None,
          notify: tuple[str, ...], notify_on: str, notify_failures: Threshold | None,
-         verbose: int, quiet: bool, traceback: bool) -> None:
+         verbose: int, quiet: bool) -> None:
     """Put back what run RUN changed, only where BSG still holds what it wrote (an undo is a
     run too: previewed with --dry-run, reported, journalled, and it can be undone)."""
     from bsg_sync.state import default_state_path
     from bsg_sync.undo import UndoOptions, run_undo
 
     _setup_logging(verbose, quiet)
-    alerts = _notify_settings(notify, notify_on, notify_failures, traceback)
+    alerts = _notify_settings(notify, notify_on, notify_failures)
     opts = UndoOptions(
         run_id=run_id, state=state or default_state_path(), api_url=api_url, report=report,
         dry_run=dry_run, force=force, delete_created=delete_created, concurrency=concurrency,
@@ -1054,8 +1028,8 @@ def undo(run_id: int, dry_run: bool, force: bool, delete_created: bool, report: 
         key = _api_key_from_env_or_file(api_key_file)
         outcome = _run_with_signals(lambda hooks: run_undo(opts, key, hooks), quiet)
     except BsgSyncError as exc:
-        _fail_and_tell(alerts, news_of_error("undo", what, exc, time.monotonic() - t0), exc,
-                       traceback)
+        _tell(alerts, news_of_error("undo", what, exc, time.monotonic() - t0))
+        raise  # the alert first, then the sentence and the exit code
     _end_and_tell(alerts, "undo", outcome, as_json)
 
 
@@ -1075,11 +1049,8 @@ def prune(state: Path | None, older_than: float | None) -> None:
     path = state or default_state_path()
     days = RETENTION_DAYS if older_than is None else older_than
     dry_days = DRY_RUN_RETENTION_DAYS if older_than is None else older_than
-    try:
-        with StateStore(path) as store:
-            pruned = store.prune(days=days, dry_run_days=dry_days)
-    except BsgSyncError as exc:
-        _fail(exc, False)
+    with StateStore(path) as store:
+        pruned = store.prune(days=days, dry_run_days=dry_days)
     _say(f"pruned {pruned.runs} runs ({pruned.results} results) from {path}")
 
 
@@ -1094,10 +1065,7 @@ def demo(workdir: Path | None) -> None:
     """Run a dry run, a real sync and a second sync against a bundled emulator (no account needed)."""
     from bsg_sync.demo import run_demo
 
-    try:
-        run_demo(workdir, echo=_say)
-    except BsgSyncError as exc:
-        _fail(exc, False)
+    run_demo(workdir, echo=_say)
 
 
 # ---------------------------------------------------------------- serve
@@ -1180,8 +1148,6 @@ def serve(
                 json.dumps({"url": url}) if as_json else f"serving on {url}"
             ),
         )
-    except BsgSyncError as exc:
-        _fail(exc, False)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from None
 
@@ -1208,13 +1174,13 @@ def serve(
               show_default=True, help="HLR requests per second cap.")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary.")
-@click.option("--traceback", is_flag=True, help="Show the Python traceback on errors.")
+@_traceback_option
 def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: str | None,
            report: Path | None, state: Path | None, api_url: str, api_key_file: Path | None,
            allow_insecure_http: bool, as_json: bool, mode: str, hlr_url: str,
            hlr_api_key_file: Path | None, verify_max_age: float, max_verify_cost: Any,
            hlr_batch: int, hlr_poll_interval: float, dry_run: bool, offline: bool,
-           max_rps: float, verbose: int, quiet: bool, traceback: bool) -> None:
+           max_rps: float, verbose: int, quiet: bool) -> None:
     """Check SHEET's numbers with BSG's HLR lookup (priced and capped) before sending."""
     from bsg_sync.state import default_state_path
     from bsg_sync.sync import SyncOptions
@@ -1245,10 +1211,8 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
         if report is not None and not dry_run:
             write_results(report, outcome.results.values())
     except KeyboardInterrupt:
-        _fail(Interrupted("verification stopped; run again to resume (nothing is paid twice)"),
-              traceback)
-    except BsgSyncError as exc:
-        _fail(exc, traceback)
+        raise Interrupted("verification stopped; run again to resume (nothing is paid twice)"
+                          ) from None
     if as_json:
         _json_out(summary_json(outcome))
     for line in summary_lines(outcome):
@@ -1257,5 +1221,4 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
 
 
 def main() -> None:
-    cli(prog_name="bsg-sync")
-    sys.exit(0)
+    cli(prog_name="bsg-sync")  # exits: click's standalone mode ends with sys.exit

@@ -31,9 +31,21 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bsg_sync import __version__
-from bsg_sync.errors import AuthError
+from bsg_sync.errors import (
+    ApiCallError,
+    AuthFailed,
+    Cancelled,
+    ModeForbidden,
+    NotFound,
+    ServerError,
+    Throttled,
+    TooSlow,
+    TransportError,
+    Unreachable,
+    ValidationFailed,
+)
 from bsg_sync.models import Contact, Field, Group
-from bsg_sync.scrub import add_secret, scrub
+from bsg_sync.scrub import add_secret
 
 log = logging.getLogger(__name__)
 
@@ -78,65 +90,6 @@ class RetryPolicy:
         """Exponential backoff with jitter before retry number `attempt` (1-based)."""
         ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
         return ceiling * random.uniform(0.5, 1.0)
-
-
-class ApiError(Exception):
-    """A failed API call. `message` is BSG's flattened text; attempts/status for the report."""
-
-    code = "http-error"
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1) -> None:
-        message = scrub(message)  # an answer may quote the request; never pass a key on
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.attempts = attempts
-        self.retry_after: float | None = None  # seconds, from a 429's Retry-After
-
-
-class AuthFailed(ApiError, AuthError):  # 401 after one re-login, or 422 "API Key not found"
-    code = "auth"
-
-
-class NotFound(ApiError):  # 404, or 422 with "Invalid contact id" / "... not found"
-    code = "not-found"
-
-
-class ValidationFailed(ApiError):  # other 422 / 400 (code becomes f"http-{status}")
-    code = "http-422"
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1) -> None:
-        super().__init__(message, status=status, attempts=attempts)
-        if status is not None:
-            self.code = f"http-{status}"
-
-
-class ModeForbidden(ApiError):  # 403 "This action is unauthorized for your mode"
-    code = "test-mode"
-
-
-class Throttled(ApiError):  # 429 still failing after retries
-    code = "retries-exhausted"
-
-
-class ServerError(ApiError):  # 5xx still failing after retries
-    code = "retries-exhausted"
-
-
-class TransportError(ApiError):  # connection refused/dropped, timeout, bad body, after retries
-    code = "retries-exhausted"
-
-
-class Unreachable(TransportError):  # nothing listens / no route: the connection never opened
-    pass
-
-
-class TooSlow(TransportError):  # the answer did not arrive whole within the deadline
-    pass
-
-
-class Cancelled(ApiError):  # the run was asked to stop (Ctrl-C / SIGTERM): nothing more sent
-    code = "interrupted"
 
 
 _RETRYABLE = (Throttled, ServerError, TransportError)
@@ -297,10 +250,10 @@ def _status_text(status: int | None) -> str:
         return f"HTTP {status}"
 
 
-def error_for(status: int, payload: Any, attempts: int) -> ApiError:
-    """Map a non-2xx answer (after retries) to the ApiError subclass the callers handle."""
+def error_for(status: int, payload: Any, attempts: int) -> ApiCallError:
+    """Map a non-2xx answer (after retries) to the ApiCallError subclass the callers handle."""
     message = flatten_error(payload, status)
-    kind: type[ApiError]
+    kind: type[ApiCallError]
     if status == 401:
         kind = AuthFailed
     elif status == 403:
@@ -556,7 +509,7 @@ def _read_body(resp: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _unquoted_login_error(exc: ApiError) -> ApiError:
+def _unquoted_login_error(exc: ApiCallError) -> ApiCallError:
     """The login failure in our own words: a login answer may echo the key, so none of its
     text is kept (a transport error without a status is already our own sentence)."""
     if exc.status is None:
@@ -565,8 +518,7 @@ def _unquoted_login_error(exc: ApiError) -> ApiError:
         text = f"BSG answered the login with HTTP {exc.status} but not with the API's JSON"
     else:
         text = f"BSG answered the login with {_status_text(exc.status)}"
-    exc.message = text
-    exc.args = (text,)
+    exc.reword(text)
     return exc
 
 
@@ -777,7 +729,7 @@ class BsgClient:
         try:
             reply = self._send("POST", LOGIN_PATH, body={"api_key": self._key.reveal()},
                                auth=False)
-        except ApiError as exc:
+        except ApiCallError as exc:
             raise _unquoted_login_error(exc) from None
         self.logins += 1
         if reply.status >= 400:
@@ -828,7 +780,7 @@ class BsgClient:
             relogins += 1
             try:
                 again = self._send(method, path, params=params, body=body)
-            except ApiError as exc:
+            except ApiCallError as exc:
                 exc.attempts += reply.attempts
                 raise
             reply = replace(again, attempts=again.attempts + reply.attempts)
@@ -939,7 +891,7 @@ class BsgClient:
         self._answered = True
         return status, self._classify(status, raw, retry_after)
 
-    def _cut_error(self, ticket: _Ticket, method: str, path: str) -> ApiError:
+    def _cut_error(self, ticket: _Ticket, method: str, path: str) -> ApiCallError:
         if ticket.reason == "stop":
             return Cancelled(f"the run was stopped while waiting for {method} {path}")
         return TooSlow(f"no complete answer from {self._host} within "
@@ -979,14 +931,14 @@ class BsgClient:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         reason: object = exc
-        if path == LOGIN_PATH and isinstance(exc, ApiError):
-            reason = _unquoted_login_error(exc)
+        if isinstance(exc, ApiCallError):  # BSG's text, not the run's sentence
+            reason = (_unquoted_login_error(exc) if path == LOGIN_PATH else exc).message
         log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
                  method, path, state.attempt_number, reason, wait)
 
     def request_keyed(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """One call to a key-in-a-header API (no login) with the usual retries, deadline, stop
-        and pacing; the decoded JSON object of a 2xx answer, else the ApiError."""
+        and pacing; the decoded JSON object of a 2xx answer, else the ApiCallError."""
         if self._key_header is None:
             raise ValueError("request_keyed needs a client made with key_header")
         reply = self._send(method, path, body=body, auth=False)

@@ -12,16 +12,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from bsg_sync import errors
-from bsg_sync.client import (
-    ApiError,
+from bsg_sync.client import CallResult
+from bsg_sync.differ import Replanner
+from bsg_sync.errors import (
+    ApiCallError,
     AuthFailed,
-    CallResult,
     Cancelled,
     ModeForbidden,
     NotFound,
     ValidationFailed,
 )
-from bsg_sync.differ import Replanner
 from bsg_sync.models import (
     Action,
     Contact,
@@ -198,7 +198,7 @@ def _create(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan) -> Sen
     return _ok_or_not_applied(p, CallResult(contact, attempts, call.http_status), None)
 
 
-def _failure_sentence(exc: ApiError) -> str:
+def _failure_sentence(exc: ApiCallError) -> str:
     if isinstance(exc, ModeForbidden):
         return (
             "BSG refused the write in test mode, which only accepts numbers verified in the "
@@ -213,7 +213,7 @@ def _failure_sentence(exc: ApiError) -> str:
     return f"BSG did not accept the update after {exc.attempts} attempts: {exc.message}"
 
 
-def _failed(p: PlannedRow, exc: ApiError) -> RowResult:
+def _failed(p: PlannedRow, exc: ApiCallError) -> RowResult:
     return replace(
         result_from_plan(p),
         status=Status.FAILED,
@@ -243,7 +243,7 @@ def send_row(
         raise
     except Cancelled:  # stopped while waiting to retry: an earlier attempt may have landed
         return Sent(_not_sent(p, UNCONFIRMED))
-    except ApiError as exc:
+    except ApiCallError as exc:
         return Sent(_failed(p, exc))
     return sent
 
@@ -428,7 +428,7 @@ class _Run:
             result, confirmed, before = send_row(p, self.client, pace, self.replan)
         except AuthFailed as exc:
             self.deliver(index, _failed(p, exc), None)
-            self.abort(errors.AuthError(exc.message))
+            self.abort(exc)
             return
         except Exception as exc:  # a bug must not kill the worker silently
             log.exception("row %s: unexpected error while sending", p.row)

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bsg_sync.client import BsgClient, RetryPolicy
-from bsg_sync.errors import AuthError, RunRefused
+from bsg_sync.errors import RunRefused
 
 DEFAULT_HLR_URL = "https://api.bsg.world/rest"
 KEY_HEADER = "X-API-KEY"
@@ -35,7 +35,7 @@ class HlrRefused(RunRefused):
         self.code = code
 
 
-class HlrKeyRejected(HlrRefused, AuthError):
+class HlrKeyRejected(HlrRefused):
     """Error 1: the X-API-KEY is not valid."""
 
 

@@ -13,27 +13,15 @@ from pathlib import Path
 
 from bsg_sync import mapping as mapping_mod
 from bsg_sync import refresh, report
-from bsg_sync.client import (
-    ApiError,
-    AuthFailed,
-    BsgClient,
-    Cancelled,
-    RetryPolicy,
-    ServerError,
-    Throttled,
-    TransportError,
-    Unreachable,
-)
+from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.differ import Replanner, check_max_changes, plan_changes
 from bsg_sync.errors import (
-    ApiUnreachable,
-    AuthError,
     BsgSyncError,
+    Cancelled,
     ConfigError,
     ExitCode,
     Interrupted,
     OutputError,
-    RunRefused,
     StateStoreError,
     UsageError,
 )
@@ -186,29 +174,11 @@ def make_client(
         raise UsageError(str(exc)) from None
 
 
-def api_error_as_run_error(exc: ApiError) -> BsgSyncError:
-    """An API failure outside any one row (login, fields, refresh) is the run's failure."""
-    if isinstance(exc, Cancelled):
-        return Interrupted(f"interrupted before anything was sent ({exc.message})")
-    if isinstance(exc, AuthFailed):
-        return AuthError(exc.message)
-    if isinstance(exc, Unreachable):
-        return ApiUnreachable(
-            f"cannot reach the BSG API: {exc.message}; check --api-url (or BSG_API_URL) "
-            "and the network"
-        )
-    if isinstance(exc, (TransportError, ServerError, Throttled)):
-        return ApiUnreachable(f"the BSG API is not answering properly: {exc.message}")
-    return RunRefused(f"BSG refused a request: {exc.message}")
-
-
 def run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks | None = None) -> SyncOutcome:
     """Run one sync (or dry run) end to end. Raises BsgSyncError for whole-run failures
-    that happen before anything is sent; failures while sending come back in `aborted`."""
-    try:
-        return _run_sync(opts, api_key, hooks or Hooks())
-    except ApiError as exc:
-        raise api_error_as_run_error(exc) from exc
+    that happen before anything is sent (a failed API call is one: ApiCallError); failures
+    while sending come back in `aborted`."""
+    return _run_sync(opts, api_key, hooks or Hooks())
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bsg_sync import refresh, report
-from bsg_sync.client import ApiError, BsgClient, RetryPolicy
+from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.differ import Replanner, check_max_changes
 from bsg_sync.errors import UsageError
 from bsg_sync.models import (
@@ -45,7 +45,6 @@ from bsg_sync.sync import (
     RunContext,
     SyncOptions,
     SyncOutcome,
-    api_error_as_run_error,
     finish_run,
     make_client,
     now_text,
@@ -245,10 +244,7 @@ def run_undo(opts: UndoOptions, api_key: str | None, hooks: Hooks | None = None,
              ) -> SyncOutcome:
     """Undo one run end to end (or plan it, with dry_run); like run_sync, whole-run failures
     before sending raise BsgSyncError and failures while sending come back in `aborted`."""
-    try:
-        return _run_undo(opts, api_key, hooks or Hooks())
-    except ApiError as exc:
-        raise api_error_as_run_error(exc) from exc
+    return _run_undo(opts, api_key, hooks or Hooks())
 
 
 def _run_undo(opts: UndoOptions, api_key: str | None, hooks: Hooks) -> SyncOutcome:

@@ -459,13 +459,7 @@ def run_verify(opts: SyncOptions, vopts: VerifyOptions, api_key: str | None, hlr
                hlr_key: str, *, stop: threading.Event | None = None,
                on_progress: Callable[[int, int], None] = lambda _d, _t: None) -> VerifyOutcome:
     """`bsg-sync verify`: the sheet's numbers chosen, priced, guarded, looked up, cached."""
-    from bsg_sync.client import ApiError
-    from bsg_sync.sync import api_error_as_run_error
-
-    try:
-        return _run_verify(opts, vopts, api_key, hlr_url, hlr_key, stop, on_progress)
-    except ApiError as exc:
-        raise api_error_as_run_error(exc) from exc
+    return _run_verify(opts, vopts, api_key, hlr_url, hlr_key, stop, on_progress)
 
 
 def _run_verify(opts: SyncOptions, vopts: VerifyOptions, api_key: str | None, hlr_url: str,

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from bsg_sync.cli import cli
 from bsg_sync.client import (
-    ApiError,
     AuthFailed,
     BsgClient,
     ModeForbidden,
@@ -36,7 +35,7 @@ from bsg_sync.client import (
     parse_contact,
 )
 from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.errors import AuthError
+from bsg_sync.errors import ApiCallError, ExitCode
 from bsg_sync.models import Contact
 
 KEY = "live_s3cr3t-key-value-0123456789"
@@ -157,15 +156,15 @@ def test_flatten_error_reads_as_one_sentence(payload: Any, expected: str) -> Non
     ],
 )
 def test_error_for_maps_status_and_message(status: int, message: str,
-                                           kind: type[ApiError], code: str) -> None:
+                                           kind: type[ApiCallError], code: str) -> None:
     exc = error_for(status, {"message": message, "errors": []}, 2)
     assert type(exc) is kind
     assert (exc.code, exc.status, exc.attempts, exc.message) == (code, status, 2, message)
 
 
 def test_auth_failed_is_a_run_refusal_with_exit_3() -> None:
-    assert isinstance(AuthFailed("x"), AuthError)
-    assert int(AuthFailed("x").exit_code) == 3
+    assert int(AuthFailed("x").exit_code) == ExitCode.REFUSED == 3
+    assert str(AuthFailed("BSG did not accept the API key")) == "BSG did not accept the API key"
 
 
 @pytest.mark.parametrize(

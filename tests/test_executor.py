@@ -351,7 +351,7 @@ def test_a_write_that_comes_back_different_is_not_applied() -> None:
 def test_a_second_401_after_relogin_aborts_the_run() -> None:
     with Emulator(config(token_ttl=0), seed=SEED) as emu, make_client(emu) as client:
         outcome = run([update_row(n, "Leeds") for n in range(6)], client, concurrency=1)
-    assert isinstance(outcome.aborted, errors.AuthError)
+    assert isinstance(outcome.aborted, errors.AuthFailed)
     assert "again right after a fresh login" in str(outcome.aborted)
     first, *rest = outcome.results
     assert first.status is Status.FAILED and first.error_code == "auth"
@@ -364,7 +364,7 @@ def test_a_rejected_api_key_aborts_before_anything_is_written() -> None:
             make_client(emu, "live_wrong") as client:
         outcome = run([update_row(n, "Leeds") for n in range(5)], client, concurrency=2)
         assert emu.stats()["writes"] == 0
-    assert isinstance(outcome.aborted, errors.AuthError)
+    assert isinstance(outcome.aborted, errors.AuthFailed)
     assert "live_wrong" not in str(outcome.aborted)
     assert sum(r.status is Status.NOT_SENT for r in outcome.results) >= 3
 

@@ -26,7 +26,7 @@ else:  # pragma: no cover - Python 3.10
 
 from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.errors import ApiUnreachable, AuthError, LockHeld, TooManyChanges, UsageError
+from bsg_sync.errors import AuthFailed, LockHeld, TooManyChanges, Unreachable, UsageError
 from bsg_sync.models import Status, Threshold
 from bsg_sync.reader import read_sheet
 from bsg_sync.state import StateStore
@@ -343,7 +343,7 @@ def test_max_failures_aborts_and_leaves_the_rest_not_sent(fresh: Emulator,
 def test_wrong_api_key_is_refused(tmp_path: Path) -> None:
     with Emulator(EmulatorConfig(api_key="live_right"), seed=SEED_PATH) as emu:
         opts = _options(emu, tmp_path, "contacts.csv", "contacts.toml")
-        with pytest.raises(AuthError, match="API Key not found"):
+        with pytest.raises(AuthFailed, match="API Key not found"):
             run_sync(opts, "live_wrong")
         assert _writes(emu) == 0
 
@@ -354,7 +354,7 @@ def test_unreachable_api_is_refused(tmp_path: Path) -> None:
     opts = SyncOptions(sheet=SAMPLES / "contacts.csv", mapping=SAMPLES / "contacts.toml",
                        state=tmp_path / "s.sqlite3", api_url=url, report=tmp_path / "r.jsonl",
                        policy=replace(RetryPolicy.fast(), max_attempts=2))
-    with pytest.raises(ApiUnreachable, match="cannot reach the BSG API"):
+    with pytest.raises(Unreachable, match="cannot reach the BSG API"):
         run_sync(opts, KEY)
 
 

@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bsg_sync.cli import cli
-from bsg_sync.client import ApiError, RetryPolicy, Throttled
+from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.errors import ApiCallError, Throttled
 from bsg_sync.hlr import (
     HlrBatchTooLarge,
     HlrBusy,
@@ -347,7 +348,7 @@ def test_a_redirect_never_carries_the_hlr_key_elsewhere() -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with HlrClient(f"http://127.0.0.1:{first.server_port}", HLR_KEY,
-                       policy=RetryPolicy.fast()) as hlr, pytest.raises(ApiError):
+                       policy=RetryPolicy.fast()) as hlr, pytest.raises(ApiCallError):
             hlr.balance()
         assert seen == []
     finally:

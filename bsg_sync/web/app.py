@@ -50,7 +50,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from bsg_sync import mapping as mapping_mod
 from bsg_sync import report
-from bsg_sync.client import ApiError, BsgClient, RetryPolicy
+from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.errors import BsgSyncError, ConfigError, UsageError
 from bsg_sync.isolate import read_sheet_isolated
 from bsg_sync.models import (
@@ -64,7 +64,7 @@ from bsg_sync.models import (
 )
 from bsg_sync.refresh import load_account
 from bsg_sync.state import RunInfo
-from bsg_sync.sync import SyncOptions, SyncOutcome, api_error_as_run_error
+from bsg_sync.sync import SyncOptions, SyncOutcome
 from bsg_sync.undo import UndoOptions, run_undo
 from bsg_sync.web import forms
 from bsg_sync.web import layout as layout_mod
@@ -382,8 +382,6 @@ def _account(svc: Services, upload: Upload) -> Account:
         try:
             with _client(svc.config) as client:
                 upload.account = load_account(client)
-        except ApiError as exc:
-            raise api_error_as_run_error(exc) from exc
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return upload.account
