@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from bsg_sync.errors import ErrorCode
 from bsg_sync.models import CellProblem, SheetRow
 
-CONTROL_CODE = "control-character"
+CONTROL_CODE = ErrorCode.CONTROL_CHARACTER
 _BATCH = 4096
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 

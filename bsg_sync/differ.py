@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bsg_sync.errors import TooManyChanges
+from bsg_sync.errors import ErrorCode, TooManyChanges
 from bsg_sync.models import (
     Account,
     Action,
@@ -158,7 +158,7 @@ def _missing_message(d: Desired) -> str:
 
 def _not_found(d: Desired, message: str) -> PlannedRow:
     return PlannedRow(d.row, Action.SKIP, Status.NOT_FOUND, d.contact_id, d.phone,
-                      error_code="not-found", error=message)
+                      error_code=ErrorCode.NOT_FOUND, error=message)
 
 
 def _plan_create(d: Desired, names: _Names) -> PlannedRow:

@@ -18,6 +18,7 @@ from bsg_sync.errors import (
     ApiCallError,
     AuthFailed,
     Cancelled,
+    ErrorCode,
     ModeForbidden,
     NotFound,
     ValidationFailed,
@@ -44,9 +45,9 @@ Pace = Callable[[], None]
 # plans a row again against the contact read right before its write (differ.Replanner, undo)
 Replan = Callable[[PlannedRow, Contact], PlannedRow]
 
-NOT_APPLIED = "not-applied"
-NOT_SENT = "not-sent"
-INTERNAL = "internal-error"
+NOT_APPLIED = ErrorCode.NOT_APPLIED
+NOT_SENT = ErrorCode.NOT_SENT
+INTERNAL = ErrorCode.INTERNAL_ERROR
 PARKED_PER_SLOT = 3  # rows that may wait between attempts per concurrency slot
 MAX_WORKERS = 256
 ALREADY_SO = ("BSG already held these values when the row was about to be sent (changed in BSG "
@@ -130,7 +131,7 @@ def _send_update(p: PlannedRow, client: BsgClient, pace: Pace, replan: Replan,
     read = client.read_contact(p.contact_id)
     if read is None:
         gone = p._replace(action=Action.SKIP, status=Status.NOT_FOUND, changes="",
-                          error_code="not-found",
+                          error_code=ErrorCode.NOT_FOUND,
                           error=f"Contact {p.contact_id} was deleted in BSG before the write.")
         return _settled(gone, attempts + 1, 404)
     attempts += read.attempts

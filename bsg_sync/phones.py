@@ -9,12 +9,14 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata
 
+from bsg_sync.errors import ErrorCode
+
 MIN_DIGITS = 9
 MAX_DIGITS = 15
 
-MISSING = "missing-phone"
-INVALID = "invalid-phone"
-PRECISION_LOST = "phone-precision-lost"
+MISSING = ErrorCode.MISSING_PHONE
+INVALID = ErrorCode.INVALID_PHONE
+PRECISION_LOST = ErrorCode.PHONE_PRECISION_LOST
 
 _SCIENTIFIC = re.compile(r"^\+?\d+(?:[.,]\d*)?[eE][+-]?\d+$")
 _INTEGRAL_FLOAT = re.compile(r"^(\+?\d{6,})\.0+$")  # "447700900123.0" from a float export

@@ -19,6 +19,7 @@ from bsg_sync.errors import (
     BsgSyncError,
     Cancelled,
     ConfigError,
+    ErrorCode,
     ExitCode,
     Interrupted,
     OutputError,
@@ -275,7 +276,7 @@ def _interrupted_before_sending(
         waiting = [(d.row, d.contact_id, d.phone) for d in mapped.desired]
     else:
         done, waiting = [], [(r.row, None, None) for r in run.sheet.rows]
-    unsent = [RowResult(row, cid, phone, status=Status.NOT_SENT, error_code="not-sent",
+    unsent = [RowResult(row, cid, phone, status=Status.NOT_SENT, error_code=ErrorCode.NOT_SENT,
                         error=NOT_SENT_INTERRUPTED) for row, cid, phone in waiting]
     results = sorted([*done, *unsent], key=lambda r: r.row)
     _begin(run)

@@ -25,7 +25,7 @@ from pathlib import Path
 from bsg_sync import refresh, report
 from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.differ import Replanner, check_max_changes
-from bsg_sync.errors import UsageError
+from bsg_sync.errors import ErrorCode, UsageError
 from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RPS,
@@ -51,8 +51,8 @@ from bsg_sync.sync import (
     send_plan,
 )
 
-CHANGED_SINCE = "changed-since"
-CREATED_BY_RUN = "created-by-run"
+CHANGED_SINCE = ErrorCode.CHANGED_SINCE
+CREATED_BY_RUN = ErrorCode.CREATED_BY_RUN
 _EMPTY = "(empty)"
 
 
@@ -145,7 +145,7 @@ class UndoPlanner:
     def plan_one(self, w: UndoWish, now: Contact | None) -> PlannedRow:
         if now is None:
             return PlannedRow(w.row, Action.SKIP, Status.NOT_FOUND, w.contact_id, w.after.phone,
-                              error_code="not-found",
+                              error_code=ErrorCode.NOT_FOUND,
                               error=f"Contact {w.contact_id} no longer exists in BSG.")
         names, lists = self.replanner.names.fields, self.replanner.names.groups
         if w.before is None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from phonenumbers import region_code_for_country_code
 
-from bsg_sync.errors import Interrupted, RunRefused
+from bsg_sync.errors import ErrorCode, Interrupted, RunRefused
 from bsg_sync.hlr import (
     DUPLICATE_REFERENCE,
     PENDING_STATUSES,
@@ -525,7 +525,7 @@ def summary_json(o: VerifyOutcome) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- acting on the result (pure)
 
-UNREACHABLE_CODE = "number-unreachable"
+UNREACHABLE_CODE = ErrorCode.NUMBER_UNREACHABLE
 
 
 def unreachable_numbers(results: Mapping[str, Verified]) -> frozenset[str]:

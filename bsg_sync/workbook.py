@@ -35,7 +35,7 @@ import python_calamine
 
 from bsg_sync import xlsx
 from bsg_sync.cellformats import CellFormats, has_format
-from bsg_sync.errors import InputFileError
+from bsg_sync.errors import ErrorCode, InputFileError
 from bsg_sync.models import CellProblem, SheetRow
 from bsg_sync.numfmt import ErrorText, cell_renderer, render_cell
 
@@ -164,7 +164,7 @@ def note_error_cells(grid: object, rows: list[SheetRow]) -> list[SheetRow]:
     out = []
     for row in rows:
         found = tuple(
-            CellProblem(i, "cell-error", str(v))
+            CellProblem(i, ErrorCode.CELL_ERROR, str(v))
             for i, v in enumerate(row.values)
             if type(v) is ErrorText
         )

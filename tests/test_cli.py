@@ -55,3 +55,42 @@ def test_bad_max_changes_is_rejected(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["sync", str(sheet), "--max-changes", "lots"])
     assert result.exit_code == 2
     assert "--max-changes" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "sentence"),
+    [
+        (["runs"], 2, "bsg-sync: there is no state store at "),
+        (["show", "1"], 2, "bsg-sync: there is no state store at "),
+        (["fields"], 2, "bsg-sync: no API key: set BSG_API_KEY"),
+        (["pull"], 2, "bsg-sync: no API key: set BSG_API_KEY"),
+        (["lists", "--api-url", "http://127.0.0.1:9"], 3,
+         "bsg-sync: cannot reach the BSG API: could not connect to 127.0.0.1:9; check --api-url"),
+        (["fields", "--api-url", "http://example.com"], 2,
+         "bsg-sync: refusing plain http to example.com"),
+    ],
+)
+def test_an_error_is_one_sentence_on_stderr_and_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, sentence: str
+) -> None:
+    monkeypatch.delenv("BSG_API_KEY", raising=False)
+    env = {"BSG_STATE": str(tmp_path / "none.sqlite3")}
+    if "--api-url" in args:
+        env["BSG_API_KEY"] = "live_cli_tests"
+    result = CliRunner().invoke(cli, args, env=env)
+    assert (result.exit_code, result.stdout) == (code, ""), result.output
+    assert result.stderr.startswith(sentence), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--traceback", "runs"], ["--traceback", "pull"],
+                                  ["pull", "--traceback"]])
+def test_traceback_before_or_after_the_command_raises_the_error_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    from bsg_sync.errors import UsageError
+
+    monkeypatch.delenv("BSG_API_KEY", raising=False)
+    result = CliRunner().invoke(cli, args, env={"BSG_STATE": str(tmp_path / "none.sqlite3")})
+    assert isinstance(result.exception, UsageError)
+    assert result.stderr == ""
