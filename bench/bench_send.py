@@ -29,9 +29,10 @@ from typing import Any
 
 import requests
 
-from bsg_sync.client import BsgClient, CallResult, contact_body
+from bsg_sync.client import BsgClient, CallResult
 from bsg_sync.executor import execute_plan
 from bsg_sync.models import Action, Contact, Desired, PlannedRow, RowResult, Status
+from bsg_sync.wire import write_body
 
 CITY = 1
 FIRST_ID = 1000
@@ -124,7 +125,7 @@ def sequential_rate(url: str, sample: int) -> float:
     for n in range(sample):
         target = plan_row(n, f"Seq {n}").target
         assert target is not None
-        body = contact_body(target)
+        body = write_body(target)
         resp = session.put(f"{url}/api/contacts/{FIRST_ID + n}", json=body, headers=headers,
                            timeout=10)
         resp.raise_for_status()

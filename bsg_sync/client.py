@@ -8,7 +8,6 @@ import ipaddress
 import json
 import logging
 import random
-import re
 import socket
 import threading
 import time
@@ -16,7 +15,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,19 +28,17 @@ from tenacity import (
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from bsg_sync import __version__
+from bsg_sync import __version__, wire
 from bsg_sync.errors import (
     ApiCallError,
     AuthFailed,
     Cancelled,
-    ModeForbidden,
     NotFound,
     ServerError,
     Throttled,
     TooSlow,
     TransportError,
     Unreachable,
-    ValidationFailed,
 )
 from bsg_sync.models import Contact, Field, Group
 from bsg_sync.scrub import add_secret
@@ -55,16 +51,9 @@ MAX_BODY_BYTES = 5 * 1024 * 1024  # a 2xx body larger than this is refused as a 
 PAGE_LIMIT_MAX = 500
 ATTACH_MAX_CONTACTS = 200  # per POST /api/groups/attach|detach
 ATTACH_MAX_GROUPS = 20  # the docs' limit (the spec allows 100): the safe minimum
-MAX_CONTACT_GROUPS = 100  # ids in one contact write's `groups` (BSG: "100 elements or less")
 DUPLICATE_LIMIT = 3  # BSG's duplicate throttle: identical writes per duplicate_window
 
-_NOT_FOUND = re.compile(r"not found|invalid contact id", re.IGNORECASE)
-_VAGUE_MESSAGES = {"unknown error", "an internal error occurred", ""}
-_ANONYMOUS_KEYS = {"any_field", "text", "message"}  # keys that mean nothing to a person
 LOGIN_PATH = "/api/auth/login"
-# BSG's documented refusals of a key: the only login answers ever quoted (an answer may echo
-# the request, and the request holds the key)
-_LOGIN_REFUSALS = ("API Key not found", "Invalid API Key", "API Key is disabled")
 
 
 @dataclass(frozen=True)
@@ -120,153 +109,6 @@ class _Reply:
     attempts: int
     token: str | None
     token_age: float = 0.0  # seconds between the token's login and this answer's request
-
-
-# ---------------------------------------------------------------- wire shapes
-
-
-def parse_contact(obj: dict[str, Any]) -> Contact:
-    """Normalise a contact object from the wire (fields object / [] / list of {id,value}).
-
-    Raises ValueError when the object is not a contact.
-    """
-    if not isinstance(obj, dict) or "id" not in obj or "phone" not in obj:
-        raise ValueError("a contact needs an id and a phone")
-    hlr_last_check = obj.get("hlr_last_check")
-    return Contact(
-        id=int(obj["id"]),
-        phone=_phone_digits(obj["phone"]),
-        fields=_parse_fields(obj.get("fields")),
-        groups=_parse_groups(obj.get("groups")),
-        hlr_status=_opt_str(obj.get("hlr_status")),
-        hlr_last_check=_opt_str(hlr_last_check),
-    )
-
-
-def _phone_digits(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return re.sub(r"\D", "", str(value))
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _parse_fields(raw: Any) -> dict[int, str]:
-    if not raw:
-        return {}
-    if isinstance(raw, dict):
-        pairs = list(raw.items())
-    elif isinstance(raw, list):
-        pairs = [(item["id"], item.get("value")) for item in raw if isinstance(item, dict)]
-    else:
-        raise ValueError(f"contact fields of type {type(raw).__name__}")
-    return {int(k): "" if v is None else str(v) for k, v in pairs}
-
-
-def _parse_groups(raw: Any) -> frozenset[int]:
-    if not raw:
-        return frozenset()
-    if not isinstance(raw, list):
-        raise ValueError(f"contact groups of type {type(raw).__name__}")
-    return frozenset(int(g["id"]) if isinstance(g, dict) else int(g) for g in raw)
-
-
-def contact_body(target: Contact, before: Contact | None = None) -> dict[str, Any]:
-    """Wire body for PUT/POST that turns `before` (BSG's state read just now) into `target`.
-
-    {"phone": int, "fields": [{"id", "value"}], "groups": [ids]}: every field value of the
-    target (a field `before` holds and the target does not is sent as "" to clear it), and
-    the target's lists. BSG caps `groups` at 100 ids: beyond that, the lists the write adds
-    go first and `body_groups_left_out` names the rest, which the caller attaches separately.
-    """
-    fields = dict(target.fields)
-    if before is not None:
-        fields.update({fid: "" for fid in before.fields if fid not in fields})
-    return {
-        "phone": int(target.phone),
-        "fields": [{"id": k, "value": fields[k]} for k in sorted(fields)],
-        "groups": _body_groups(target, before),
-    }
-
-
-def _body_groups(target: Contact, before: Contact | None) -> list[int]:
-    if len(target.groups) <= MAX_CONTACT_GROUPS:
-        return sorted(target.groups)
-    had = before.groups if before is not None else frozenset()
-    first = sorted(target.groups - had) + sorted(target.groups & had)
-    return sorted(first[:MAX_CONTACT_GROUPS])
-
-
-def body_groups_left_out(body: dict[str, Any], target: Contact) -> frozenset[int]:
-    """The target's lists a body could not carry (over BSG's 100-id cap)."""
-    return target.groups - frozenset(body.get("groups", ()))
-
-
-# ---------------------------------------------------------------- error bodies
-
-
-def flatten_error(payload: Any, status: int | None = None) -> str:
-    """One readable sentence from any BSG error body: message + errors + stray keys."""
-    if not isinstance(payload, dict):
-        text = str(payload).strip() if payload else ""
-        return text or _status_text(status)
-    message = payload.get("message")
-    message = message.strip() if isinstance(message, str) else ""
-    details: list[str] = []
-    _collect(payload.get("errors"), "", details)
-    for key, value in payload.items():
-        if key not in ("message", "errors", "code"):
-            _collect(value, key, details)
-    details = list(dict.fromkeys(details))  # same text twice reads badly
-    if message.lower() in _VAGUE_MESSAGES and details:
-        return "; ".join(details)
-    if not details:
-        return message or _status_text(status)
-    return f"{message.rstrip('.:')}: {'; '.join(details)}"
-
-
-def _collect(value: Any, key: str, out: list[str]) -> None:
-    """Append "key: text" for every string under value (dicts, lists, {"text": ...})."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text:
-            out.append(text if key in _ANONYMOUS_KEYS or not key else f"{key}: {text}")
-    elif isinstance(value, dict):
-        for sub, item in value.items():
-            _collect(item, str(sub) if key in _ANONYMOUS_KEYS or not key else key, out)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, key, out)
-
-
-def _status_text(status: int | None) -> str:
-    if status is None:
-        return "BSG gave no reason"
-    try:
-        return f"HTTP {status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def error_for(status: int, payload: Any, attempts: int) -> ApiCallError:
-    """Map a non-2xx answer (after retries) to the ApiCallError subclass the callers handle."""
-    message = flatten_error(payload, status)
-    kind: type[ApiCallError]
-    if status == 401:
-        kind = AuthFailed
-    elif status == 403:
-        kind = ModeForbidden
-    elif status == 404 or (status == 422 and _NOT_FOUND.search(message)):
-        kind = NotFound
-    elif status == 429:
-        kind = Throttled
-    elif status >= 500:
-        kind = ServerError
-    else:
-        kind = ValidationFailed
-    return kind(message, status=status, attempts=attempts)
 
 
 def _retry_after(value: str | None, cap: float) -> float | None:
@@ -509,63 +351,9 @@ def _read_body(resp: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _unquoted_login_error(exc: ApiCallError) -> ApiCallError:
-    """The login failure in our own words: a login answer may echo the key, so none of its
-    text is kept (a transport error without a status is already our own sentence)."""
-    if exc.status is None:
-        return exc
-    if isinstance(exc, TransportError):
-        text = f"BSG answered the login with HTTP {exc.status} but not with the API's JSON"
-    else:
-        text = f"BSG answered the login with {_status_text(exc.status)}"
-    exc.reword(text)
-    return exc
-
-
-def _login_refusal(payload: dict[str, Any], status: int) -> str:
-    """BSG's reason for refusing the key when it is one of its documented sentences."""
-    text = flatten_error(payload, status)
-    for known in _LOGIN_REFUSALS:
-        if known.lower() in text.lower():
-            return known
-    return _status_text(status)
-
-
 def _oversized(size: int) -> str:
     return (f"BSG sent an answer of more than {MAX_BODY_BYTES // (1024 * 1024)} MB "
             f"({size:,} bytes so far); refusing to read it")
-
-
-def _snippet(raw: bytes) -> str:
-    text = " ".join(raw[:200].decode("utf-8", "replace").split())
-    return text[:60] + ("…" if len(text) > 60 else "")
-
-
-def _decode_success(status: int, raw: bytes) -> dict[str, Any]:
-    """The JSON object of a 2xx answer; anything else is a TransportError (retried)."""
-    if status == 204:
-        return {}
-    if not raw.strip():
-        raise TransportError(f"BSG answered HTTP {status} with an empty body", status=status)
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise TransportError(
-            f"BSG answered HTTP {status} with a body that is not valid JSON "
-            f"(cut off, or not the API?): {_snippet(raw)!r}", status=status) from None
-    if not isinstance(payload, dict):
-        raise TransportError(f"BSG answered HTTP {status} with JSON that is not an object",
-                             status=status)
-    return payload
-
-
-def _decode_lenient(raw: bytes) -> dict[str, Any]:
-    """The JSON object of an error answer, or {} when there is none (an HTML error page)."""
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return {}
-    return payload if isinstance(payload, dict) else {"errors": payload}
 
 
 def _transport_text(exc: requests.RequestException, timeout: float, host: str) -> str:
@@ -590,38 +378,6 @@ def _never_connected(exc: requests.RequestException) -> bool:
         return False
     text = str(exc)
     return not ("aborted" in text or "RemoteDisconnected" in text or "reset" in text)
-
-
-def _data(payload: dict[str, Any]) -> Any:
-    if "data" not in payload:
-        raise TransportError("BSG answered without the expected `data` member")
-    return payload["data"]
-
-
-def _data_list(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    data = _data(payload)
-    if not isinstance(data, list):
-        raise TransportError("BSG answered with `data` that is not a list")
-    return [item for item in data if isinstance(item, dict)]
-
-
-def _total(payload: dict[str, Any]) -> int | None:
-    total = payload.get("total")
-    if total is None:
-        meta = payload.get("meta")
-        page = meta.get("page") if isinstance(meta, dict) else None
-        total = page.get("total") if isinstance(page, dict) else None
-    try:
-        return None if total is None else int(total)
-    except (TypeError, ValueError):
-        return None
-
-
-def _contact_from(payload: Any) -> Contact:
-    try:
-        return parse_contact(payload)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise TransportError(f"BSG sent a contact this client cannot read ({exc})") from None
 
 
 def _chunks(ids: Sequence[int], size: int) -> list[list[int]]:
@@ -730,10 +486,10 @@ class BsgClient:
             reply = self._send("POST", LOGIN_PATH, body={"api_key": self._key.reveal()},
                                auth=False)
         except ApiCallError as exc:
-            raise _unquoted_login_error(exc) from None
+            raise wire.unquoted_login_error(exc) from None
         self.logins += 1
         if reply.status >= 400:
-            text = _login_refusal(reply.payload, reply.status)
+            text = wire.login_refusal(reply.payload, reply.status)
             raise AuthFailed(f"BSG did not accept the API key ({text}); check BSG_API_KEY "
                              "or the key file", status=reply.status, attempts=reply.attempts)
         bearer = reply.payload.get("bearer")
@@ -773,7 +529,7 @@ class BsgClient:
         while reply.status == 401:
             fresh_refusals = fresh_refusals + 1 if reply.token_age <= FRESH_TOKEN_SECONDS else 0
             if fresh_refusals >= 2 or relogins >= max(2, self.policy.max_attempts):
-                text = flatten_error(reply.payload, 401)
+                text = wire.flatten_error(reply.payload, 401)
                 raise AuthFailed(f"BSG rejected the session again right after a fresh login "
                                  f"({text})", status=401, attempts=reply.attempts)
             self._relogin(reply.token)
@@ -785,7 +541,7 @@ class BsgClient:
                 raise
             reply = replace(again, attempts=again.attempts + reply.attempts)
         if reply.status >= 400:
-            raise error_for(reply.status, reply.payload, reply.attempts)
+            raise wire.error_for(reply.status, reply.payload, reply.attempts)
         return reply
 
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -899,10 +655,10 @@ class BsgClient:
 
     def _classify(self, status: int, raw: bytes, retry_after: str | None) -> dict[str, Any]:
         if 200 <= status < 300:
-            return _decode_success(status, raw)
-        payload = _decode_lenient(raw)
+            return wire.decode_success(status, raw)
+        payload = wire.decode_lenient(raw)
         if status == 429 or status >= 500:
-            exc = error_for(status, payload, 1)
+            exc = wire.error_for(status, payload, 1)
             exc.retry_after = _retry_after(retry_after, self.policy.retry_after_cap)
             raise exc
         return payload
@@ -932,7 +688,7 @@ class BsgClient:
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         reason: object = exc
         if isinstance(exc, ApiCallError):  # BSG's text, not the run's sentence
-            reason = (_unquoted_login_error(exc) if path == LOGIN_PATH else exc).message
+            reason = (wire.unquoted_login_error(exc) if path == LOGIN_PATH else exc).message
         log.info("%s %s failed (attempt %d): %s; retrying in %.1f s",
                  method, path, state.attempt_number, reason, wait)
 
@@ -943,7 +699,7 @@ class BsgClient:
             raise ValueError("request_keyed needs a client made with key_header")
         reply = self._send(method, path, body=body, auth=False)
         if reply.status >= 300:
-            raise error_for(reply.status, reply.payload, reply.attempts)
+            raise wire.error_for(reply.status, reply.payload, reply.attempts)
         return reply.payload
 
     # ------------------------------------------------------------ endpoints
@@ -952,7 +708,7 @@ class BsgClient:
         """The account's custom contact fields (GET /api/contacts/fields)."""
         reply = self._call("GET", "/api/contacts/fields")
         return [Field(id=int(f["id"]), name=str(f.get("name", "")), type=str(f.get("type", "")))
-                for f in _data_list(reply.payload)]
+                for f in wire.answer_list(reply.payload)]
 
     def list_groups(self) -> list[Group]:
         """Every contact list of the account (GET /api/groups, paged)."""
@@ -970,13 +726,14 @@ class BsgClient:
             reply = self._call("GET", f"/api/contacts/{int(contact_id)}")
         except NotFound:
             return None
-        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status)
+        contact = wire.answer_contact(wire.answer_data(reply.payload))
+        return CallResult(contact, reply.attempts, reply.status)
 
     def iter_contacts(self, *, page_limit: int = 500) -> Iterator[Contact]:
         """Every contact of the book, each exactly once (GET /api/contacts, paged)."""
         seen: set[int] = set()
         for obj in self._pages("/api/contacts", page_limit):
-            contact = _contact_from(obj)
+            contact = wire.answer_contact(obj)
             if contact.id not in seen:
                 seen.add(contact.id)
                 yield contact
@@ -984,7 +741,7 @@ class BsgClient:
     def count_contacts(self) -> int:
         """How many contacts the book holds (`total` of one small page)."""
         reply = self._call("GET", "/api/contacts", params={"page[limit]": 15, "page[offset]": 0})
-        total = _total(reply.payload)
+        total = wire.answer_total(reply.payload)
         if total is None:
             raise TransportError("BSG answered the contact list without a `total`")
         return total
@@ -995,20 +752,20 @@ class BsgClient:
         while True:
             params = {"page[limit]": limit, "page[offset]": offset}
             reply = self._call("GET", path, params=params)
-            data = _data_list(reply.payload)
+            data = wire.answer_list(reply.payload)
             yield from data
             offset += len(data)
-            total = _total(reply.payload)
+            total = wire.answer_total(reply.payload)
             if len(data) < limit or (total is not None and offset >= total):
                 return
 
     def find_by_phone(self, phone: str) -> Contact | None:
         """The contact with exactly this phone (digits), or None."""
-        digits = _phone_digits(phone)
+        digits = wire.phone_digits(phone)
         params = {"search[field]": "phone", "search[operator]": "=", "search[value]": digits}
         reply = self._call("GET", "/api/contacts/search", params=params)
-        for obj in _data_list(reply.payload):
-            contact = _contact_from(obj)
+        for obj in wire.answer_list(reply.payload):
+            contact = wire.answer_contact(obj)
             if contact.phone == digits:
                 return contact
         return None
@@ -1016,17 +773,19 @@ class BsgClient:
     def update_contact(self, target: Contact, before: Contact) -> CallResult:
         """PUT /api/contacts/{target.id} turning `before` (read just now) into `target`; the
         contact as BSG returns it, and the target's lists the body could not carry."""
-        body = contact_body(target, before)
+        body = wire.write_body(target, before)
         reply = self._call("PUT", f"/api/contacts/{int(target.id)}", body=body)
-        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status,
-                          body_groups_left_out(body, target))
+        contact = wire.answer_contact(wire.answer_data(reply.payload))
+        return CallResult(contact, reply.attempts, reply.status,
+                          wire.body_groups_left_out(body, target))
 
     def create_contact(self, target: Contact) -> CallResult:
         """POST /api/contacts; the new contact as BSG returns it (and lists left out)."""
-        body = contact_body(target)
+        body = wire.write_body(target)
         reply = self._call("POST", "/api/contacts", body=body)
-        return CallResult(_contact_from(_data(reply.payload)), reply.attempts, reply.status,
-                          body_groups_left_out(body, target))
+        contact = wire.answer_contact(wire.answer_data(reply.payload))
+        return CallResult(contact, reply.attempts, reply.status,
+                          wire.body_groups_left_out(body, target))
 
     def delete_contact(self, contact_id: int) -> tuple[int, int | None]:
         """DELETE /api/contacts/{id}; (attempts made, HTTP status). A contact already gone

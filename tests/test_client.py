@@ -1,4 +1,4 @@
-"""Tests for bsg_sync.client: wire shapes, error flattening, and HTTP against the real emulator."""
+"""Tests for bsg_sync.client and bsg_sync.wire: wire shapes, error text, HTTP against the emulator."""
 
 from __future__ import annotations
 
@@ -15,28 +15,21 @@ import pytest
 from click.testing import CliRunner
 
 from bsg_sync.cli import cli
-from bsg_sync.client import (
+from bsg_sync.client import BsgClient, RetryPolicy, _DuplicateGuard, _retry_after, check_base_url
+from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.errors import (
+    ApiCallError,
     AuthFailed,
-    BsgClient,
+    ExitCode,
     ModeForbidden,
     NotFound,
-    RetryPolicy,
     ServerError,
     TransportError,
     Unreachable,
     ValidationFailed,
-    _decode_success,
-    _DuplicateGuard,
-    _retry_after,
-    check_base_url,
-    contact_body,
-    error_for,
-    flatten_error,
-    parse_contact,
 )
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.errors import ApiCallError, ExitCode
 from bsg_sync.models import Contact
+from bsg_sync.wire import decode_success, error_for, flatten_error, parse_contact, write_body
 
 KEY = "live_s3cr3t-key-value-0123456789"
 FIELD_NAME, FIELD_CITY = 387714, 387715
@@ -100,10 +93,10 @@ def test_parse_contact_keeps_hlr_and_rejects_non_contacts() -> None:
         parse_contact({"phone": 447700900123})
 
 
-def test_contact_body_sorts_and_types() -> None:
+def test_write_body_sorts_and_types() -> None:
     contact = Contact(id=1, phone="447700900123", fields={9: "b", 3: "a"},
                       groups=frozenset({20, 10}))
-    assert contact_body(contact) == {
+    assert write_body(contact) == {
         "phone": 447700900123,
         "fields": [{"id": 3, "value": "a"}, {"id": 9, "value": "b"}],
         "groups": [10, 20],
@@ -441,7 +434,7 @@ def test_html_error_page_reads_as_its_status(live: Any) -> None:
 @pytest.mark.parametrize("raw", [b"<html>ok</html>", b"[1, 2]", b"   "])
 def test_a_2xx_that_is_not_a_json_object_is_a_transport_error(raw: bytes) -> None:
     with pytest.raises(TransportError, match="HTTP 200"):
-        _decode_success(200, raw)
+        decode_success(200, raw)
 
 
 @pytest.mark.parametrize("fault", ["html", "truncated", "empty200", "huge"])

@@ -218,11 +218,11 @@ def test_a_contact_in_more_than_100_lists_keeps_them_all(semantics: str,
 
 
 def test_a_write_never_carries_more_than_100_list_ids(tmp_path: Path) -> None:
-    from bsg_sync.client import MAX_CONTACT_GROUPS, contact_body
+    from bsg_sync.wire import MAX_CONTACT_GROUPS, write_body
 
     before = Contact(1, "447800000000", {}, frozenset(range(1000, 1000 + MANY_LISTS)))
     target = replace(before, groups=before.groups | {5, 6})
-    body = contact_body(target, before)
+    body = write_body(target, before)
     assert len(body["groups"]) == MAX_CONTACT_GROUPS
     assert {5, 6} <= set(body["groups"])  # what the write adds goes first
     assert json.dumps(body)  # plain JSON

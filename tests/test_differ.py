@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from bsg_sync.client import contact_body
 from bsg_sync.differ import (
     _Names,
     _plan_fast,
@@ -31,6 +30,7 @@ from bsg_sync.models import (
     Status,
     Threshold,
 )
+from bsg_sync.wire import write_body
 
 ACCOUNT = Account(
     (Field(1, "City"), Field(2, "First name"), Field(3, "Last name")),
@@ -157,7 +157,7 @@ def test_create_missing_plans_the_new_contact() -> None:
     [p] = plan_changes([want], {}, account=ACCOUNT, create_missing=True)
     assert (p.action, p.status) == (Action.CREATE, Status.PLANNED)
     assert p.target == Contact(0, "447700900999", {1: "Leeds"}, frozenset({10, 11}))
-    assert contact_body(p.target) == {"phone": 447700900999,
+    assert write_body(p.target) == {"phone": 447700900999,
                                       "fields": [{"id": 1, "value": "Leeds"}],
                                       "groups": [10, 11]}
     assert p.changes == "new contact; City: Leeds; +list Newsletter; +list VIP"
@@ -170,7 +170,7 @@ def test_update_target_is_the_full_record_and_the_body_clears_what_it_drops() ->
     [p] = plan_changes([want], {100: known}, account=ACCOUNT)
     assert p.target == Contact(100, PHONE, {1: "Leeds", 2: "Ann"}, frozenset({10, 11, 12}),
                                "active", "2025-01-01 10:00:00")
-    assert contact_body(p.target, known.seen) == {
+    assert write_body(p.target, known.seen) == {
         "phone": 447700900123,
         "fields": [{"id": 1, "value": "Leeds"}, {"id": 2, "value": "Ann"},
                    {"id": 3, "value": ""}],
@@ -188,7 +188,7 @@ def test_exact_groups_target_and_detach() -> None:
 
 def test_phone_change_goes_into_target_and_phone_column() -> None:
     [p] = plan_changes([desired(phone="447700900124")], {100: Known(seen())}, account=ACCOUNT)
-    assert p.target is not None and contact_body(p.target)["phone"] == 447700900124
+    assert p.target is not None and write_body(p.target)["phone"] == 447700900124
     assert p.phone == "447700900124"
 
 
