@@ -147,7 +147,7 @@ def emulator(**opts: Any) -> None:
     import threading as threads
 
     from bsg_sync.emulator import Emulator, EmulatorConfig, SeedError
-    from bsg_sync.emulator.server import is_loopback
+    from bsg_sync.netaddr import is_loopback
 
     if not (opts["allow_remote"] or is_loopback(opts["host"])):
         raise click.UsageError(f"--host {opts['host']} is not loopback; add --allow-remote.")
@@ -246,14 +246,10 @@ def _make_client(
     api_url: str, api_key_file: Path | None, *, allow_insecure_http: bool = False, **kwargs: Any
 ) -> BsgClient:
     """A BsgClient from the common options; UsageError (exit 2) on a missing key or bad URL."""
-    from bsg_sync.client import BsgClient
-    from bsg_sync.errors import UsageError
+    from bsg_sync.client import open_client
 
     key = _api_key_from_env_or_file(api_key_file)
-    try:
-        return BsgClient(api_url, key, allow_insecure_http=allow_insecure_http, **kwargs)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return open_client(api_url, key, allow_insecure_http=allow_insecure_http, **kwargs)
 
 
 def _api_options(command: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import ipaddress
 import json
 import logging
 import random
@@ -39,8 +38,11 @@ from bsg_sync.errors import (
     TooSlow,
     TransportError,
     Unreachable,
+    UsageError,
 )
 from bsg_sync.models import Contact, Field, Group
+from bsg_sync.netaddr import is_loopback
+from bsg_sync.ratelimit import RateLimiter
 from bsg_sync.scrub import add_secret
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ MAX_BODY_BYTES = 5 * 1024 * 1024  # a 2xx body larger than this is refused as a 
 PAGE_LIMIT_MAX = 500
 ATTACH_MAX_CONTACTS = 200  # per POST /api/groups/attach|detach
 ATTACH_MAX_GROUPS = 20  # the docs' limit (the spec allows 100): the safe minimum
+NO_KEY = "no API key: set BSG_API_KEY or pass --api-key-file PATH"
 DUPLICATE_LIMIT = 3  # BSG's duplicate throttle: identical writes per duplicate_window
 
 LOGIN_PATH = "/api/auth/login"
@@ -133,21 +136,12 @@ def check_base_url(base_url: str, *, allow_insecure_http: bool) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"the API URL {base_url!r} must start with https:// and name a host")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         raise ValueError(
             f"refusing plain http to {parts.hostname}: the API key would travel unencrypted; "
             "use https:// (plain http is only allowed to 127.0.0.1/localhost)"
         )
     return base_url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Secret:
@@ -812,3 +806,24 @@ class BsgClient:
                 body = {"contacts": contacts, "groups": groups}
                 attempts += self._call("POST", path, body=body).attempts
         return attempts
+
+
+# ---------------------------------------------------------------- the factory
+
+
+def open_client(api_url: str, api_key: str | None, *, policy: RetryPolicy | None = None,
+                concurrency: int = 8, max_rps: float | None = None,
+                allow_insecure_http: bool = False, stop: threading.Event | None = None,
+                no_key: str = NO_KEY) -> BsgClient:
+    """The client the CLI, a run and the web page use: one connection per worker, every
+    request paced to `max_rps`; UsageError (exit 2, nothing sent) for a missing key (`no_key`
+    says where to put one) or an unusable URL."""
+    if not api_key:
+        raise UsageError(no_key)
+    limiter = RateLimiter(max_rps) if max_rps is not None else None
+    try:
+        return BsgClient(api_url, api_key, policy=policy, pool_size=max(concurrency, 1),
+                         allow_insecure_http=allow_insecure_http,
+                         pace=limiter.pace if limiter is not None else None, stop=stop)
+    except ValueError as exc:  # a malformed or plain-http URL, or a blank key
+        raise UsageError(str(exc)) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bsg_sync import mapping as mapping_mod
 from bsg_sync import refresh, report
-from bsg_sync.client import BsgClient, RetryPolicy
+from bsg_sync.client import NO_KEY, BsgClient, RetryPolicy, open_client
 from bsg_sync.differ import Replanner, check_max_changes, plan_changes
 from bsg_sync.errors import (
     BsgSyncError,
@@ -41,7 +41,6 @@ from bsg_sync.models import (
     Threshold,
     result_from_plan,
 )
-from bsg_sync.ratelimit import RateLimiter
 from bsg_sync.scrub import scrub
 from bsg_sync.state import StateStore
 from bsg_sync.verify import skip_unreachable
@@ -156,23 +155,11 @@ def resolve_mapping_path(opts: SyncOptions) -> Path:
 def make_client(
     opts: SyncOptions, api_key: str | None, stop: threading.Event | None = None
 ) -> BsgClient:
-    if not api_key:
-        raise UsageError(
-            "no API key: set BSG_API_KEY or pass --api-key-file PATH (or plan from the snapshot with --offline --dry-run)"
-        )
-    limiter = RateLimiter(opts.max_rps) if opts.max_rps is not None else None
-    try:
-        return BsgClient(
-            opts.api_url,
-            api_key,
-            policy=opts.policy,
-            pool_size=max(opts.concurrency, 1),
-            allow_insecure_http=opts.allow_insecure_http,
-            pace=limiter.pace if limiter is not None else None,
-            stop=stop,
-        )
-    except ValueError as exc:  # a malformed or plain-http --api-url: usage error, nothing sent
-        raise UsageError(str(exc)) from None
+    """The run's client (open_client with the run's options)."""
+    return open_client(opts.api_url, api_key, policy=opts.policy, concurrency=opts.concurrency,
+                       max_rps=opts.max_rps, allow_insecure_http=opts.allow_insecure_http,
+                       stop=stop, no_key=f"{NO_KEY} (or plan from the snapshot with --offline "
+                       "--dry-run)")
 
 
 def run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks | None = None) -> SyncOutcome:

@@ -587,3 +587,17 @@ def test_a_refused_connection_after_the_api_answered_is_retried_fully(live: Any)
         with pytest.raises(TransportError) as info:
             client.get_contact(101)
     assert info.value.attempts == 4
+
+
+def test_open_client_is_the_one_factory_and_refuses_what_cannot_work() -> None:
+    from bsg_sync.client import NO_KEY, open_client
+    from bsg_sync.errors import UsageError
+
+    with pytest.raises(UsageError, match="no API key: set BSG_API_KEY") as info:
+        open_client("https://one-api.bsg.world", "")
+    assert str(info.value) == NO_KEY and info.value.exit_code == ExitCode.USAGE
+    with pytest.raises(UsageError, match=r"refusing plain http to example\.com"):
+        open_client("http://example.com", KEY)
+    with open_client("http://127.0.0.1:9", KEY, max_rps=5.0) as paced, \
+            open_client("http://localhost:9", KEY) as unpaced:
+        assert (paced.paced, unpaced.paced) == (True, False)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from bsg_sync.emulator.server import is_loopback
 from bsg_sync.errors import UsageError
+from bsg_sync.netaddr import is_loopback
 from bsg_sync.web.app import WebConfig, create_app, services
 from bsg_sync.web.guards import parse_allowed_hosts
 

@@ -50,8 +50,8 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from bsg_sync import mapping as mapping_mod
 from bsg_sync import report
-from bsg_sync.client import BsgClient, RetryPolicy
-from bsg_sync.errors import BsgSyncError, ConfigError, UsageError
+from bsg_sync.client import BsgClient, RetryPolicy, open_client
+from bsg_sync.errors import BsgSyncError, ConfigError
 from bsg_sync.isolate import read_sheet_isolated
 from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
@@ -369,21 +369,14 @@ def _job_or_404(job_id: str) -> Job:
 
 
 def _client(config: WebConfig) -> BsgClient:
-    return BsgClient(
-        config.api_url,
-        config.api_key,
-        policy=config.policy,
-        allow_insecure_http=config.allow_insecure_http,
-    )
+    return open_client(config.api_url, config.api_key, policy=config.policy,
+                       allow_insecure_http=config.allow_insecure_http)
 
 
 def _account(svc: Services, upload: Upload) -> Account:
     if upload.account is None:
-        try:
-            with _client(svc.config) as client:
-                upload.account = load_account(client)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        with _client(svc.config) as client:
+            upload.account = load_account(client)
     return upload.account
 
 
