@@ -720,3 +720,33 @@ def test_reset_forgets_the_hooks(emu: Emulator) -> None:
     requests.post(f"{emu.url}/_emulator/reset", timeout=TIMEOUT)
     hooks = requests.get(f"{emu.url}/_emulator/hooks", timeout=TIMEOUT).json()
     assert hooks == {"pending_edits": 0, "applied_edits": 0, "wrong_id_answers": 0}
+
+
+def _reset_mid_request(url: str) -> None:
+    """Send half a POST, then close with a TCP reset (SO_LINGER 0) while the server reads."""
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(b"POST /api/contacts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 100000\r\n\r\n{\"phone\": 4477")
+        time.sleep(0.05)  # the server is now waiting for the rest of the body
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_connection_reset_by_the_client_prints_no_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with Emulator() as emu:
+        for _ in range(3):
+            _reset_mid_request(emu.url)
+        server = emu._server  # wait until its handlers are done with the sockets
+        deadline = time.monotonic() + 3
+        while server.open_sockets and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # handle_error runs just after the handler lets go of the socket
+        assert requests.get(emu.url + "/api/contacts", timeout=5).status_code == 401
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
