@@ -93,6 +93,8 @@ def _unchanged(row: int, cid: int, c: Contact) -> PlannedRow:
 
 def _plan_one(d: Desired, k: Known | None, names: _Names, create_missing: bool,
               keep_drift: bool) -> PlannedRow:
+    """One row's plan, written for clarity: the test oracle that _plan_fast must equal
+    (tests/test_differ.py compares them), and the re-planner's per-row plan at send time."""
     if k is not None and _same(d, k.seen):
         return _unchanged(d.row, k.seen.id, k.seen)
     return _plan_row(d, k, names, create_missing, keep_drift)

@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
-# Sending defaults: BSG publishes no rate limit, so start gently (README: "Tuning").
+# Sending defaults: BSG publishes no rate limit, so start gently (README: "Speed and the API's limits").
 DEFAULT_CONCURRENCY = 4
 DEFAULT_MAX_RPS = 10.0
 

@@ -38,7 +38,7 @@ class PhoneResult:
         return self.digits is not None
 
 
-def _invalid(text: str, why: str, code: str = INVALID) -> PhoneResult:
+def _bad_phone(text: str, why: str, code: str = INVALID) -> PhoneResult:
     return PhoneResult(None, code, f"Phone {text!r} {why}.")
 
 
@@ -85,7 +85,7 @@ def _length_problem(digits: str) -> str | None:
 
 
 def _checked(text: str, digits: str, problem: str | None) -> PhoneResult:
-    return PhoneResult(digits) if problem is None else _invalid(text, problem)
+    return PhoneResult(digits) if problem is None else _bad_phone(text, problem)
 
 
 def _parse_national(digits: str, region: str) -> str | None:
@@ -108,7 +108,7 @@ def _resolve_unprefixed(text: str, digits: str, region: str | None) -> PhoneResu
     """Digits with no `+`/`00`: national (leading 0, or short) or international without `+`."""
     if region is None:
         if digits.startswith("0"):
-            return _invalid(
+            return _bad_phone(
                 text,
                 "is a national number (leading 0) with no country; "
                 "add default_country to the mapping",
@@ -126,10 +126,10 @@ def _resolve_unprefixed(text: str, digits: str, region: str | None) -> PhoneResu
     if national is not None:
         return _checked(text, national, _length_problem(national))
     if digits.startswith("0"):
-        return _invalid(text, f"is not a possible national number in {region}")
+        return _bad_phone(text, f"is not a possible national number in {region}")
     if _international_problem(digits) is None:
         return PhoneResult(digits)
-    return _invalid(text, f"is neither a possible number in {region} nor an international one")
+    return _bad_phone(text, f"is neither a possible number in {region} nor an international one")
 
 
 @lru_cache(maxsize=64)
@@ -202,7 +202,7 @@ def normalise_phone(text: str, default_country: str | None = None) -> PhoneResul
 def _clean(value: str) -> tuple[str, bool] | PhoneResult:
     """(digits, international?) of a cell with separators or prefixes, or why it has none."""
     if ("e" in value or "E" in value) and _SCIENTIFIC.match(value):
-        return _invalid(
+        return _bad_phone(
             value,
             "is in scientific notation, so Excel has lost digits; "
             "format the column as text and re-enter the numbers",
@@ -211,16 +211,16 @@ def _clean(value: str) -> tuple[str, bool] | PhoneResult:
     integral = _INTEGRAL_FLOAT.match(value) if "." in value else None
     digits, international = _strip(integral.group(1) if integral else value)
     if not digits.isdigit() or not digits.isascii():
-        return _invalid(value, "contains characters other than digits and separators")
+        return _bad_phone(value, "contains characters other than digits and separators")
     if len(digits) > MAX_DIGITS and value.lstrip("+").isdigit():
-        return _invalid(
+        return _bad_phone(
             value,
             f"has {len(digits)} digits; Excel keeps only 15, so digits were lost "
             "(format the column as text)",
             PRECISION_LOST,
         )
     if len(digits) > MAX_DIGITS:
-        return _invalid(value, f"has {len(digits)} digits; a phone has at most {MAX_DIGITS}")
+        return _bad_phone(value, f"has {len(digits)} digits; a phone has at most {MAX_DIGITS}")
     return digits, international
 
 

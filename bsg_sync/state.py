@@ -640,10 +640,6 @@ class StateStore:
                            "ORDER BY row", (run_id,))
         return [_result_from_row(r) for r in rows]
 
-    def last_run_id(self) -> int | None:
-        rows = self._query("SELECT max(id) FROM runs")
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
-
     # ------------------------------------------------------------------ HLR verification
 
     def open_verification(self, token: str) -> tuple[int, str]:

@@ -170,8 +170,9 @@ def run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks | None = None)
 
 
 @dataclass
-class _Run:
-    """What the stages of one locked run share."""
+class RunContext:
+    """What the stages of one locked run share (a sync's, or an undo's: it reuses
+    send_plan and finish_run)."""
 
     opts: SyncOptions
     hooks: Hooks
@@ -186,7 +187,7 @@ class _Run:
 
 
 def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutcome:
-    started, t0 = _now(), time.monotonic()
+    started, t0 = now_text(), time.monotonic()
     mapping_path = resolve_mapping_path(opts)
     raw = mapping_mod.load_mapping(mapping_path)
     hooks.on_stage(f"reading {opts.sheet.name}")
@@ -194,7 +195,7 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
         opts.sheet,
         sheet=opts.sheet_name,
         encoding=opts.encoding,
-        header_row=_header_row(raw, mapping_path),
+        header_row=header_row_of(raw, mapping_path),
         memory_limit=opts.read_memory_limit,
         time_limit=opts.read_time_limit,
     )
@@ -214,7 +215,7 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
             store.acquire_lock()
             store.close_interrupted_runs()
             try:
-                run = _Run(
+                run = RunContext(
                     opts, hooks, client, store, sheet, mapping_path, report_path, started, t0
                 )
                 return _run_locked(run, raw)
@@ -225,11 +226,11 @@ def _run_sync(opts: SyncOptions, api_key: str | None, hooks: Hooks) -> SyncOutco
             client.close()
 
 
-def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
+def _run_locked(run: RunContext, raw: mapping_mod.RawMapping) -> SyncOutcome:
     mapped: mapping_mod.MappedRows | None = None
     warnings: list[str] = []
     try:
-        account = _load_account(None if run.opts.offline else run.client, run.store)
+        account = current_account(None if run.opts.offline else run.client, run.store)
         mapped, warnings = _map(run, raw, account)
         mapped = skip_unreachable(mapped, run.opts.unreachable)
         plan = _plan(run, mapped.desired, account)
@@ -239,12 +240,12 @@ def _run_locked(run: _Run, raw: mapping_mod.RawMapping) -> SyncOutcome:
         run.client.stop_grace = SEND_DRAIN_SECONDS
     _begin(run)
     _journal_unsent(run, [*mapped.results, *plan.duplicates])
-    sent_rows, aborted = _send(run, plan)
+    sent_rows, aborted = send_plan(run, plan)
     results = sorted([*mapped.results, *plan.duplicates, *sent_rows], key=lambda r: r.row)
-    return _finish(run, results, warnings, aborted)
+    return finish_run(run, results, warnings, aborted)
 
 
-def _begin(run: _Run) -> None:
+def _begin(run: RunContext) -> None:
     """Record the run's start in the store (its id numbers every journalled result)."""
     run.run_id = run.store.begin_run(
         sheet=str(run.opts.sheet),
@@ -255,7 +256,7 @@ def _begin(run: _Run) -> None:
 
 
 def _interrupted_before_sending(
-    run: _Run, mapped: mapping_mod.MappedRows | None, warnings: list[str]
+    run: RunContext, mapped: mapping_mod.MappedRows | None, warnings: list[str]
 ) -> SyncOutcome:
     """A stop during login, refresh or planning: every row is reported, none was sent."""
     if mapped is not None:
@@ -269,11 +270,11 @@ def _interrupted_before_sending(
     _begin(run)
     run.store.record_results(run.run_id, results)
     aborted = Interrupted("interrupted before anything was sent")
-    return _finish(run, results, warnings, aborted)
+    return finish_run(run, results, warnings, aborted)
 
 
 def _map(
-    run: _Run, raw: mapping_mod.RawMapping, account: Account
+    run: RunContext, raw: mapping_mod.RawMapping, account: Account
 ) -> tuple[mapping_mod.MappedRows, list[str]]:
     column_mapping = mapping_mod.resolve_mapping(raw, run.sheet.headers, account)
     unmapped = mapping_mod.unmapped_headers(column_mapping, run.sheet.headers)
@@ -288,7 +289,7 @@ def _map(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class RunPlan:
     """The plan, the re-planner the executor uses at send time, and the rows that the
     resolution of phones to contacts found to be duplicates (results, not sent)."""
 
@@ -297,7 +298,7 @@ class _Plan:
     duplicates: list[RowResult]
 
 
-def _plan(run: _Run, rows: Sequence[Desired], account: Account) -> _Plan:
+def _plan(run: RunContext, rows: Sequence[Desired], account: Account) -> RunPlan:
     opts = run.opts
     run.hooks.on_stage("reading the local snapshot" if opts.offline else "refreshing known state")
     if opts.offline or run.client is None:
@@ -315,17 +316,17 @@ def _plan(run: _Run, rows: Sequence[Desired], account: Account) -> _Plan:
         keep_drift=opts.keep_drift,
     )
     check_max_changes(plan, opts.max_changes, total=len(run.sheet.rows))
-    return _Plan(plan, Replanner.of(account, known, keep_drift=opts.keep_drift), once.results)
+    return RunPlan(plan, Replanner.of(account, known, keep_drift=opts.keep_drift), once.results)
 
 
-def _journal_unsent(run: _Run, results: list[RowResult]) -> None:
+def _journal_unsent(run: RunContext, results: list[RowResult]) -> None:
     """Rows that send nothing: one transaction for all of them."""
     run.store.record_results(run.run_id, results)
     for r in results:
         run.hooks.on_result(r)
 
 
-def _send(run: _Run, plan: _Plan) -> tuple[list[RowResult], BsgSyncError | None]:
+def send_plan(run: RunContext, plan: RunPlan) -> tuple[list[RowResult], BsgSyncError | None]:
     """The plan's results: sent and journalled row by row, or (dry run) only journalled."""
     if run.opts.dry_run or run.client is None:
         rows = [result_from_plan(p) for p in plan.rows]
@@ -352,8 +353,8 @@ def _send(run: _Run, plan: _Plan) -> tuple[list[RowResult], BsgSyncError | None]
     return outcome.results, outcome.aborted
 
 
-def _finish(
-    run: _Run, results: list[RowResult], warnings: list[str], aborted: BsgSyncError | None
+def finish_run(
+    run: RunContext, results: list[RowResult], warnings: list[str], aborted: BsgSyncError | None
 ) -> SyncOutcome:
     """Summary, report, errors file, and the run's end in the store."""
     opts, client = run.opts, run.client
@@ -367,7 +368,7 @@ def _finish(
         errors_path=opts.errors,
         dry_run=opts.dry_run,
         started_at=run.started,
-        finished_at=_now(),
+        finished_at=now_text(),
         duration_s=round(time.monotonic() - run.t0, 3),
         options=opts.described(),
         requests=client.requests_sent if client else 0,
@@ -403,7 +404,7 @@ def _prune(store: StateStore) -> None:
 
 
 def _write_outputs(
-    run: _Run, results: list[RowResult], summary: report.RunSummary
+    run: RunContext, results: list[RowResult], summary: report.RunSummary
 ) -> tuple[report.RunSummary, list[str]]:
     """Report and errors file; a disk that fails now costs the file, not the run's end."""
     failures: list[str] = []
@@ -431,7 +432,7 @@ def _scrubbed(r: RowResult) -> RowResult:
     return dataclasses.replace(r, error=error, changes=changes)
 
 
-def _header_row(raw: mapping_mod.RawMapping, path: Path) -> int | None:
+def header_row_of(raw: mapping_mod.RawMapping, path: Path) -> int | None:
     """The sheet must be read before the rest of the mapping can be checked against it."""
     value = raw.options.get("header_row")
     if value is None:
@@ -443,7 +444,9 @@ def _header_row(raw: mapping_mod.RawMapping, path: Path) -> int | None:
     return value
 
 
-def _load_account(client: BsgClient | None, store: StateStore) -> Account:
+def current_account(client: BsgClient | None, store: StateStore) -> Account:
+    """The account's fields and lists from BSG (saved as the snapshot), or with no client
+    the snapshot's; UsageError when an offline run has none yet."""
     if client is None:
         account = store.load_account()
         if account is None:
@@ -456,15 +459,6 @@ def _load_account(client: BsgClient | None, store: StateStore) -> Account:
     return account
 
 
-def _now() -> str:
+def now_text() -> str:
+    """Now, in local time as the report and the summary show it (the store keeps UTC)."""
     return datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-# The stages other runs reuse (undo): the same plan -> send -> finish as a sync.
-RunContext = _Run
-Plan = _Plan
-send_plan = _send
-finish_run = _finish
-now_text = _now
-header_row_of = _header_row  # verify reads the sheet as sync does
-load_account = _load_account

@@ -41,8 +41,8 @@ from bsg_sync.models import (
 from bsg_sync.state import StateStore, Write
 from bsg_sync.sync import (
     Hooks,
-    Plan,
     RunContext,
+    RunPlan,
     SyncOptions,
     SyncOutcome,
     finish_run,
@@ -291,5 +291,5 @@ def _undo_locked(opts: UndoOptions, sopts: SyncOptions, hooks: Hooks, client: Bs
                                                       "undo of run": str(opts.run_id),
                                                       "force": str(opts.force),
                                                       "delete created": str(opts.delete_created)})
-    sent, aborted = send_plan(run, Plan(plan, planner, []))
+    sent, aborted = send_plan(run, RunPlan(plan, planner, []))
     return finish_run(run, sorted(sent, key=lambda r: r.row), [], aborted)

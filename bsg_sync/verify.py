@@ -438,13 +438,13 @@ def read_known(opts: SyncOptions, client: BsgClient | None, store: StateStore
     from bsg_sync import mapping as mapping_mod
     from bsg_sync import refresh
     from bsg_sync.isolate import read_sheet_isolated
-    from bsg_sync.sync import header_row_of, load_account, resolve_mapping_path
+    from bsg_sync.sync import current_account, header_row_of, resolve_mapping_path
 
     mapping_path = resolve_mapping_path(opts)
     raw = mapping_mod.load_mapping(mapping_path)
     sheet = read_sheet_isolated(opts.sheet, sheet=opts.sheet_name, encoding=opts.encoding,
                                 header_row=header_row_of(raw, mapping_path))
-    account = load_account(client, store)
+    account = current_account(client, store)
     columns = mapping_mod.resolve_mapping(raw, sheet.headers, account)
     mapped = mapping_mod.map_rows(sheet, columns, account)
     if client is None:

@@ -189,7 +189,7 @@ def test_record_result_journal_survives_a_new_connection(tmp_path: Path) -> None
         assert known.seen.fields == {9: "B"}
         assert known.written is not None and known.written.fields == {9: "B"}
         second.end_run(run, {"ok": 1})
-        assert second.last_run_id() == run
+        assert [r.id for r in second.runs(1)] == [run]
     first.close()
 
 
