@@ -94,3 +94,25 @@ def test_traceback_before_or_after_the_command_raises_the_error_instead(
     result = CliRunner().invoke(cli, args, env={"BSG_STATE": str(tmp_path / "none.sqlite3")})
     assert isinstance(result.exception, UsageError)
     assert result.stderr == ""
+
+
+def _options_named(flag: str) -> dict[str, click.Option]:
+    found = {}
+    for name in _commands():
+        for param in cli.commands[name].params:  # type: ignore[attr-defined]
+            if isinstance(param, click.Option) and flag in param.opts:
+                found[name] = param
+    return found
+
+
+def test_verbose_is_a_count_on_every_command_that_has_it() -> None:
+    verbose = _options_named("-v")
+    assert set(verbose) >= {"sync", "undo", "pull", "verify", "emulator"}
+    assert all(o.count for o in verbose.values()), [n for n, o in verbose.items() if not o.count]
+
+
+@pytest.mark.parametrize("flag", ["--sheet", "--encoding"])
+def test_sheet_and_encoding_read_the_same_on_every_command(flag: str) -> None:
+    options = _options_named(flag)
+    assert set(options) == {"init", "sync", "verify"}
+    assert len({(o.name, o.help) for o in options.values()}) == 1
