@@ -51,6 +51,7 @@ def parse_contact(obj: dict[str, Any]) -> Contact:
 
 
 def phone_digits(value: Any) -> str:
+    """A phone as BSG sends it (a number, a float, or text) reduced to its digits."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return re.sub(r"\D", "", str(value))
@@ -149,6 +150,7 @@ def _collect(value: Any, key: str, out: list[str]) -> None:
 
 
 def status_text(status: int | None) -> str:
+    """`HTTP 503 Service Unavailable`: the sentence for an answer that gave no reason."""
     if status is None:
         return "BSG gave no reason"
     try:
@@ -234,12 +236,14 @@ def _snippet(raw: bytes) -> str:
 
 
 def answer_data(payload: dict[str, Any]) -> Any:
+    """The answer's `data` member (TransportError without one: not the API's answer)."""
     if "data" not in payload:
         raise TransportError("BSG answered without the expected `data` member")
     return payload["data"]
 
 
 def answer_list(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of a list answer's `data`."""
     data = answer_data(payload)
     if not isinstance(data, list):
         raise TransportError("BSG answered with `data` that is not a list")
@@ -247,6 +251,7 @@ def answer_list(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def answer_total(payload: dict[str, Any]) -> int | None:
+    """A paged answer's total (`total`, or `meta.page.total`), None when it gives none."""
     total = payload.get("total")
     if total is None:
         meta = payload.get("meta")
@@ -259,6 +264,7 @@ def answer_total(payload: dict[str, Any]) -> int | None:
 
 
 def answer_contact(payload: Any) -> Contact:
+    """The contact an answer carries (TransportError when it cannot be read as one)."""
     try:
         return parse_contact(payload)
     except (ValueError, TypeError, KeyError) as exc:
