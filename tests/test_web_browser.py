@@ -1,12 +1,10 @@
 """The web page end to end in a real browser: Playwright driving Debian's Chromium against the
-app served on 127.0.0.1 and the emulator. Screenshots of each step go to the test's tmp_path;
-with BSG_SYNC_UPDATE_SCREENSHOT=1 the preview is also saved to docs/web-screenshot.png."""
+app served on 127.0.0.1 and the emulator. Screenshots of each step go to the test's tmp_path
+(docs/screenshots/ comes from test_web_a11y: `python docs/make_screenshots.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,6 @@ from bsg_sync.web.app import services
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_sheets"
-DOCS_SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -161,9 +158,6 @@ def test_upload_map_preview_apply_download(
     assert "phone-precision-lost" in body
     assert no_sideways_scroll(page)
     page.screenshot(path=str(shots / "3-preview.png"))
-    if os.environ.get("BSG_SYNC_UPDATE_SCREENSHOT") == "1":
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copy(shots / "3-preview.png", DOCS_SCREENSHOT)
     page.click("a:has-text('Invalid (2)')")
     assert page.locator("table.rows tbody tr").count() == 2
     page.set_viewport_size({"width": 1024, "height": 700})  # a small laptop

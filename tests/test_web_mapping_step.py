@@ -133,6 +133,10 @@ def test_samples_and_types_are_shown_per_column(client: FlaskClient) -> None:
     assert "Custom field: City (text)" in text
     assert "Type: text field" in text and "Type: phone number" in text
     assert "field 3877" not in text
+    # a phone column with one value that is not a phone says so next to it (the preview lists
+    # the row; only date and number fields stop before the preview)
+    assert "Check this: 1 of 42 values is not a phone number (e.g. “4.47712E+11”)." in text
+    assert "Check these columns" not in text
 
 
 def test_codes_mapped_to_a_date_field_warn_before_the_preview_and_on_it(

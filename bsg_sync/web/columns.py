@@ -21,6 +21,12 @@ KIND_WORDS = {
     "id": "BSG contact ids (whole numbers)",
     "phone": "phone numbers",
 }
+KIND_WORD = {
+    "date": "a date",
+    "number": "a number",
+    "id": "a BSG contact id (a whole number)",
+    "phone": "a phone number",
+}
 TYPE_WORDS = {"text": "text", "number": "number", "date": "date"}
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
 _DMY = re.compile(r"(\d{1,2})[./-](\d{1,2})[./-](\d{4})")
@@ -133,8 +139,8 @@ def misfit_sentence(profile: ColumnProfile, kind: str) -> str:
     if not count:
         return ""
     shown = ", ".join(f"“{e}”" for e in examples)
-    verb = "is" if count == 1 else "are"
-    return f"{count} of {profile.filled} values {verb} not {KIND_WORDS[kind]} (e.g. {shown})"
+    what = f"is not {KIND_WORD[kind]}" if count == 1 else f"are not {KIND_WORDS[kind]}"
+    return f"{count} of {profile.filled} values {what} (e.g. {shown})"
 
 
 def type_warnings(
