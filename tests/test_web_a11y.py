@@ -31,6 +31,7 @@ CONTACTS = Path(__file__).resolve().parent.parent / "sample_sheets" / "contacts.
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 WIDTHS = (390, 1280)
 BLOCKING = ("serious", "critical")
+ALSO_BLOCKING = ("region",)  # moderate, but issue 14 found it on 16 pages: kept fixed
 CODES = (
     "Contact ID,Mobile,Customer no\n"
     "248400001,07501 383981,000121\n"
@@ -74,7 +75,7 @@ def axe_problems(page: Any) -> list[str]:
     return [
         f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
         for v in result["violations"]
-        if v["impact"] in BLOCKING
+        if v["impact"] in BLOCKING or v["id"] in ALSO_BLOCKING
     ]
 
 
@@ -272,3 +273,32 @@ def test_a_failed_preview_says_so_and_stops_its_bar(
         assert "/jobs/" in page.url
         time.sleep(0.1)
     assert json.dumps(page.console_errors) == "[]"
+
+
+def test_codes_to_a_date_field_warn_and_the_preview_repeats_it(
+    served: tuple[str, Emulator], page: Any, tmp_path: Path
+) -> None:
+    url, emu = served
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page.goto(url)
+    sheet = tmp_path / "codes.csv"
+    sheet.write_text(CODES, encoding="utf-8")
+    page.set_input_files("#sheet", str(sheet))
+    page.click("button:has-text('Upload and continue')")
+    page.wait_for_url("**/mapping")
+    page.select_option("#target-2", "field:Customer since")
+    page.select_option("#default_country", label="United Kingdom (+44)")
+    page.click("#preview-button")
+    page.wait_for_url("**/mapping")  # back, with the warning, before any preview
+    warning = page.inner_text("#type-warnings")
+    assert "2 of 2 values are not dates" in warning
+    assert page.locator("#default_country").input_value() == "GB"
+    page.screenshot(path=str(shots / "1-warned.png"), full_page=True)
+    page.check("#accept-types")
+    page.click("#preview-button")
+    page.wait_for_url("**/preview")
+    assert "2 of 2 values are not dates" in page.inner_text("#type-warnings")
+    page.screenshot(path=str(shots / "2-preview-warns.png"), full_page=True)
+    assert emu.stats()["writes"] == 0
+    assert not page.console_errors, page.console_errors
