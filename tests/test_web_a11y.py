@@ -69,8 +69,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def axe_problems(page: Any) -> list[str]:
-    """axe-core's serious and critical violations on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
+    """axe-core's serious and critical violations on the page as it is now (axe loaded)."""
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     return [
         f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
@@ -84,13 +83,16 @@ def page_width(page: Any) -> int:
 
 
 def check_page(page: Any, url: str, name: str, shots: Path) -> list[str]:
-    """Open the page at each width: its axe problems, and any sideways overflow."""
+    """Open the page once and look at it at each width: its axe problems, and any sideways
+    overflow (a screenshot of each width for the artefacts)."""
     found = []
+    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+    page.goto(url)
+    page.wait_for_load_state("load")
+    page.add_script_tag(path=str(AXE))
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
-        page.goto(url)
-        page.wait_for_load_state("load")
-        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{name}-{width}.png"))
         found += [f"{name} at {width} px: {p}" for p in axe_problems(page)]
         if page_width(page) > width:
             found.append(f"{name} at {width} px: the page is {page_width(page)} px wide")
@@ -101,6 +103,7 @@ def hold(emu: Emulator, latency_ms: float) -> None:
     emu.config = dataclasses.replace(emu.config, latency_ms=latency_ms)
 
 
+@pytest.mark.timeout(300)  # one flow, then 11 pages x 2 widths through axe
 def test_every_page_passes_axe_and_fits_a_phone(
     served: tuple[str, Emulator], page: Any, tmp_path: Path
 ) -> None:
@@ -142,7 +145,7 @@ def test_every_page_passes_axe_and_fits_a_phone(
         "/sending: [3-9] of 10 rows/.test(document.getElementById('progress-text').textContent)"
     )
     shot("5-progress")
-    hold(emu, 3000)  # held while the progress page and the live view are checked
+    hold(emu, 1500)  # held while the progress page and the live view are checked
     progress = page.url
     problems = check_page(page, progress, "progress", shots)
     other = page.context.browser.new_context(bypass_csp=True)  # another person watching
