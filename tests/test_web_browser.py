@@ -1,12 +1,10 @@
 """The web page end to end in a real browser: Playwright driving Debian's Chromium against the
-app served on 127.0.0.1 and the emulator. Screenshots of each step go to the test's tmp_path;
-with BSG_SYNC_UPDATE_SCREENSHOT=1 the preview is also saved to docs/web-screenshot.png."""
+app served on 127.0.0.1 and the emulator. Screenshots of each step go to the test's tmp_path
+(docs/screenshots/ comes from test_web_a11y: `python docs/make_screenshots.py`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +21,6 @@ from bsg_sync.web.app import services
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_sheets"
-DOCS_SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -132,10 +129,13 @@ def test_upload_map_preview_apply_download(
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
 
-    # 1. upload, by drag and drop; the first Tab reaches the skip link (keyboard users)
+    # 1. upload, by drag and drop; the page starts at its heading, and the skip link is the
+    # first thing a keyboard reaches from the top of the page
     page.goto(url)
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    focused = "document.activeElement.tagName + ':' + document.activeElement.textContent"
+    assert page.evaluate(focused) == "H1:Upload a contact sheet"
+    first = "document.querySelector('a[href], button, input, select, textarea').textContent"
+    assert page.evaluate(first) == "Skip to content"
     page.screenshot(path=str(shots / "1-upload.png"))
     drop_file(page, "#drop", SAMPLES / "contacts.csv")
     page.wait_for_url("**/mapping")
@@ -143,7 +143,7 @@ def test_upload_map_preview_apply_download(
     # 2. mapping: pre-filled; set the country, make an empty Plan clear it, submit by keyboard
     assert page.locator("#target-1").input_value() == "phone"
     assert page.locator("#target-3").input_value() == "field:City"
-    page.fill("#default_country", "GB")
+    page.select_option("#default_country", "GB")
     page.check("input[name=clear-4]")
     page.screenshot(path=str(shots / "2-mapping.png"), full_page=True)
     page.focus("form button[type=submit] >> text=Preview the changes")
@@ -158,9 +158,6 @@ def test_upload_map_preview_apply_download(
     assert "phone-precision-lost" in body
     assert no_sideways_scroll(page)
     page.screenshot(path=str(shots / "3-preview.png"))
-    if os.environ.get("BSG_SYNC_UPDATE_SCREENSHOT") == "1":
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copy(shots / "3-preview.png", DOCS_SCREENSHOT)
     page.click("a:has-text('Invalid (2)')")
     assert page.locator("table.rows tbody tr").count() == 2
     page.set_viewport_size({"width": 1024, "height": 700})  # a small laptop
@@ -221,7 +218,7 @@ def preview_as(page: Page, url: str, name: str) -> None:
     )
     page.click("button:has-text('Upload and continue')")
     page.wait_for_url("**/mapping")
-    page.fill("#default_country", "GB")
+    page.select_option("#default_country", "GB")
     page.click("#preview-button")
     page.wait_for_url("**/preview")
 

@@ -74,7 +74,7 @@ def test_tab_and_header_choice_then_undo_from_history(
     assert page.locator("#target-1").input_value() == "phone"
 
     # preview and apply
-    page.fill("#default_country", "GB")
+    page.select_option("#default_country", "GB")
     page.click("#preview-button")
     page.wait_for_url("**/preview")
     page.click("#apply")
@@ -85,7 +85,7 @@ def test_tab_and_header_choice_then_undo_from_history(
     # History: undo the send -> its preview -> apply -> every contact as before
     page.click("nav >> text=History")
     page.screenshot(path=str(shots / "2-history.png"), full_page=True)
-    page.click("button[aria-label='Undo run 2']")
+    page.click("#undo-2")
     page.wait_for_url("**/preview")
     body = page.inner_text("main")
     assert "Undo of run 2: what would be restored" in body

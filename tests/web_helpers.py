@@ -58,7 +58,8 @@ def mapping_form(page: str) -> dict[str, str]:
         form[select] = chosen.group(1) if chosen else "ignore"
     for box in re.findall(r'name="(clear-\d+)" checked', page):
         form[box] = "on"
-    country = re.search(r'name="default_country" value="([^"]*)"', page)
+    country = re.search(r'<select id="default_country"[^>]*>.*?<option value="([^"]*)" selected',
+                        page, re.S)
     form["default_country"] = country.group(1) if country else ""
     form["groups_mode"] = "add"
     form["csrf_token"] = re.findall(r'name="csrf_token" value="([^"]+)"', page)[0]

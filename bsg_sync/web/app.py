@@ -20,6 +20,7 @@ Who may do what, checked before every request, in this order:
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import io
 import logging
@@ -66,8 +67,10 @@ from bsg_sync.refresh import load_account
 from bsg_sync.state import RunInfo
 from bsg_sync.sync import SyncOptions, SyncOutcome
 from bsg_sync.undo import UndoOptions, run_undo
+from bsg_sync.web import columns as columns_mod
 from bsg_sync.web import forms
 from bsg_sync.web import layout as layout_mod
+from bsg_sync.web.countries import country_choices
 from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
 from bsg_sync.web.store import WEB_DB_NAME, WebStore, get_run, list_runs, run_results
@@ -473,9 +476,16 @@ def _choose_layout(
     except BsgSyncError as exc:
         return _back("mapping_page", f"Cannot use that: {_their_words(str(exc), upload)}",
                      token=token)
-    upload.headers, upload.rows = sheet.headers, len(sheet.rows)
+    _learn(upload, sheet)
     upload.draft = upload.draft_error = upload.preview = upload.mapping_path = None
     return redirect(url_for("mapping_page", token=token), 303)
+
+
+def _learn(upload: Upload, sheet: Sheet) -> None:
+    """What the page keeps of a sheet just read: its headers, row count and column profiles."""
+    upload.headers, upload.rows = sheet.headers, len(sheet.rows)
+    upload.profiles = columns_mod.profile_columns(sheet)
+    upload.type_warnings = ()
 
 
 def _add_unsent_rows(cfg: WebConfig, upload: Upload, path: Path, outcome: SyncOutcome) -> None:
@@ -689,7 +699,7 @@ def _add_upload_routes(app: Flask) -> None:
         except BsgSyncError as exc:
             svc.uploads.discard(upload.token)
             return _back("index", f"Cannot use this file: {_their_words(str(exc), upload)}")
-        upload.headers, upload.rows = sheet.headers, len(sheet.rows)
+        _learn(upload, sheet)
         return redirect(url_for("mapping_page", token=upload.token), 303)
 
     @app.post("/u/<token>/layout")
@@ -729,8 +739,11 @@ def _add_upload_routes(app: Flask) -> None:
             raw = mapping_mod.parse_mapping(text, source=Path("mapping"))
             mapping_mod.resolve_mapping(raw, upload.headers, account)
         except ConfigError as exc:
-            upload.draft_error = str(exc)
+            upload.draft_error = columns_mod.name_fields(str(exc), account)
             return redirect(url_for("mapping_page", token=token), 303)
+        stop = _mapping_stop(upload, form, account, request.form.get("accept_types", ""))
+        if stop is not None:
+            return stop
         upload.mapping_path = upload.private_path("mapping.toml")
         upload.mapping_path.write_text(text, encoding="utf-8")
         upload.create_missing = form.create_missing
@@ -1034,15 +1047,72 @@ def _counts(results: Sequence[RowResult]) -> dict[str, int]:
     return counts
 
 
+def _mapping_stop(
+    upload: Upload, form: forms.MappingForm, account: Account, accepted: str
+) -> BaseResponse | None:
+    """Back to the mapping before any preview when the sheet names lists BSG lacks, or when
+    a column's values do not fit its target and the person has not said to go on anyway."""
+    for c in form.columns:
+        profile = next((p for p in upload.profiles if p.index == c.index), None)
+        unknown = [] if c.target != "groups" or profile is None else (
+            columns_mod.unknown_lists(profile, account))
+        if unknown:
+            upload.draft_error = columns_mod.unknown_list_error(c.header, unknown, account)
+            return redirect(url_for("mapping_page", token=upload.token), 303)
+    warnings = tuple(_type_warnings(upload, form, account))
+    if warnings and not hmac.compare_digest(accepted, _warnings_key(warnings)):
+        return redirect(url_for("mapping_page", token=upload.token), 303)
+    upload.type_warnings = warnings
+    return None
+
+
+def _type_warnings(upload: Upload, form: forms.MappingForm, account: Account) -> list[str]:
+    targets = [(c.index, c.target) for c in form.columns]
+    return columns_mod.type_warnings(targets, upload.profiles, account)
+
+
+def _warnings_key(warnings: Sequence[str]) -> str:
+    """What the "preview anyway" box carries: these warnings, and no others, were seen."""
+    return hashlib.sha256("\n".join(warnings).encode()).hexdigest()[:16]
+
+
+def _mapping_rows(upload: Upload, account: Account, form: forms.MappingForm) -> list[Any]:
+    """Per column: its choice, samples, the warning for each kind of target, why ignored."""
+    profiles = {p.index: p for p in upload.profiles}
+    rows = []
+    for c in form.columns:
+        p = profiles.get(c.index)
+        misfit = {} if p is None else {
+            k: columns_mod.misfit_sentence(p, k) for k in columns_mod.KINDS
+        }
+        rows.append({
+            "choice": c,
+            "samples": () if p is None else p.samples,
+            "filled": None if p is None else p.filled,
+            "misfit": {k: v for k, v in misfit.items() if v},
+            "ignored": columns_mod.ignored_reason(p, c.header, c.index),
+        })
+    return rows
+
+
 def _render_mapping(
     upload: Upload, account: Account, form: forms.MappingForm, error: str | None
 ) -> str:
     blocking = _blocking_run(upload)
+    warnings = _type_warnings(upload, form, account)
+    choices = forms.target_choices(account)
     return render_template(
         "mapping.html",
         upload=upload,
         form=form,
-        choices=forms.target_choices(account),
+        choices=choices,
+        kinds={v: columns_mod.target_kind(v, account) or "" for v, _label in choices},
+        types=forms.target_types(account),
+        rows=_mapping_rows(upload, account, form),
+        countries=country_choices(),
+        warnings=warnings,
+        warnings_key=_warnings_key(warnings) if warnings else "",
+        lists_sentence=columns_mod.lists_sentence(account),
         error=error,
         blocking=None if blocking is None else _live_view(blocking),
         grid_columns=_grid_columns(upload.layout),
@@ -1080,6 +1150,19 @@ def _ignored_columns(upload: Upload) -> list[str]:
     if not isinstance(form, forms.MappingForm):
         return []
     return [c.header for c in form.columns if c.target == forms.IGNORE and c.header.strip()]
+
+
+def _ignored_reasons(upload: Upload) -> list[tuple[str, str]]:
+    """(column, why it sends nothing) for every column the mapping leaves out."""
+    form = upload.draft
+    if not isinstance(form, forms.MappingForm):
+        return []
+    profiles = {p.index: p for p in upload.profiles}
+    return [
+        (c.header or f"column {_letters(c.index)}",
+         columns_mod.ignored_reason(profiles.get(c.index), c.header, c.index))
+        for c in form.columns if c.target == forms.IGNORE
+    ]
 
 
 def _grid_columns(layout: layout_mod.Layout | None) -> list[str]:
@@ -1120,6 +1203,7 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
             sum(1 for r in results if _status(r) == Status.PLANNED.value),
         ),
         ignored=_ignored_columns(upload),
+        ignored_reasons=_ignored_reasons(upload),
         view=_filtered(results, status, _int_arg("page", 1)),
         planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
         blocking=None if blocking is None else _live_view(blocking),

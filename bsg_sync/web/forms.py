@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from bsg_sync import mapping as mapping_mod
 from bsg_sync.errors import ConfigError
 from bsg_sync.models import Account
+from bsg_sync.web.columns import field_type_word
+from bsg_sync.web.countries import read_country
 
 IGNORE = "ignore"
 SIMPLE_CHOICES = (("phone", "Phone number"), ("id", "BSG contact id"), ("groups", "Lists"))
@@ -34,8 +36,18 @@ class MappingForm:
 
 def target_choices(account: Account) -> list[tuple[str, str]]:
     """(value, label) of every dropdown option, "ignore" first."""
-    fields = [(f"field:{f.name}", f"Custom field: {f.name}") for f in account.fields]
+    fields = [
+        (f"field:{f.name}", f"Custom field: {f.name} ({field_type_word(f.type)})")
+        for f in account.fields
+    ]
     return [(IGNORE, "Ignore this column"), *SIMPLE_CHOICES, *fields]
+
+
+def target_types(account: Account) -> dict[str, str]:
+    """Each dropdown value's type as the page says it ("date", "phone number", ...)."""
+    simple = {"phone": "phone number", "id": "whole number", "groups": "list names"}
+    fields = {f"field:{f.name}": f"{field_type_word(f.type)} field" for f in account.fields}
+    return {IGNORE: "not sent", **simple, **fields}
 
 
 def _as_choice(value: str | int, account: Account) -> str:
@@ -107,11 +119,17 @@ def read_form(form: Mapping[str, str], headers: Sequence[str], account: Account)
         k for k in form if k.startswith("header-") and not _index_ok(k[7:], len(headers))
     )
     problems += [f"column '{form[k]}' is not in the sheet" for k in extra]
+    country = read_country(form.get("default_country", ""))
+    if country is None:
+        problems.append(
+            f"“{form.get('default_country', '').strip()}” is not a country this page knows; "
+            "choose the country from the list"
+        )
     if problems:
         raise ConfigError("; ".join(problems))
     return MappingForm(
         tuple(columns),
-        form.get("default_country", "").strip().upper(),
+        country or "",
         "exact" if form.get("groups_mode") == "exact" else "add",
         form.get("create_missing") == "on",
     )

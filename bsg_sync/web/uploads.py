@@ -16,6 +16,7 @@ from bsg_sync.errors import InputFileError
 from bsg_sync.models import Account
 from bsg_sync.reader import EXCEL_EXTENSIONS, TEXT_EXTENSIONS
 from bsg_sync.sync import SyncOutcome
+from bsg_sync.web.columns import ColumnProfile
 from bsg_sync.web.layout import Layout
 
 ALLOWED_EXTENSIONS = frozenset(TEXT_EXTENSIONS | EXCEL_EXTENSIONS)
@@ -45,6 +46,8 @@ class Upload:
     applied_at: str | None = None  # local time the apply finished
     layout: Layout | None = None  # the tab and header row read (None: not read yet)
     undo_of: int | None = None  # an undo of this run (no sheet: the state store's journal)
+    profiles: tuple[ColumnProfile, ...] = ()  # samples and value kinds of each column
+    type_warnings: tuple[str, ...] = ()  # what the mapping page warned of (shown on the preview)
 
     @property
     def stem(self) -> str:

@@ -2,6 +2,33 @@
 "use strict";
 
 (function () {
+  // after each page load, focus the page's main heading (not the body), so a screen reader
+  // starts at what the page is about; a page reached by a link to an anchor keeps its anchor
+  var heading = document.querySelector("main h1");
+  if (heading && !window.location.hash) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({preventScroll: true});
+  }
+
+  // the mapping page: say next to a column when its values do not fit the target chosen
+  document.querySelectorAll("tr[data-misfit]").forEach(function (tr) {
+    var misfit = JSON.parse(tr.getAttribute("data-misfit") || "{}");
+    var select = tr.querySelector("select");
+    var warn = tr.querySelector(".warn");
+    var type = tr.querySelector(".type");
+    if (!select || !warn) { return; }
+    select.addEventListener("change", function () {
+      var option = select.options[select.selectedIndex];
+      var kind = option.getAttribute("data-kind");
+      var text = kind && misfit[kind];
+      warn.textContent = text ? "Check this: " + text + "." : "";
+      warn.hidden = !text;
+      if (type) {
+        type.textContent = select.value === "ignore" ? "Not sent to BSG." : "Type: " + option.getAttribute("data-type");
+      }
+    });
+  });
+
   var drop = document.querySelector("[data-drop]");
   if (drop) {
     var input = drop.querySelector("input[type=file]");
@@ -102,7 +129,13 @@
     renderCounts(document.getElementById("progress-counts"), p.counts);
     var err = document.getElementById("job-error");
     err.textContent = p.error; err.hidden = !p.error;
-    if (p.state === "failed") { document.getElementById("job-back").hidden = false; }
+    if (p.state === "failed") {
+      document.getElementById("job-back").hidden = false;
+      var heading = document.getElementById("job-heading");
+      if (heading) { heading.textContent = heading.getAttribute("data-failed"); }
+      document.getElementById("bar-line").hidden = true;  // no bar left moving after a failure
+      document.getElementById("progress-text").textContent = "stopped by an error (below)";
+    }
   }
 
   function poll() {
@@ -115,7 +148,12 @@
           var link = document.getElementById("next-link");
           link.href = p.next;
           document.getElementById("job-next").hidden = false;
-          if (!p.error) { window.location.assign(p.next); }
+          if (!p.error) {
+            // say where the page goes before it goes (the live region is read out)
+            document.getElementById("progress-text").textContent =
+              p.dry_run ? "The preview is ready; opening it." : "Done; opening the result.";
+            setTimeout(function () { window.location.assign(p.next); }, 700);
+          }
         }
       })
       .catch(function () { setTimeout(poll, 2000); });
