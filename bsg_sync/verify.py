@@ -504,7 +504,15 @@ def make_hlr_client(hlr_url: str, hlr_key: str, opts: SyncOptions,
         raise UsageError(str(exc)) from None
 
 
-def summary_lines(o: VerifyOutcome) -> list[str]:
+def summary_lines(o: VerifyOutcome, report: Path | None = None) -> list[str]:
+    """The warnings, then one sentence (with the per-number report's path, if written)."""
+    lines = _summary_lines(o)
+    if report is not None:
+        lines[-1] += f" — report: {report}"
+    return lines
+
+
+def _summary_lines(o: VerifyOutcome) -> list[str]:
     q = o.quote
     lines = []
     if q.unpriced:
@@ -562,6 +570,25 @@ def cached_unreachable(opts: SyncOptions, max_age_days: float) -> frozenset[str]
 
 # ---------------------------------------------------------------- the per-number report
 
+RESULT_FORMATS = (".csv", ".jsonl")
+
+
+def default_results_path(sheet: Path) -> Path:
+    """`bsg-sync verify`'s own per-number report: `<sheet stem>.verify.csv` beside the sheet."""
+    return sheet.with_name(f"{sheet.stem}.verify.csv")
+
+
+def check_results_path(path: Path, sheet: Path) -> None:
+    """Refuse (exit 2, before anything is paid) a report path that cannot be written."""
+    from bsg_sync.errors import UsageError
+    from bsg_sync.report import check_output_path, probe_output
+
+    if path.suffix.lower() not in RESULT_FORMATS:
+        raise UsageError(f"--report {path}: write the verification report as .csv or .jsonl")
+    check_output_path(path, sheet, "--report", RESULT_FORMATS)
+    probe_output(path, "--report")
+
+
 RESULT_COLUMNS = ("msisdn", "verify_status", "network", "country", "ported", "roaming",
                   "verified_at", "verify_cost", "cached")
 
@@ -600,3 +627,71 @@ def write_results(path: Path, results: Iterable[Verified]) -> None:
         raise OutputError(f"cannot write the verification report {path}: {exc.strerror}; "
                           "fix the folder or pass another --report (nothing is paid twice)"
                           ) from None
+
+
+# ---------------------------------------------------------------- results in the sync's report
+
+def verified_row(v: Verified) -> tuple[Any, ...]:
+    """A run's record of one number's check (`StateStore.record_run_verified`)."""
+    return (v.msisdn, v.status, v.network, v.country, int(v.ported), int(v.roaming),
+            v.verified_at, "0" if v.cached else str(v.cost), v.currency, int(v.cached))
+
+
+def verified_from_row(r: Sequence[Any]) -> Verified:
+    """The inverse of `verified_row` (a cached result's cost is what the run paid: 0)."""
+    return Verified(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], Decimal(r[7]), r[8],
+                    cached=bool(r[9]))
+
+
+def with_verified(r: RowResult, v: Verified | None) -> RowResult:
+    """The report row with its phone's check in the verify_* columns (as is without one)."""
+    if v is None:
+        return r
+    import dataclasses
+
+    return dataclasses.replace(
+        r, verify_status=v.status, network=v.network, country=v.country, ported=int(v.ported),
+        roaming=int(v.roaming), verified_at=v.verified_at,
+        verify_cost="0" if v.cached else str(v.cost))
+
+
+def attach_verified(store: StateStore, run_id: int, results: Sequence[RowResult],
+                    fresh: Mapping[str, Verified]) -> tuple[list[RowResult], dict[str, Verified]]:
+    """Each row's phone's check - this run's (`fresh`), else the cache's - recorded with the
+    run and written into the rows; the checks of the run's numbers are returned too."""
+    phones = {r.phone for r in results if r.phone}
+    used = {m: v for m, v in fresh.items() if m in phones}
+    missing = phones - used.keys()
+    if missing and store.has_verified():
+        used.update(cached_results(store.load_verified(missing)))
+    if not used:
+        return list(results), {}
+    store.record_run_verified(run_id, (verified_row(v) for v in used.values()))
+    return [with_verified(r, used.get(r.phone or "")) for r in results], used
+
+
+def run_summary(checks: Iterable[Verified]) -> dict[str, Any]:
+    """What the run's report says of its numbers' checks: counts per status, what this run
+    paid (lookups and cost) and how many came from the cache."""
+    every = list(checks)
+    paid = [v for v in every if not v.cached]
+    counts: dict[str, int] = {}
+    for v in every:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    currency = next((v.currency for v in every if v.currency), "")
+    return {"numbers": len(every), "counts": dict(sorted(counts.items())),
+            "looked_up": len(paid), "from_cache": len(every) - len(paid),
+            "cost": str(sum((v.cost for v in paid), Decimal(0))), "currency": currency}
+
+
+def run_sentence(summary: Mapping[str, Any]) -> str | None:
+    """E.g. "HLR check of 6 numbers: 3 active, 1 absent; 5 looked up for 0.025 EUR, 1 from the
+    cache"; None when no number of the run has a check."""
+    if not summary.get("numbers"):
+        return None
+    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items())
+    paid = (f"{summary['looked_up']} looked up for {summary['cost']} {summary['currency']}"
+            if summary["looked_up"] else "none looked up")
+    cache = f", {summary['from_cache']} from the cache" if summary["from_cache"] else ""
+    numbers = "number" if summary["numbers"] == 1 else "numbers"
+    return f"HLR check of {summary['numbers']} {numbers}: {counts}; {paid}{cache}"
