@@ -594,6 +594,15 @@ def _hlr_key(hlr_api_key_file: Path | None) -> str:
     return key
 
 
+def _optional_hlr_key(hlr_api_key_file: Path | None) -> str | None:
+    """serve: the HLR key if one is given (the page's number check needs it), else None."""
+    import os
+
+    if hlr_api_key_file is None and not os.environ.get("BSG_HLR_API_KEY", "").strip():
+        return None
+    return _hlr_key(hlr_api_key_file)
+
+
 def _verify_options(command: Any) -> Any:
     """--hlr-url, --hlr-api-key-file, --verify-max-age, --max-verify-cost, --hlr-batch, …"""
     from decimal import Decimal, InvalidOperation
@@ -1145,6 +1154,11 @@ def demo(workdir: Path | None) -> None:
 @_state_option
 @_api_options
 @_json_option
+@click.option("--hlr-url", envvar="BSG_HLR_URL", default=DEFAULT_HLR_URL, show_default=True,
+              help="BSG v1 REST API base URL for the page's “Check numbers first” step.")
+@click.option("--hlr-api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="HLR (v1) API key file (else env BSG_HLR_API_KEY); without one the page "
+              "cannot check numbers.")
 def serve(
     host: str,
     port: int,
@@ -1157,6 +1171,8 @@ def serve(
     api_key_file: Path | None,
     allow_insecure_http: bool,
     as_json: bool,
+    hlr_url: str = DEFAULT_HLR_URL,
+    hlr_api_key_file: Path | None = None,
 ) -> None:
     """Serve the web page for marketing staff: upload, map, preview, apply, download."""
     import os
@@ -1184,6 +1200,8 @@ def serve(
             allowed_hosts=allowed,
             concurrency=concurrency,
             max_rps=None if no_rate_limit else max_rps,
+            hlr_url=hlr_url,
+            hlr_api_key=_optional_hlr_key(hlr_api_key_file),
         )
         app = create_app(config)
         serve_app(

@@ -65,6 +65,10 @@ class Mode(str, Enum):
 class VerifyCostRefused(RunRefused):
     """The lookups would cost more than --max-verify-cost or the balance (exit 3)."""
 
+    def __init__(self, message: str, quote: Quote | None = None) -> None:
+        super().__init__(message)
+        self.quote = quote  # what was refused (the web page still shows the price)
+
 
 @dataclass(frozen=True)
 class Verified:
@@ -211,11 +215,11 @@ def check_cost(q: Quote, max_cost: Decimal | None) -> None:
     if max_cost is not None and q.total > max_cost:
         raise VerifyCostRefused(
             f"verifying would cost {q.total} {q.currency} for {len(q.numbers)} numbers, over "
-            f"--max-verify-cost {max_cost}; raise the cap or verify fewer numbers")
+            f"--max-verify-cost {max_cost}; raise the cap or verify fewer numbers", q)
     if q.total > q.balance:
         raise VerifyCostRefused(
             f"verifying would cost {q.total} {q.currency} for {len(q.numbers)} numbers, more than "
-            f"the HLR balance of {q.balance} {q.currency}; top up or verify fewer numbers")
+            f"the HLR balance of {q.balance} {q.currency}; top up or verify fewer numbers", q)
 
 
 def cached_results(rows: Mapping[str, tuple[Any, ...]]) -> dict[str, Verified]:
