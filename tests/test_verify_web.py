@@ -39,7 +39,7 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 def _app(emu: Emulator, tmp_path: Path, **kw: Any) -> Flask:
     emu.reset()
-    return make_app(emu, tmp_path, hlr_url=emu.url + "/rest", **kw)
+    return make_app(emu, tmp_path, hlr_url=emu.url + "/rest", hlr_poll_interval=0.02, **kw)
 
 
 @pytest.fixture()
@@ -199,7 +199,7 @@ def test_a_price_over_the_balance_is_said_and_not_offered(tmp_path: Path) -> Non
     seed.write_text(json.dumps(SEED))
     config = EmulatorConfig(hlr_api_key=HLR_KEY, hlr_delay=0.05, hlr_balance=0.01)
     with Emulator(config, seed=seed) as poor, \
-            make_app(poor, tmp_path, hlr_url=poor.url + "/rest",
+            make_app(poor, tmp_path, hlr_url=poor.url + "/rest", hlr_poll_interval=0.02,
                      hlr_api_key=HLR_KEY).test_client() as client:
         token = _previewed(client)
         page = _text(_quoted(client, token))
@@ -261,3 +261,17 @@ def test_the_step_needs_a_preview(client: FlaskClient) -> None:
     token = r.headers["Location"].split("/")[2]
     r = _post(client, f"/u/{token}/verify/quote")
     assert r.status_code == 303 and "/preview" in r.headers["Location"]
+
+
+def test_serve_refuses_an_empty_hlr_key_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bsg_sync.cli import cli
+
+    (tmp_path / "hlr.key").write_text("\n")
+    env = {"BSG_API_KEY": "live_serve_key", "BSG_HLR_API_KEY": ""}
+    result = CliRunner().invoke(cli, ["serve", "--port", "0", "--state",
+                                      str(tmp_path / "s.sqlite3"), "--hlr-api-key-file",
+                                      str(tmp_path / "hlr.key")], env=env)
+    assert result.exit_code == 2
+    assert "no HLR API key" in result.stderr

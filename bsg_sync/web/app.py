@@ -137,6 +137,7 @@ class WebConfig:
     # the "Check numbers first" step (verify_step.py): BSG's v1 HLR API; no key, no step
     hlr_url: str = DEFAULT_HLR_URL
     hlr_api_key: str | None = None
+    hlr_poll_interval: float = 2.0  # seconds between polls of lookups still pending
 
 
 @dataclass

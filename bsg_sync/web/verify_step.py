@@ -172,8 +172,8 @@ def _verify(svc: Services, opts: SyncOptions, check: Check) -> None:
     """The lookups, capped at the price the person saw (a higher one is refused)."""
     cfg = svc.config
     assert check.quote is not None
-    vopts = VerifyOptions(mode=check.mode, max_cost=check.quote.total)
-    check.total = len(check.quote.numbers)
+    vopts = VerifyOptions(mode=check.mode, max_cost=check.quote.total,
+                          poll_interval=cfg.hlr_poll_interval)
     check.outcome = run_verify(opts, vopts, cfg.api_key, cfg.hlr_url, cfg.hlr_api_key or "",
                                stop=check.stop, on_progress=check.progress)
     check.state = "checked"
@@ -299,7 +299,8 @@ def add_verify_routes(app: Flask) -> None:
                                 token=token)
         if not check.quote.numbers:
             return redirect(url_for("verify_page", token=token), 303)
-        priced = Check(check.mode, state="checking", quote=check.quote, cached=check.cached)
+        priced = Check(check.mode, state="checking", total=len(check.quote.numbers),
+                       quote=check.quote, cached=check.cached)
         return _start(token, priced, _verify)
 
     @app.post("/u/<token>/verify/apply")
