@@ -269,9 +269,10 @@ def test_serve_refuses_an_empty_hlr_key_file(tmp_path: Path) -> None:
     from bsg_sync.cli import cli
 
     (tmp_path / "hlr.key").write_text("\n")
+    (tmp_path / "hlr.key").chmod(0o600)
     env = {"BSG_API_KEY": "live_serve_key", "BSG_HLR_API_KEY": ""}
     result = CliRunner().invoke(cli, ["serve", "--port", "0", "--state",
                                       str(tmp_path / "s.sqlite3"), "--hlr-api-key-file",
                                       str(tmp_path / "hlr.key")], env=env)
     assert result.exit_code == 2
-    assert "no HLR API key" in result.stderr
+    assert result.stderr.strip().endswith("hlr.key is empty")
