@@ -276,3 +276,20 @@ def test_serve_refuses_an_empty_hlr_key_file(tmp_path: Path) -> None:
                                       str(tmp_path / "hlr.key")], env=env)
     assert result.exit_code == 2
     assert result.stderr.strip().endswith("hlr.key is empty")
+
+
+def test_a_price_higher_than_the_one_shown_is_refused(client: FlaskClient, emu: Emulator
+                                                      ) -> None:
+    from bsg_sync.client import BsgClient
+    from tests.web_helpers import API_KEY
+
+    token = _previewed(client)
+    assert "4 numbers would be checked" in _text(_quoted(client, token))
+    with BsgClient(emu.url, API_KEY) as bsg:  # ...101 leaves the book: a 5th new number
+        bsg.delete_contact(1001)
+    _post(client, f"/u/{token}/verify/check")
+    assert _wait_check(client, token)["state"] == "failed"
+    page = _text(client.get(f"/u/{token}/verify").text)
+    assert "The price has gone up since it was shown: now at most 0.0350000 EUR for 5 " \
+           "numbers. Nothing was paid" in page
+    assert emu.hlr_stats()["lookups"] == 0

@@ -174,8 +174,19 @@ def _verify(svc: Services, opts: SyncOptions, check: Check) -> None:
     assert check.quote is not None
     vopts = VerifyOptions(mode=check.mode, max_cost=check.quote.total,
                           poll_interval=cfg.hlr_poll_interval)
-    check.outcome = run_verify(opts, vopts, cfg.api_key, cfg.hlr_url, cfg.hlr_api_key or "",
-                               stop=check.stop, on_progress=check.progress)
+    try:
+        check.outcome = run_verify(opts, vopts, cfg.api_key, cfg.hlr_url,
+                                   cfg.hlr_api_key or "", stop=check.stop,
+                                   on_progress=check.progress)
+    except VerifyCostRefused as exc:
+        now = exc.quote
+        if now is None or now.total <= check.quote.total:
+            raise  # the balance, not the price shown
+        check.error = (f"The price has gone up since it was shown: now at most {now.total} "
+                       f"{now.currency} for {len(now.numbers)} numbers. Nothing was paid; "
+                       "work out the price again.")
+        check.state = "failed"
+        return
     check.state = "checked"
 
 
