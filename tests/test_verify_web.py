@@ -175,6 +175,9 @@ def test_the_applys_report_carries_the_checks(client: FlaskClient, tmp_path: Pat
     assert by["447700900106"][head.index("verify_status")] == "absent"
     assert by["447700900105"][head.index("ported")] == 1
     assert by["447700900104"][head.index("verify_cost")] == "0.0050000"
+    pages = [client.get(f"/u/{token}/{path}").text
+             for path in ("verify", "verify.json", "preview", "result")]
+    assert not [p for p in pages if HLR_KEY in p]  # the key stays on the server
 
 
 def test_a_plain_apply_from_the_preview_is_as_before(client: FlaskClient, emu: Emulator
