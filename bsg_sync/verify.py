@@ -115,6 +115,7 @@ class VerifyOptions:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     poll_timeout: float = DEFAULT_POLL_TIMEOUT
     concurrency: int = 4
+    only: frozenset[str] | None = None  # look up none but these (the web: rows Apply sends)
 
 
 @dataclass
@@ -434,6 +435,8 @@ def sheet_numbers(opts: SyncOptions, client: BsgClient | None, store: StateStore
     cached_at = {m: str(r[6]) for m, r in cache.items()}
     now = datetime.now(timezone.utc)
     chosen = choose_numbers(desired, known, cached_at, vopts.mode, vopts.max_age_days, now)
+    if vopts.only is not None:
+        chosen = [m for m in chosen if m in vopts.only]
     return chosen, cached_results({m: r for m, r in cache.items() if m not in chosen})
 
 

@@ -296,3 +296,19 @@ def test_a_price_higher_than_the_one_shown_is_refused(client: FlaskClient, emu: 
     assert "The price has gone up since it was shown: now at most 0.0350000 EUR for 5 " \
            "numbers. Nothing was paid" in page
     assert emu.hlr_stats()["lookups"] == 0
+
+
+def test_only_numbers_apply_would_send_are_priced(client: FlaskClient, emu: Emulator) -> None:
+    r = upload(client, SHEET, "numbers.csv")  # no "create contacts": the new rows are not_found
+    mapping_url = r.headers["Location"]
+    form = mapping_form(client.get(mapping_url).text)
+    form["default_country"] = "GB"
+    r = client.post(mapping_url, data=form)
+    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    token = mapping_url.split("/")[2]
+    # changed: ...101 keeps its number (its Name changes), and the new numbers are not sent
+    assert "No number needs checking" in _text(_quoted(client, token, "changed"))
+    # stale: ...101 was never checked, and its row is sent
+    assert "1 number would be checked for at most 0.0070000 EUR" in _text(
+        _quoted(client, token, "stale"))
+    assert emu.hlr_stats()["lookups"] == 0

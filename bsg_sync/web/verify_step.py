@@ -75,6 +75,7 @@ class Check:
     problem: str = ""  # why the price cannot be paid (over the balance)
     error: str = ""
     skip_unreachable: bool = False  # chosen on Apply from this step
+    only: frozenset[str] = frozenset()  # the phones of the rows Apply would send
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -157,7 +158,7 @@ def with_checks(opts: SyncOptions, checks: Checks, token: str) -> SyncOptions:
 def _quote(svc: Services, opts: SyncOptions, check: Check) -> None:
     """The price of the lookups; pays nothing (a dry verification)."""
     cfg = svc.config
-    vopts = VerifyOptions(mode=check.mode, dry_run=True)
+    vopts = VerifyOptions(mode=check.mode, dry_run=True, only=check.only)
     try:
         outcome = run_verify(opts, vopts, cfg.api_key, cfg.hlr_url, cfg.hlr_api_key or "",
                              stop=check.stop)
@@ -172,7 +173,7 @@ def _verify(svc: Services, opts: SyncOptions, check: Check) -> None:
     """The lookups, capped at the price the person saw (a higher one is refused)."""
     cfg = svc.config
     assert check.quote is not None
-    vopts = VerifyOptions(mode=check.mode, max_cost=check.quote.total,
+    vopts = VerifyOptions(mode=check.mode, max_cost=check.quote.total, only=check.only,
                           poll_interval=cfg.hlr_poll_interval)
     try:
         check.outcome = run_verify(opts, vopts, cfg.api_key, cfg.hlr_url,
@@ -226,9 +227,9 @@ def _start(token: str, check: Check, work: Callable[[Services, SyncOptions, Chec
     svc = web.services_of_request()
     if not svc.config.hlr_api_key:
         return redirect(url_for("verify_page", token=token), 303)
-    if svc.jobs.running() is not None:
-        return _back("verify_page", "Another run is in progress; check the numbers when it "
-                         "has finished.", token=token)
+    if svc.jobs.running() is not None or checks_of(_app()).running():
+        return _back("verify_page", "Another run or check is in progress; check the numbers "
+                     "when it has finished.", token=token)
     opts = web._sync_options(svc, upload, dry_run=True)
     if not checks_of(_app()).start(token, check, lambda c: work(svc, opts, c)):
         return _back("verify_page", "The numbers are being checked already.", token=token)
@@ -240,6 +241,16 @@ def _app() -> Flask:
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     return app
+
+
+def _sent_phones(token: str) -> frozenset[str]:
+    """The phones of the preview's planned rows: a number Apply would not send is not paid for."""
+    upload = _web().services_of_request().uploads.get(token)
+    preview = None if upload is None else upload.preview
+    if preview is None:
+        return frozenset()
+    return frozenset(r.phone for r in preview.results
+                     if r.phone and _web()._status(r) == "planned")
 
 
 def _rows_of(upload: Upload) -> dict[str, list[int]]:
@@ -300,7 +311,7 @@ def add_verify_routes(app: Flask) -> None:
     def verify_quote(token: str) -> BaseResponse:
         mode = request.form.get("mode", Mode.CHANGED.value)
         chosen = Mode(mode) if mode in MODES else Mode.CHANGED
-        return _start(token, Check(chosen), _quote)
+        return _start(token, Check(chosen, only=_sent_phones(token)), _quote)
 
     @app.post("/u/<token>/verify/check")
     def verify_check(token: str) -> BaseResponse:
@@ -311,7 +322,7 @@ def add_verify_routes(app: Flask) -> None:
         if not check.quote.numbers:
             return redirect(url_for("verify_page", token=token), 303)
         priced = Check(check.mode, state="checking", total=len(check.quote.numbers),
-                       quote=check.quote, cached=check.cached)
+                       quote=check.quote, cached=check.cached, only=check.only)
         return _start(token, priced, _verify)
 
     @app.post("/u/<token>/verify/apply")
