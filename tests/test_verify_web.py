@@ -312,3 +312,25 @@ def test_only_numbers_apply_would_send_are_priced(client: FlaskClient, emu: Emul
     assert "1 number would be checked for at most 0.0070000 EUR" in _text(
         _quoted(client, token, "stale"))
     assert emu.hlr_stats()["lookups"] == 0
+
+
+def test_stop_keeps_what_was_paid_and_a_second_check_pays_the_rest(emu: Emulator,
+                                                                   tmp_path: Path) -> None:
+    app = _app(emu, tmp_path, hlr_api_key=HLR_KEY)
+    with app.test_client() as client:
+        token = _previewed(client)
+        _quoted(client, token)
+        _post(client, f"/u/{token}/verify/check")
+        r = _post(client, f"/u/{token}/verify/stop")
+        assert r.status_code == 303
+        state = _wait_check(client, token)["state"]
+        if state == "checked":
+            pytest.skip("the check finished before the stop arrived")
+        assert state == "failed"
+        page = _text(client.get(f"/u/{token}/verify").text)
+        assert "Stopped. What was looked up so far is kept" in page
+        _quoted(client, token)
+        _post(client, f"/u/{token}/verify/check")
+        assert _wait_check(client, token)["state"] == "checked"
+        assert all(n == 1 for n in emu.hlr_stats()["numbers"].values())  # none paid twice
+        assert set(emu.hlr_stats()["numbers"]) == NEW

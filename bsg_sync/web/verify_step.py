@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from bsg_sync.errors import BsgSyncError
+from bsg_sync.errors import BsgSyncError, Interrupted
 from bsg_sync.hlr import HlrKeyRejected
 from bsg_sync.verify import (
     Mode,
@@ -124,6 +124,10 @@ class Checks:
 def _guarded(work: Callable[[Check], None], check: Check) -> None:
     try:
         work(check)
+    except Interrupted:
+        check.error = ("Stopped. What was looked up so far is kept: check again to finish "
+                       "(no number is paid for twice).")
+        check.state = "failed"
     except HlrKeyRejected:
         check.error = ("BSG did not accept this page's HLR API key; ask whoever started the "
                        "page to check it. Nothing was paid.")
@@ -324,6 +328,14 @@ def add_verify_routes(app: Flask) -> None:
         priced = Check(check.mode, state="checking", total=len(check.quote.numbers),
                        quote=check.quote, cached=check.cached, only=check.only)
         return _start(token, priced, _verify)
+
+    @app.post("/u/<token>/verify/stop")
+    def verify_stop(token: str) -> BaseResponse:
+        _web()._upload_or_404(token)
+        check = checks_of(app).get(token)
+        if check is not None and check.state in RUNNING:
+            check.stop.set()  # the verification stops between requests; the journal stays
+        return redirect(url_for("verify_page", token=token), 303)
 
     @app.post("/u/<token>/verify/apply")
     def verify_apply(token: str) -> BaseResponse:
