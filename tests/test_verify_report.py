@@ -173,7 +173,7 @@ def test_show_and_a_rebuilt_report_carry_the_runs_checks(emu: Emulator, work: Pa
         {c: r[c] for c in VERIFY_COLUMNS} for r in original]
 
 
-def test_verify_writes_its_own_report_beside_the_sheet(emu: Emulator, work: Path) -> None:
+def test_the_check_writes_its_own_report_beside_the_sheet(emu: Emulator, work: Path) -> None:
     result = _verify(emu, work, "--verify", "new", "--json")
     assert result.exit_code == 0, result.stderr
     path = work / "sheet.verify.csv"
@@ -184,14 +184,14 @@ def test_verify_writes_its_own_report_beside_the_sheet(emu: Emulator, work: Path
     assert {r["msisdn"]: r["verify_status"] for r in rows}["447700900106"] == "absent"
 
 
-def test_verify_dry_run_writes_no_report(emu: Emulator, work: Path) -> None:
+def test_a_dry_check_writes_no_report(emu: Emulator, work: Path) -> None:
     result = _verify(emu, work, "--verify", "new", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert not (work / "sheet.verify.csv").exists()
     assert "report:" not in result.stderr
 
 
-def test_verify_refuses_an_unwritable_report_folder_before_paying(emu: Emulator, work: Path
+def test_an_unwritable_report_folder_is_refused_before_paying(emu: Emulator, work: Path
                                                                   ) -> None:
     result = _verify(emu, work, "--verify", "new", "--report", str(work / "no" / "v.csv"))
     assert result.exit_code == 2
