@@ -334,3 +334,15 @@ def test_stop_keeps_what_was_paid_and_a_second_check_pays_the_rest(emu: Emulator
         assert _wait_check(client, token)["state"] == "checked"
         assert all(n == 1 for n in emu.hlr_stats()["numbers"].values())  # none paid twice
         assert set(emu.hlr_stats()["numbers"]) == NEW
+
+
+def test_a_discarded_uploads_check_is_forgotten(client: FlaskClient) -> None:
+    from bsg_sync.web.verify_step import checks_of
+
+    token = _previewed(client)
+    _quoted(client, token)
+    assert _post(client, f"/u/{token}/discard").status_code == 303
+    other = _previewed(client)
+    _quoted(client, other)  # starting another check drops the discarded upload's
+    checks = checks_of(client.application)
+    assert checks.get(token) is None and checks.get(other) is not None

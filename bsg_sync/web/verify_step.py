@@ -115,10 +115,13 @@ class Checks:
                          name=f"bsg-sync-web-check-{check.mode.value}").start()
         return True
 
-    def stop_all(self) -> None:
+    def forget_gone(self, alive: Callable[[str], bool]) -> None:
+        """Drop the finished checks of uploads that expired or were discarded."""
         with self._lock:
-            for c in self._checks.values():
-                c.stop.set()
+            for token in [t for t, c in self._checks.items()
+                          if c.state not in RUNNING and not alive(t)]:
+                del self._checks[token]
+
 
 
 def _guarded(work: Callable[[Check], None], check: Check) -> None:
@@ -215,10 +218,10 @@ def _ready_upload(token: str) -> tuple[Upload, BaseResponse | None]:
     upload = web._upload_or_404(token)
     if upload.undo_of is not None or upload.preview is None or upload.mapping_path is None:
         return upload, _back("preview", "Preview the changes before checking the numbers.",
-                                 token=token)
+                             token=token)
     if upload.result is not None:
         return upload, _back("result", "This upload was already applied; its numbers can "
-                                 "no longer be checked first.", token=token)
+                             "no longer be checked first.", token=token)
     return upload, None
 
 
@@ -234,6 +237,7 @@ def _start(token: str, check: Check, work: Callable[[Services, SyncOptions, Chec
     if svc.jobs.running() is not None or checks_of(_app()).running():
         return _back("verify_page", "Another run or check is in progress; check the numbers "
                      "when it has finished.", token=token)
+    checks_of(_app()).forget_gone(lambda t: svc.uploads.get(t) is not None)
     opts = web._sync_options(svc, upload, dry_run=True)
     if not checks_of(_app()).start(token, check, lambda c: work(svc, opts, c)):
         return _back("verify_page", "The numbers are being checked already.", token=token)
