@@ -650,16 +650,21 @@ def verified_from_row(r: Sequence[Any]) -> Verified:
                     cached=bool(r[9]))
 
 
-def with_verified(r: RowResult, v: Verified | None) -> RowResult:
-    """The report row with its phone's check in the verify_* columns (as is without one)."""
-    if v is None:
-        return r
-    import dataclasses
+def verify_cells(v: Verified) -> tuple[Any, ...]:
+    """A check as the report's verify_* cells (RowResult's last seven fields, in order)."""
+    return (v.status, v.network, v.country, int(v.ported), int(v.roaming), v.verified_at,
+            "0" if v.cached else str(v.cost))
 
-    return dataclasses.replace(
-        r, verify_status=v.status, network=v.network, country=v.country, ported=int(v.ported),
-        roaming=int(v.roaming), verified_at=v.verified_at,
-        verify_cost="0" if v.cached else str(v.cost))
+
+def with_verified(r: RowResult, cells: tuple[Any, ...] | None) -> RowResult:
+    """The report row with its phone's check (`verify_cells`) in the verify_* columns.
+
+    Built positionally, not with dataclasses.replace: a sheet may have a million rows."""
+    if cells is None:
+        return r
+    return RowResult(r.row, r.contact_id, r.phone, r.action, r.status, r.error_code, r.error,
+                     r.changes, r.attempts, r.http_status, r.hlr_status, r.hlr_last_check,
+                     *cells)
 
 
 def attach_verified(store: StateStore, run_id: int, results: Sequence[RowResult],
@@ -674,7 +679,8 @@ def attach_verified(store: StateStore, run_id: int, results: Sequence[RowResult]
     if not used:
         return list(results), {}
     store.record_run_verified(run_id, (verified_row(v) for v in used.values()))
-    return [with_verified(r, used.get(r.phone or "")) for r in results], used
+    cells = {m: verify_cells(v) for m, v in used.items()}
+    return [with_verified(r, cells.get(r.phone or "")) for r in results], used
 
 
 def run_summary(checks: Iterable[Verified]) -> dict[str, Any]:

@@ -212,3 +212,22 @@ def test_store_migrates_and_prune_drops_a_runs_checks(tmp_path: Path) -> None:
         assert store.run_verified(run) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 5
+
+
+def test_with_verified_keeps_every_other_field() -> None:
+    import dataclasses
+    from decimal import Decimal
+
+    from bsg_sync.models import Action, RowResult, Status
+    from bsg_sync.verify import Verified, verify_cells, with_verified
+
+    r = RowResult(7, 1001, "447700900104", Action.UPDATE, Status.OK, "c", "e", "x", 2, 200,
+                  "active", "2025-01-01 00:00:00")
+    v = Verified("447700900104", "absent", "23410", "United Kingdom", True, False,
+                 "2026-01-01T00:00:00+00:00", Decimal("0.005"), "EUR")
+    assert with_verified(r, verify_cells(v)) == dataclasses.replace(
+        r, verify_status="absent", network="23410", country="United Kingdom", ported=1,
+        roaming=0, verified_at="2026-01-01T00:00:00+00:00", verify_cost="0.005")
+    cached = dataclasses.replace(v, cached=True)
+    assert with_verified(r, verify_cells(cached)).verify_cost == "0"
+    assert with_verified(r, None) is r
