@@ -607,6 +607,15 @@ def _hlr_key(hlr_api_key_file: Path | None) -> str:
     return key
 
 
+def _optional_hlr_key(hlr_api_key_file: Path | None) -> str | None:
+    """serve: the HLR key if one is given (the page's number check needs it), else None."""
+    import os
+
+    if hlr_api_key_file is None and not os.environ.get("BSG_HLR_API_KEY", "").strip():
+        return None
+    return _hlr_key(hlr_api_key_file)
+
+
 def _verify_options(command: Any) -> Any:
     """--hlr-url, --hlr-api-key-file, --verify-max-age, --max-verify-cost, --hlr-batch, …"""
     from decimal import Decimal, InvalidOperation
@@ -684,6 +693,7 @@ def _verify_before_sync(opts: Any, key: str | None, mode: str | None, skip: bool
             _say(line)
         dead = unreachable_numbers(outcome.results)
         summary = summary_json(outcome)
+        opts = dataclasses.replace(opts, verified=outcome.results)
     return (dataclasses.replace(opts, unreachable=dead) if skip else opts), summary
 
 
@@ -862,15 +872,18 @@ def _run_with_signals(run: Callable[[Hooks], SyncOutcome], quiet: bool) -> SyncO
 def _print_outcome(outcome: SyncOutcome, as_json: bool,
                    verified: dict[str, Any] | None = None) -> None:
     from bsg_sync import report
+    from bsg_sync.verify import run_sentence, run_summary
 
     s = outcome.summary
+    checks = run_summary(outcome.verified.values())
     if as_json:
-        _json_out({**report.summary_json(s), **({"verify": verified} if verified else {})})
+        _json_out({**report.summary_json(s), **({"verify": verified} if verified else {}),
+                   "verified": checks})
     if outcome.aborted is not None:
         _say(f"bsg-sync: {outcome.aborted}")
-    hlr = report.hlr_sentence(s)
-    if hlr:
-        _say(hlr)
+    for line in (report.hlr_sentence(s), run_sentence(checks)):
+        if line:
+            _say(line)
     _say(report.summary_sentence(s))
 
 
@@ -970,11 +983,13 @@ def show(run_id: int, state: Path | None, report: Path | None, every_row: bool) 
         if info is None:
             raise UsageError(f"there is no run {run_id}; `bsg-sync runs` lists them")
         results = store.run_results(run_id)
+        checks = store.run_verified(run_id)
     if report is not None:
         report_mod.write_report(report, results, report_mod.summary_of_run(info, results, report))
     kind = "dry run" if info.dry_run else "run"
     lines = [f"{kind} {run_id} of {info.sheet} at {info.started_at}: "
              f"{_counts_text(info.counts) or 'not finished'}"]
+    lines += _checks_lines(checks)
     for r in results:
         if every_row or r.status.value not in ("unchanged", "planned") or r.changes:
             what = r.changes or r.error or ""
@@ -986,6 +1001,14 @@ def show(run_id: int, state: Path | None, report: Path | None, every_row: bool) 
         click.echo(for_terminal(line))
     if report is not None:
         _say(f"report: {report}")
+
+
+def _checks_lines(rows: list[tuple[Any, ...]]) -> list[str]:
+    """show RUN: the run's HLR checks in one line (none without any)."""
+    from bsg_sync.verify import run_sentence, run_summary, verified_from_row
+
+    line = run_sentence(run_summary(verified_from_row(r) for r in rows))
+    return [f"  {line}"] if line else []
 
 
 @cli.command()
@@ -1100,6 +1123,11 @@ def demo(workdir: Path | None) -> None:
 @_state_option
 @_api_options
 @_json_option
+@click.option("--hlr-url", envvar="BSG_HLR_URL", default=DEFAULT_HLR_URL, show_default=True,
+              help="BSG v1 REST API base URL for the page's “Check numbers first” step.")
+@click.option("--hlr-api-key-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="HLR (v1) API key file (else env BSG_HLR_API_KEY); without one the page "
+              "cannot check numbers.")
 def serve(
     host: str,
     port: int,
@@ -1112,6 +1140,8 @@ def serve(
     api_key_file: Path | None,
     allow_insecure_http: bool,
     as_json: bool,
+    hlr_url: str = DEFAULT_HLR_URL,
+    hlr_api_key_file: Path | None = None,
 ) -> None:
     """Serve the web page for marketing staff: upload, map, preview, apply, download."""
     import os
@@ -1139,6 +1169,8 @@ def serve(
             allowed_hosts=allowed,
             concurrency=concurrency,
             max_rps=None if no_rate_limit else max_rps,
+            hlr_url=hlr_url,
+            hlr_api_key=_optional_hlr_key(hlr_api_key_file),
         )
         app = create_app(config)
         serve_app(
@@ -1163,7 +1195,8 @@ def serve(
 @_api_options
 @_json_option
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write one row per number here (.csv or .jsonl).")
+              help="One row per number here, .csv or .jsonl (default: <sheet>.verify.csv "
+              "beside SHEET).")
 @click.option("--verify", "mode", type=click.Choice(["new", "changed", "stale", "all"]),
               default="stale", show_default=True,
               help="Which numbers: new to the book; also changed by the sheet; also stale "
@@ -1188,6 +1221,8 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
     from bsg_sync.verify import (
         Mode,
         VerifyOptions,
+        check_results_path,
+        default_results_path,
         run_verify,
         summary_json,
         summary_lines,
@@ -1202,21 +1237,20 @@ def verify(sheet: Path, mapping: Path | None, sheet_name: str | None, encoding: 
                           dry_run=dry_run, batch=hlr_batch, poll_interval=hlr_poll_interval)
     stop = threading.Event()
     try:
-        if report is not None and report.suffix.lower() not in (".csv", ".jsonl"):
-            raise UsageError(f"--report {report}: write the verification report as .csv or "
-                             ".jsonl")  # checked before anything is paid
+        report = report or default_results_path(sheet)
+        check_results_path(report, sheet)  # before anything is paid
         key = None if offline else _api_key_from_env_or_file(api_key_file)
         hlr_key = _hlr_key(hlr_api_key_file)
         outcome = run_verify(opts, vopts, key, hlr_url, hlr_key, stop=stop,
                              on_progress=_verify_progress(quiet))
-        if report is not None and not dry_run:
+        if not dry_run:
             write_results(report, outcome.results.values())
     except KeyboardInterrupt:
         raise Interrupted("verification stopped; run again to resume (nothing is paid twice)"
                           ) from None
     if as_json:
-        _json_out(summary_json(outcome))
-    for line in summary_lines(outcome):
+        _json_out({**summary_json(outcome), "report_path": None if dry_run else str(report)})
+    for line in summary_lines(outcome, None if dry_run else report):
         _say(line)
     sys.exit(0)
 

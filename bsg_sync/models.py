@@ -244,6 +244,14 @@ class RowResult:
     http_status: int | None = None
     hlr_status: str | None = None
     hlr_last_check: str | None = None
+    # bsg-sync's own HLR check of the phone (verify.py): this run's lookup or the cache's
+    verify_status: str | None = None
+    network: str | None = None
+    country: str | None = None
+    ported: int | None = None  # 1/0
+    roaming: int | None = None  # 1/0
+    verified_at: str | None = None
+    verify_cost: str | None = None  # what this run paid for it ("0" from the cache)
 
 
 REPORT_COLUMNS: tuple[str, ...] = (
@@ -259,6 +267,13 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "http_status",
     "hlr_status",
     "hlr_last_check",
+    "verify_status",
+    "network",
+    "country",
+    "ported",
+    "roaming",
+    "verified_at",
+    "verify_cost",
 )
 
 

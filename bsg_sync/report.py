@@ -43,8 +43,8 @@ STATUS_COLOURS: Mapping[str, str] = {
     Status.NOT_SENT.value: "FCE4D6",  # light red
     Status.SKIPPED.value: "FFF2CC",  # pale yellow
 }
-_LETTERS = [chr(65 + i) for i in range(len(REPORT_COLUMNS))]  # A..L
-_REPORT_WIDTHS = (7, 12, 16, 9, 11, 22, 50, 50, 9, 11, 12, 20)
+_LETTERS = [chr(65 + i) for i in range(len(REPORT_COLUMNS))]  # A..S
+_REPORT_WIDTHS = (7, 12, 16, 9, 11, 22, 50, 50, 9, 11, 12, 20, 13, 10, 9, 8, 8, 20, 11)
 _PHONE_COL = REPORT_COLUMNS.index("phone")
 _STATUS_COL = REPORT_COLUMNS.index("status")
 

@@ -81,6 +81,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             verified_at TEXT NOT NULL, price TEXT NOT NULL, currency TEXT NOT NULL,
             lookup_id TEXT NOT NULL)""",
     ),
+    (  # 5: each run's HLR check results, one per number of its rows (the report's verify_*)
+        """CREATE TABLE run_verified (
+            run_id INTEGER NOT NULL REFERENCES runs(id), msisdn TEXT NOT NULL,
+            status TEXT NOT NULL, network TEXT NOT NULL, country TEXT NOT NULL,
+            ported INTEGER NOT NULL, roaming INTEGER NOT NULL, verified_at TEXT NOT NULL,
+            cost TEXT NOT NULL, currency TEXT NOT NULL, cached INTEGER NOT NULL,
+            PRIMARY KEY (run_id, msisdn))""",
+    ),
 )
 
 # How long results are kept (README "Nightly use"): real runs, and dry runs / web previews.
@@ -104,6 +112,15 @@ _RESULT_COLUMNS = (
     "row, contact_id, phone, action, status, error_code, error, changes, attempts, "
     "http_status, hlr_status, hlr_last_check"
 )
+# a run's results with the HLR check of each row's phone (run_verified), for show / reports
+_RESULTS_VERIFIED_SQL = (
+    "SELECT " + ", ".join(f"r.{c.strip()}" for c in _RESULT_COLUMNS.split(",")) + ", "
+    "v.status, v.network, v.country, v.ported, v.roaming, v.verified_at, v.cost "
+    "FROM results r LEFT JOIN run_verified v ON v.run_id = r.run_id AND v.msisdn = r.phone "
+    "WHERE r.run_id = ? ORDER BY r.row"
+)
+_VERIFIED_COLUMNS = ("msisdn, status, network, country, ported, roaming, verified_at, cost, "
+                     "currency, cached")
 
 
 def default_state_path() -> Path:
@@ -204,9 +221,9 @@ class Write(NamedTuple):
 
 
 def _result_from_row(row: Sequence[Any]) -> RowResult:
-    r, cid, phone, action, status, code, error, changes, attempts, http, hlr, check = row
+    r, cid, phone, action, status, code, error, changes, attempts, http, hlr, check = row[:12]
     return RowResult(r, cid, phone, Action(action), Status(status), code, error, changes,
-                     attempts, http, hlr, check)
+                     attempts, http, hlr, check, *row[12:])
 
 
 def _describe(exc: sqlite3.Error) -> str:
@@ -578,6 +595,7 @@ class StateStore:
             for run_id in old:
                 results += cur.execute("DELETE FROM results WHERE run_id = ?", run_id).rowcount
                 cur.execute("DELETE FROM writes WHERE run_id = ?", run_id)  # undo goes too
+                cur.execute("DELETE FROM run_verified WHERE run_id = ?", run_id)
             cur.executemany("DELETE FROM runs WHERE id = ?", old)
         self.checkpoint()
         if old:
@@ -636,9 +654,29 @@ class StateStore:
                         (_now(), json.dumps(dict(counts)), outcome, exit_code, run_id))
 
     def run_results(self, run_id: int) -> list[RowResult]:
-        rows = self._query(f"SELECT {_RESULT_COLUMNS} FROM results WHERE run_id = ? "
-                           "ORDER BY row", (run_id,))
+        """The run's row results, each with its phone's HLR check as the run recorded it."""
+        rows = self._query(_RESULTS_VERIFIED_SQL, (run_id,))
         return [_result_from_row(r) for r in rows]
+
+    def record_run_verified(self, run_id: int, rows: Iterable[tuple[Any, ...]]) -> None:
+        """The HLR check of each number of the run's rows: (msisdn, status, network, country,
+        ported, roaming, verified_at, cost this run paid, currency, cached) each."""
+        values = [(run_id, *r) for r in rows]
+        if not values:
+            return
+        with self._tx("record the run's verification results in") as cur:
+            cur.executemany(f"INSERT OR REPLACE INTO run_verified (run_id, {_VERIFIED_COLUMNS})"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def run_verified(self, run_id: int) -> list[tuple[Any, ...]]:
+        """The rows `record_run_verified` stored for the run, by number."""
+        return [tuple(r) for r in self._query(
+            f"SELECT {_VERIFIED_COLUMNS} FROM run_verified WHERE run_id = ? ORDER BY msisdn",
+            (run_id,))]
+
+    def has_verified(self) -> bool:
+        """Whether any number was ever verified (a sync without verification skips the cache)."""
+        return bool(self._query("SELECT EXISTS (SELECT 1 FROM hlr_cache)")[0][0])
 
     # ------------------------------------------------------------------ HLR verification
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +43,7 @@ from bsg_sync.models import (
 )
 from bsg_sync.scrub import scrub
 from bsg_sync.state import StateStore
-from bsg_sync.verify import skip_unreachable
+from bsg_sync.verify import Verified, attach_verified, skip_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class SyncOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     # --verify --skip-unreachable: phones the HLR check found dead; their rows are not written
     unreachable: frozenset[str] = frozenset()
+    # --verify: this run's HLR checks by phone, shown in the report's verify_* columns
+    verified: Mapping[str, Verified] = field(default_factory=dict)
     # limits of the child process that reads the sheet (None: isolate's defaults / env)
     read_memory_limit: int | None = None
     read_time_limit: float | None = None
@@ -108,6 +110,7 @@ class SyncOutcome:
     results: list[RowResult]
     warnings: list[str]
     aborted: BsgSyncError | None
+    verified: Mapping[str, Verified] = field(default_factory=dict)  # the rows' HLR checks
 
     @property
     def exit_code(self) -> ExitCode:
@@ -359,6 +362,7 @@ def finish_run(
     """Summary, report, errors file, and the run's end in the store."""
     opts, client = run.opts, run.client
     results = [_scrubbed(r) for r in results]
+    results, verified = attach_verified(run.store, run.run_id, results, opts.verified)
     summary = report.summarise(
         results,
         run_id=run.run_id,
@@ -386,7 +390,8 @@ def finish_run(
             run.hooks.on_warning(text)
     run.store.end_run(run.run_id, summary.counts, outcome, int(exit_code_of(results, aborted)))
     _prune(run.store)
-    return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted)
+    return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted,
+                       verified=verified)
 
 
 def _outcome(aborted: BsgSyncError | None) -> str:

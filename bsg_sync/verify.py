@@ -65,6 +65,10 @@ class Mode(str, Enum):
 class VerifyCostRefused(RunRefused):
     """The lookups would cost more than --max-verify-cost or the balance (exit 3)."""
 
+    def __init__(self, message: str, quote: Quote | None = None) -> None:
+        super().__init__(message)
+        self.quote = quote  # what was refused (the web page still shows the price)
+
 
 @dataclass(frozen=True)
 class Verified:
@@ -111,6 +115,7 @@ class VerifyOptions:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     poll_timeout: float = DEFAULT_POLL_TIMEOUT
     concurrency: int = 4
+    only: frozenset[str] | None = None  # look up none but these (the web: rows Apply sends)
 
 
 @dataclass
@@ -211,11 +216,11 @@ def check_cost(q: Quote, max_cost: Decimal | None) -> None:
     if max_cost is not None and q.total > max_cost:
         raise VerifyCostRefused(
             f"verifying would cost {q.total} {q.currency} for {len(q.numbers)} numbers, over "
-            f"--max-verify-cost {max_cost}; raise the cap or verify fewer numbers")
+            f"--max-verify-cost {max_cost}; raise the cap or verify fewer numbers", q)
     if q.total > q.balance:
         raise VerifyCostRefused(
             f"verifying would cost {q.total} {q.currency} for {len(q.numbers)} numbers, more than "
-            f"the HLR balance of {q.balance} {q.currency}; top up or verify fewer numbers")
+            f"the HLR balance of {q.balance} {q.currency}; top up or verify fewer numbers", q)
 
 
 def cached_results(rows: Mapping[str, tuple[Any, ...]]) -> dict[str, Verified]:
@@ -430,6 +435,8 @@ def sheet_numbers(opts: SyncOptions, client: BsgClient | None, store: StateStore
     cached_at = {m: str(r[6]) for m, r in cache.items()}
     now = datetime.now(timezone.utc)
     chosen = choose_numbers(desired, known, cached_at, vopts.mode, vopts.max_age_days, now)
+    if vopts.only is not None:
+        chosen = [m for m in chosen if m in vopts.only]
     return chosen, cached_results({m: r for m, r in cache.items() if m not in chosen})
 
 
@@ -498,7 +505,15 @@ def make_hlr_client(hlr_url: str, hlr_key: str, opts: SyncOptions,
         raise UsageError(str(exc)) from None
 
 
-def summary_lines(o: VerifyOutcome) -> list[str]:
+def summary_lines(o: VerifyOutcome, report: Path | None = None) -> list[str]:
+    """The warnings, then one sentence (with the per-number report's path, if written)."""
+    lines = _summary_lines(o)
+    if report is not None:
+        lines[-1] += f" — report: {report}"
+    return lines
+
+
+def _summary_lines(o: VerifyOutcome) -> list[str]:
     q = o.quote
     lines = []
     if q.unpriced:
@@ -556,6 +571,25 @@ def cached_unreachable(opts: SyncOptions, max_age_days: float) -> frozenset[str]
 
 # ---------------------------------------------------------------- the per-number report
 
+RESULT_FORMATS = (".csv", ".jsonl")
+
+
+def default_results_path(sheet: Path) -> Path:
+    """`bsg-sync verify`'s own per-number report: `<sheet stem>.verify.csv` beside the sheet."""
+    return sheet.with_name(f"{sheet.stem}.verify.csv")
+
+
+def check_results_path(path: Path, sheet: Path) -> None:
+    """Refuse (exit 2, before anything is paid) a report path that cannot be written."""
+    from bsg_sync.errors import UsageError
+    from bsg_sync.report import check_output_path, probe_output
+
+    if path.suffix.lower() not in RESULT_FORMATS:
+        raise UsageError(f"--report {path}: write the verification report as .csv or .jsonl")
+    check_output_path(path, sheet, "--report", RESULT_FORMATS)
+    probe_output(path, "--report")
+
+
 RESULT_COLUMNS = ("msisdn", "verify_status", "network", "country", "ported", "roaming",
                   "verified_at", "verify_cost", "cached")
 
@@ -594,3 +628,77 @@ def write_results(path: Path, results: Iterable[Verified]) -> None:
         raise OutputError(f"cannot write the verification report {path}: {exc.strerror}; "
                           "fix the folder or pass another --report (nothing is paid twice)"
                           ) from None
+
+
+# ---------------------------------------------------------------- results in the sync's report
+
+def verified_row(v: Verified) -> tuple[Any, ...]:
+    """A run's record of one number's check (`StateStore.record_run_verified`)."""
+    return (v.msisdn, v.status, v.network, v.country, int(v.ported), int(v.roaming),
+            v.verified_at, "0" if v.cached else str(v.cost), v.currency, int(v.cached))
+
+
+def verified_from_row(r: Sequence[Any]) -> Verified:
+    """The inverse of `verified_row` (a cached result's cost is what the run paid: 0)."""
+    return Verified(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], Decimal(r[7]), r[8],
+                    cached=bool(r[9]))
+
+
+def verify_cells(v: Verified) -> tuple[Any, ...]:
+    """A check as the report's verify_* cells (RowResult's last seven fields, in order)."""
+    return (v.status, v.network, v.country, int(v.ported), int(v.roaming), v.verified_at,
+            "0" if v.cached else str(v.cost))
+
+
+def with_verified(r: RowResult, cells: tuple[Any, ...] | None) -> RowResult:
+    """The report row with its phone's check (`verify_cells`) in the verify_* columns.
+
+    Built positionally, not with dataclasses.replace: a sheet may have a million rows."""
+    if cells is None:
+        return r
+    return RowResult(r.row, r.contact_id, r.phone, r.action, r.status, r.error_code, r.error,
+                     r.changes, r.attempts, r.http_status, r.hlr_status, r.hlr_last_check,
+                     *cells)
+
+
+def attach_verified(store: StateStore, run_id: int, results: Sequence[RowResult],
+                    fresh: Mapping[str, Verified]) -> tuple[list[RowResult], dict[str, Verified]]:
+    """Each row's phone's check - this run's (`fresh`), else the cache's - recorded with the
+    run and written into the rows; the checks of the run's numbers are returned too."""
+    phones = {r.phone for r in results if r.phone}
+    used = {m: v for m, v in fresh.items() if m in phones}
+    missing = phones - used.keys()
+    if missing and store.has_verified():
+        used.update(cached_results(store.load_verified(missing)))
+    if not used:
+        return list(results), {}
+    store.record_run_verified(run_id, (verified_row(v) for v in used.values()))
+    cells = {m: verify_cells(v) for m, v in used.items()}
+    return [with_verified(r, cells.get(r.phone or "")) for r in results], used
+
+
+def run_summary(checks: Iterable[Verified]) -> dict[str, Any]:
+    """What the run's report says of its numbers' checks: counts per status, what this run
+    paid (lookups and cost) and how many came from the cache."""
+    every = list(checks)
+    paid = [v for v in every if not v.cached]
+    counts: dict[str, int] = {}
+    for v in every:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    currency = next((v.currency for v in every if v.currency), "")
+    return {"numbers": len(every), "counts": dict(sorted(counts.items())),
+            "looked_up": len(paid), "from_cache": len(every) - len(paid),
+            "cost": str(sum((v.cost for v in paid), Decimal(0))), "currency": currency}
+
+
+def run_sentence(summary: Mapping[str, Any]) -> str | None:
+    """E.g. "HLR check of 6 numbers: 3 active, 1 absent; 5 looked up for 0.025 EUR, 1 from the
+    cache"; None when no number of the run has a check."""
+    if not summary.get("numbers"):
+        return None
+    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items())
+    paid = (f"{summary['looked_up']} looked up for {summary['cost']} {summary['currency']}"
+            if summary["looked_up"] else "none looked up")
+    cache = f", {summary['from_cache']} from the cache" if summary["from_cache"] else ""
+    numbers = "number" if summary["numbers"] == 1 else "numbers"
+    return f"HLR check of {summary['numbers']} {numbers}: {counts}; {paid}{cache}"

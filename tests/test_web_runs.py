@@ -178,6 +178,10 @@ def test_every_post_answers_with_a_redirect(app: Flask, emu: Emulator) -> None:
     status = wait_job(c, r.headers["Location"])
     undo_token = c.get(status["next"]).headers["Location"].split("/")[2]
     post("/u/<token>/apply", f"/u/{undo_token}/apply")
+    post("/u/<token>/verify/quote", f"/u/{token}/verify/quote")  # already applied
+    post("/u/<token>/verify/check", f"/u/{token}/verify/check")  # no price yet
+    post("/u/<token>/verify/apply", f"/u/{token}/verify/apply")  # already applied
+    post("/u/<token>/verify/stop", f"/u/{token}/verify/stop")  # nothing to stop
     post("/u/<token>/discard", f"/u/{token}/discard")
     posts = {rule.rule for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
     assert posts == set(answers)  # a new POST route needs a line above

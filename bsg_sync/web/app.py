@@ -37,6 +37,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -53,6 +54,7 @@ from bsg_sync import mapping as mapping_mod
 from bsg_sync import report
 from bsg_sync.client import BsgClient, RetryPolicy, open_client
 from bsg_sync.errors import BsgSyncError, ConfigError
+from bsg_sync.hlr import DEFAULT_HLR_URL
 from bsg_sync.isolate import read_sheet_isolated
 from bsg_sync.models import (
     DEFAULT_CONCURRENCY,
@@ -75,6 +77,7 @@ from bsg_sync.web.guards import GuessLimiter, GuessPolicy, host_allowed
 from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
 from bsg_sync.web.store import WEB_DB_NAME, WebStore, get_run, list_runs, run_results
 from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
+from bsg_sync.web.verify_step import add_verify_routes, checks_of, with_checks
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,10 @@ class WebConfig:
     # the child process that reads every upload (a runaway parser dies there, not here)
     read_memory_limit: int = READ_MEMORY_LIMIT
     read_time_limit: float = READ_TIME_LIMIT
+    # the "Check numbers first" step (verify_step.py): BSG's v1 HLR API; no key, no step
+    hlr_url: str = DEFAULT_HLR_URL
+    hlr_api_key: str | None = None
+    hlr_poll_interval: float = 2.0  # seconds between polls of lookups still pending
 
 
 @dataclass
@@ -176,6 +183,7 @@ def create_app(config: WebConfig) -> Flask:
         csrf_token=_csrf_token,
         accept=_accept_attr(),
         max_upload=size_text(config.max_upload_bytes),
+        check_numbers_ready=bool(config.hlr_api_key),
     )
     app.jinja_env.filters["change_items"] = _change_items
     app.jinja_env.filters["for_people"] = for_people
@@ -420,6 +428,7 @@ def _sync_options(svc: Services, upload: Upload, dry_run: bool) -> SyncOptions:
         read_memory_limit=cfg.read_memory_limit,
         read_time_limit=cfg.read_time_limit,
     )
+    opts = with_checks(opts, checks_of(current_app), upload.token)  # "Check numbers first"
     return opts if cfg.policy is None else replace(opts, policy=cfg.policy)
 
 
@@ -673,6 +682,7 @@ def _add_routes(app: Flask) -> None:
     _add_job_routes(app)
     _add_outcome_routes(app)
     _add_history_routes(app)
+    add_verify_routes(app)
 
 
 def _add_upload_routes(app: Flask) -> None:
