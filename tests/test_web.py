@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import SAMPLE_SEED, Emulators
 from web_helpers import (
     API_KEY,
     CITY,
@@ -44,27 +44,14 @@ from bsg_sync.web.store import WEB_DB_NAME, header_key
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
+def shared(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SAMPLE_SEED)
 
 
 @pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def emu(shared: Emulator) -> Emulator:
+    shared.reset()
+    return shared
 
 
 # --------------------------------------------------------------------------- the flow

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +15,19 @@ import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import SAMPLE_SEED, Emulators
 from test_web_layout import CONTACT_ROWS, READ_ME, workbook
-from web_helpers import SAMPLES, csrf, make_app, mapping_form, upload, upload_and_apply, wait_job
+from web_helpers import csrf, make_app, mapping_form, upload, upload_and_apply, wait_job
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(latency_ms=5), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(SAMPLE_SEED, latency_ms=5)
 
 
 def applied(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:

@@ -17,6 +17,7 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import SAMPLE_SEED, Emulators
 from web_helpers import (
     API_KEY,
     CONTACTS_CSV,
@@ -40,27 +41,14 @@ EVIL = "evil.example:8080"
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
+def shared(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SAMPLE_SEED)
 
 
 @pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def emu(shared: Emulator) -> Emulator:
+    shared.reset()
+    return shared
 
 
 @pytest.fixture

@@ -11,31 +11,23 @@ import html
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import WebApp
 from test_hostile_files import HEADER, _xlsb, _xlsx
-from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
+from web_helpers import CONTACTS_CSV, csrf, make_app, mapping_form, upload, wait_job
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path, concurrency=1, read_memory_limit=1 << 30, read_time_limit=30)
-    yield app
-    services(app).close()
+def app(web_app: WebApp, emu: Emulator) -> Flask:
+    return web_app(emu, concurrency=1, read_memory_limit=1 << 30, read_time_limit=30)
 
 
 def _flash(client: FlaskClient, response: object) -> str:

@@ -9,33 +9,15 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
-
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.web.app import services
+from web_helpers import CONTACTS_CSV, csrf, mapping_form, upload, wait_job
 
 CONTACT_ROWS = [r for r in csv.reader(io.StringIO(CONTACTS_CSV.read_text(encoding="utf-8-sig"))) if any(r)]
 TITLE = ["Spring customers — export of 3 May"]
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
 
 
 def workbook(tabs: list[tuple[str, list[list[str]]]], active: int = 0) -> bytes:

@@ -8,16 +8,15 @@ import dataclasses
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import WebApp
 from web_helpers import (
     CONTACTS_CSV,
-    SAMPLES,
     csrf,
     make_app,
     mapping_form,
@@ -25,21 +24,13 @@ from web_helpers import (
     wait_job,
 )
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path, concurrency=1)
-    yield app
-    services(app).close()
+def app(web_app: WebApp, emu: Emulator) -> Flask:
+    return web_app(emu, concurrency=1)
 
 
 def previewed(client: FlaskClient, name: str) -> str:

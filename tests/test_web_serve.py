@@ -11,24 +11,16 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 from flask import Flask
-from web_helpers import SAMPLES, make_app, upload_and_map, wait_job
+from web_helpers import make_app, upload_and_map, wait_job
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
 
 
 def words(page: str) -> str:
