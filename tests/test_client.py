@@ -7,12 +7,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kit import Emulators
 
 from bsg_sync.cli import cli
 from bsg_sync.client import (
@@ -226,9 +226,8 @@ def _config(**overrides: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    with Emulator(_config(), seed=SEED) as server:
-        yield server
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SEED, random_seed=1)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
+from kit import Emulators
 
 from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig, SeedError
@@ -41,9 +41,8 @@ def call(s: requests.Session, emu: Emulator, method: str, path: str, body: Any =
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SEED) as emulator:
-        yield emulator
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(SEED)
 
 
 @pytest.fixture

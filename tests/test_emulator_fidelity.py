@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,11 @@ import pytest
 import requests
 import yaml
 from bsg_api.models import ContactUpdateRequest, LoginRequest
+from kit import Emulators
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 
 DATA = Path(__file__).parent / "data"
 SPEC = DATA / "emulator_bsg-one-api-openapi.yaml"
@@ -45,9 +45,8 @@ def _spec_loader() -> type[yaml.SafeLoader]:
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(seed=DATA / "emulator_seed.json") as emulator:
-        yield emulator
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(DATA / "emulator_seed.json")
 
 
 @pytest.fixture(scope="module")
@@ -202,10 +201,8 @@ BAD_CHOICE = {"message": INVALID,
 
 
 @pytest.fixture
-def fresh() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(dup_limit=2, dup_window=30), seed=DATA / "emulator_seed.json"
-                  ) as emulator:
-        yield emulator
+def fresh(emulator: Emulators) -> Emulator:
+    return emulator(DATA / "emulator_seed.json", dup_limit=2, dup_window=30)
 
 
 def _session(emu: Emulator) -> requests.Session:

@@ -8,10 +8,10 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kit import Emulators
 
 from bsg_sync import errors
 from bsg_sync.client import BsgClient, CallResult, RetryPolicy
@@ -150,9 +150,8 @@ def config(**overrides: Any) -> EmulatorConfig:
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(config(), seed=SEED) as e:
-        yield e
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(SEED, random_seed=7)
 
 
 def make_client(emu: Emulator, key: str = "live_executor") -> BsgClient:

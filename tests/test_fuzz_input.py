@@ -12,7 +12,6 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
+from kit import Emulators
 from reliability_helpers import API_KEY, MAPPING, make_world
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.phones import normalise_phone
 
 # FUZZ_EXAMPLES=2000 hunts longer (locally); the suite keeps to a few seconds.
@@ -34,14 +33,15 @@ HEADERS = ["Contact ID", "Mobile", "First name", "City", "Lists"]
 
 
 @pytest.fixture(scope="module")
-def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def snapshot(tmp_path_factory: pytest.TempPathFactory, module_emulator: Emulators) -> Path:
     """A state store with the account and contacts pulled from an emulator (then stopped)."""
     world = make_world(tmp_path_factory.mktemp("fuzz"), 20)
-    with Emulator(EmulatorConfig(), seed=world.seed) as emu:
-        pulled = CliRunner(env={"BSG_API_KEY": API_KEY}).invoke(
-            cli, ["pull", "--api-url", emu.url, "--state", str(world.state)])
+    emu = module_emulator(world.seed)
+    pulled = CliRunner(env={"BSG_API_KEY": API_KEY}).invoke(
+        cli, ["pull", "--api-url", emu.url, "--state", str(world.state)])
+    emu.stop()
     assert pulled.exit_code == 0, pulled.output
-    yield world.state
+    return world.state
 
 
 def _dry_run(state: Path, sheet_bytes: bytes, suffix: str, mapping: str = MAPPING) -> None:

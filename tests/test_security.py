@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -27,6 +26,7 @@ from hostile_servers import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kit import Emulators
 from reliability_helpers import (
     API_KEY,
     EmulatorProcess,
@@ -42,7 +42,7 @@ from reliability_helpers import (
 
 from bsg_sync.cli import cli
 from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import BsgSyncError
 from bsg_sync.scrub import add_secret, scrub
 from bsg_sync.sync import SyncOptions, run_sync
@@ -56,9 +56,8 @@ def world(tmp_path: Path) -> World:
 
 
 @pytest.fixture()
-def emu(world: World) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=world.seed) as server:
-        yield server
+def emu(world: World, emulator: Emulators) -> Emulator:
+    return emulator(world.seed)
 
 
 def _invoke(args: list[str], state: Path, **env: str) -> click.testing.Result:

@@ -7,11 +7,12 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hostile_servers import ScriptedProxy, TrickleServer, wait_for
+from kit import Emulators
 from reliability_helpers import (
     World,
     cli_env,
@@ -34,9 +35,8 @@ def world(tmp_path: Path) -> World:
 
 
 @pytest.fixture()
-def emu(world: World) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=world.seed) as server:
-        yield server
+def emu(world: World, emulator: Emulators) -> Emulator:
+    return emulator(world.seed)
 
 
 def _trickle_lists(line: str) -> bool:

@@ -4,15 +4,15 @@ can be put back; tests against the emulator on 127.0.0.1, both PUT semantics."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import Emulators
 
 from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import UsageError
 from bsg_sync.models import Action, Contact, Status
 from bsg_sync.state import StateStore
@@ -43,9 +43,8 @@ MAPPING = ('[columns]\n"Contact ID" = "id"\n"Mobile" = "phone"\n"City" = "field:
 
 
 @pytest.fixture(params=["merge", "replace"])
-def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(put_semantics=request.param), seed=SEED) as e:
-        yield e
+def emu(request: pytest.FixtureRequest, emulator: Emulators) -> Emulator:
+    return emulator(SEED, put_semantics=request.param)
 
 
 def sync_sheet(emu: Emulator, tmp_path: Path, rows: list[list[str]], **kw: Any) -> Any:

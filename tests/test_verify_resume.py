@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kit import Emulators
 
 from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.hlr import HlrClient
 from bsg_sync.state import StateStore
 from bsg_sync.verify import VerifyOptions, verify_numbers
@@ -26,12 +26,10 @@ SEED = {"fields": [], "groups": [], "contacts": []}
 
 
 @pytest.fixture()
-def emu(tmp_path: Path) -> Iterator[Emulator]:
+def emu(tmp_path: Path, emulator: Emulators) -> Emulator:
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps(SEED))
-    config = EmulatorConfig(hlr_api_key=HLR_KEY, hlr_delay=1.5, hlr_max_batch=5)
-    with Emulator(config, seed=seed) as server:
-        yield server
+    return emulator(seed, hlr_api_key=HLR_KEY, hlr_delay=1.5, hlr_max_batch=5)
 
 
 def _start(emu: Emulator, work: Path) -> subprocess.Popen[str]:
