@@ -128,6 +128,7 @@ FORMATS = st.sampled_from(["General", "@", "00000000000", "0.00E+00", "0.00", "y
                            "hh:mm", "#,##0", "0%"])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     cells=st.lists(st.lists(st.tuples(XLSX_VALUE, FORMATS), max_size=6), max_size=6),

@@ -76,6 +76,7 @@ def test_a_failed_run_before_sending_alerts_too(emu: Emulator, work: Path, hook:
     assert "missing.toml" in post["message"]
 
 
+@pytest.mark.slow
 def test_an_unreachable_receiver_changes_nothing(emu: Emulator, work: Path, tmp_path: Path,
                                                  hook: Webhook) -> None:
     plain = sync(emu, work)

@@ -77,6 +77,7 @@ def test_random_faults_every_row_ends_ok_and_bsg_equals_the_sheet(tmp_path: Path
 # --------------------------------------------------------------------------- auth
 
 
+@pytest.mark.slow
 def test_token_expiring_mid_run_logs_in_again_and_completes(tmp_path: Path) -> None:
     world = make_world(tmp_path, 30)
     with _emulator(world, "--token-ttl", "1", "--latency-ms", "20") as emu:
@@ -103,6 +104,7 @@ def _start_and_wait_for_sending(world: World, emu: EmulatorProcess) -> object:
     return proc
 
 
+@pytest.mark.slow
 def test_sigkill_while_sending_then_rerun_finishes_without_resending(tmp_path: Path) -> None:
     world = make_world(tmp_path, 60)
     pause = random.uniform(0.2, 1.5)
@@ -154,6 +156,7 @@ def test_sigterm_while_sending_writes_the_report_and_exits_130(tmp_path: Path) -
 # --------------------------------------------------------------------------- state store
 
 
+@pytest.mark.slow
 def test_read_only_state_store_is_exit_3_and_keeps_what_was_confirmed(tmp_path: Path) -> None:
     world = make_world(tmp_path, 10)
     with _emulator(world) as emu:
@@ -187,6 +190,7 @@ def test_read_only_state_store_is_exit_3_and_keeps_what_was_confirmed(tmp_path: 
 # --------------------------------------------------------------------------- garbage answers
 
 
+@pytest.mark.slow
 def test_garbage_answers_are_retried_and_the_run_goes_on(tmp_path: Path) -> None:
     """html (502 page), truncated JSON, an empty 200 and a 10 MB body, each on one PUT."""
     world = make_world(tmp_path, 6)

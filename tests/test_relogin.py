@@ -31,6 +31,7 @@ def _contact_id(emu: Emulator) -> int:
         return next(client.iter_contacts()).id
 
 
+@pytest.mark.slow
 def test_a_token_that_expires_during_retries_is_renewed_again() -> None:
     """401 → fresh login → two 503s whose backoff outlives the 1 s token → 401 again: that
     token was not refused at once, it expired; log in again and go on (this aborted the run,

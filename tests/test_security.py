@@ -124,6 +124,7 @@ def test_sync_refuses_plain_http_to_a_remote_host(world: World) -> None:
 # --------------------------------------------------------------------------- file modes
 
 
+@pytest.mark.slow
 def test_state_store_and_reports_are_private_even_with_umask_0(world: World) -> None:
     with EmulatorProcess(world.seed, log=world.dir / "emu.log", verbose=False) as emu:
         for report in ("r.xlsx", "r.csv", "r.jsonl"):
@@ -178,6 +179,7 @@ def _scan(key: str, texts: list[str], files: list[Path]) -> list[str]:
     return leaks
 
 
+@pytest.mark.slow
 def test_the_key_never_appears_in_output_reports_or_state(tmp_path: Path) -> None:
     world = make_world(tmp_path / "w", 40)
     outputs: list[str] = []
@@ -245,6 +247,7 @@ def _quote_in_row_error(text: str) -> Answer:
     return answer
 
 
+@pytest.mark.slow
 def test_login_answers_that_echo_the_key_never_show_it_at_vv(world: World, emu: Emulator
                                                               ) -> None:
     """Three login answers quote the request (500 JSON, 200 HTML page, 502 HTML page) before

@@ -90,6 +90,7 @@ def _trickle_login(line: str) -> bool:
     return line.startswith("POST /api/auth/login")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["login", "cold-list", "warm-gets"])
 def test_sigterm_during_a_trickling_refresh_exits_130_with_the_report(tmp_path: Path,
                                                                       phase: str) -> None:

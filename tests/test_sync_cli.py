@@ -169,6 +169,7 @@ def _closed_port_url() -> str:
         return emu.url  # the port is closed again once the emulator stops
 
 
+@pytest.mark.slow
 def test_api_unreachable_exit_3_fast(work: Path) -> None:
     """Connection refused is known at once; the user should not wait through a retry loop.
 

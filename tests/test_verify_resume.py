@@ -55,6 +55,7 @@ def _wait_for(check: object, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_while_polling_then_rerun_pays_each_number_once(emu: Emulator,
                                                                 tmp_path: Path) -> None:
     proc = _start(emu, tmp_path)

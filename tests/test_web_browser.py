@@ -123,6 +123,7 @@ def no_sideways_scroll(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+@pytest.mark.slow
 def test_upload_map_preview_apply_download(
     served: tuple[str, Emulator], page: Page, tmp_path: Path
 ) -> None:
@@ -226,6 +227,7 @@ def preview_as(page: Page, url: str, name: str) -> None:
     page.wait_for_url("**/preview")
 
 
+@pytest.mark.slow
 def test_two_people_one_run_at_a_time(
     served: tuple[str, Emulator], browser: Browser, tmp_path: Path
 ) -> None:

@@ -99,6 +99,7 @@ def test_the_tab_excel_opens_on_is_preselected_when_it_looks_like_contacts(app: 
     assert checked(page, "tab") == ["Old"]
 
 
+@pytest.mark.slow
 def test_the_person_can_switch_the_tab(app: Flask) -> None:
     client = app.test_client()
     data = workbook([("Read me", READ_ME), ("Contacts", CONTACT_ROWS)])
@@ -161,6 +162,7 @@ def test_a_choice_not_offered_is_refused_with_a_sentence(app: Flask) -> None:
         assert sentence in client.get(url).text
 
 
+@pytest.mark.slow
 def test_a_new_layout_drops_the_old_preview(app: Flask) -> None:
     client = app.test_client()
     data = workbook([("Sheet1", titled(CONTACT_ROWS))])
