@@ -356,8 +356,8 @@ def test_fail_and_throttle_rates() -> None:
         resp = requests.get(f"{emu.url}/api/contacts", timeout=5)
         assert (resp.status_code, resp.headers["Retry-After"]) == (429, "1")
     with Emulator(EmulatorConfig(fail_rate=0.5, random_seed=7)) as emu:
-        codes = [requests.get(f"{emu.url}/api/contacts", timeout=5).status_code for _ in range(40)]
-        assert 5 < sum(c >= 500 for c in codes) < 35 and 401 in codes
+        seen = [requests.get(f"{emu.url}/api/contacts", timeout=5).status_code for _ in range(40)]
+        assert 5 < sum(c >= 500 for c in seen) < 35 and 401 in seen
 
 
 def test_drop_rate_closes_without_response() -> None:

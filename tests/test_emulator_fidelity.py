@@ -40,7 +40,11 @@ def _spec_loader() -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         """The spec has a bare `=` enum value (YAML's `value` tag): read it as the string."""
 
-    Loader.add_constructor("tag:yaml.org,2002:value", lambda ld, node: ld.construct_scalar(node))
+    def as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        assert isinstance(node, yaml.ScalarNode)
+        return str(loader.construct_scalar(node))
+
+    Loader.add_constructor("tag:yaml.org,2002:value", as_string)
     return Loader
 
 
@@ -182,6 +186,7 @@ def test_official_sdk_logs_in_reads_and_updates(emu: Emulator) -> None:
     update = ContactUpdateRequest.from_dict({
         "phone": 447700900123, "fields": [{"id": CITY, "value": "SDK city"}],
         "groups": [{"id": NEWS, "name": "Newsletter"}]})
+    assert update is not None
     sent = contacts.contact_update_without_preload_content(C1, update)
     data = json.loads(sent.data)["data"]
     assert sent.status == 200 and data["fields"][str(CITY)] == "SDK city"

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import openpyxl
 import pytest
@@ -29,6 +29,7 @@ from bsg_sync.phones import normalise_phone
 # FUZZ_EXAMPLES=2000 hunts longer (locally); the suite keeps to a few seconds.
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+Quoting = Literal[0, 1, 2, 3]  # csv.QUOTE_*, as typeshed spells csv.writer's argument
 HEADERS = ["Contact ID", "Mobile", "First name", "City", "Lists"]
 
 
@@ -104,7 +105,7 @@ CELL = st.one_of(
     newline=st.sampled_from(["\n", "\r\n", "\r"]),
 )
 def test_random_csv_dialects_and_encodings(
-    snapshot: Path, rows: list[list[str]], headers: list[str], delimiter: str, quoting: int,
+    snapshot: Path, rows: list[list[str]], headers: list[str], delimiter: str, quoting: Quoting,
     encoding: str, newline: str,
 ) -> None:
     buf = io.StringIO()

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sqlite3
 import stat
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -96,7 +97,8 @@ def test_token_expiring_mid_run_logs_in_again_and_completes(tmp_path: Path) -> N
 # --------------------------------------------------------------------------- kill / term
 
 
-def _start_and_wait_for_sending(world: World, emu: EmulatorProcess) -> object:
+def _start_and_wait_for_sending(world: World, emu: EmulatorProcess
+                                ) -> subprocess.Popen[bytes]:
     proc = start_cli(sync_args(world, emu.url, "--max-rps", "20", "--concurrency", "2"),
                      cli_env(world.state), world.dir / "run1.out")
     wait_until(lambda: emu.put_ids() or proc.poll() is not None, 30, "the first PUT")
@@ -111,8 +113,8 @@ def test_sigkill_while_sending_then_rerun_finishes_without_resending(tmp_path: P
     with _emulator(world, "--latency-ms", "10") as emu:
         proc = _start_and_wait_for_sending(world, emu)
         time.sleep(pause)
-        proc.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
-        assert proc.wait(10) == -signal.SIGKILL  # type: ignore[attr-defined]
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
 
         first = journal(world.state)
         confirmed = {cid for _, cid, status in first if status == "ok"}
@@ -139,7 +141,7 @@ def test_sigterm_while_sending_writes_the_report_and_exits_130(tmp_path: Path) -
         proc = _start_and_wait_for_sending(world, emu)
         time.sleep(0.5)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 130, (world.dir / "run1.out").read_text()
         assert time.monotonic() - t0 < 5
         report = read_report(world.report())

@@ -190,6 +190,7 @@ def test_an_undo_killed_half_way_through_a_row_is_finished_by_a_re_run(emu: Emul
     synced = sync_sheet(emu, tmp_path, SHEET[:1])
     with StateStore(tmp_path / "s.sqlite3") as store:
         (w,) = store.run_writes(synced.summary.run_id)
+    assert w.after is not None and w.before is not None
     assert w.after.groups - w.before.groups == {VIP}
     emu.edit_before_get(FIRST_ID, fields={str(CITY): "Old 0"})  # only the PUT had landed
     done = undo(emu, tmp_path, synced.summary.run_id)

@@ -22,7 +22,7 @@ from bsg_sync.verify import VerifyOptions, verify_numbers
 ROOT = Path(__file__).resolve().parent.parent
 HLR_KEY = "hlrResumeKey42"
 NUMBERS = [f"4477009002{i:02d}" for i in range(12)]
-SEED = {"fields": [], "groups": [], "contacts": []}
+SEED: dict[str, list[object]] = {"fields": [], "groups": [], "contacts": []}
 
 
 @pytest.fixture()

@@ -35,9 +35,9 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 20_000
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
 except ImportError:  # pragma: no cover - CI installs it
-    sync_playwright = None
+    sync_playwright = None  # type: ignore[assignment]
 
 pytestmark = [
     pytest.mark.skipif(
@@ -213,11 +213,11 @@ def preview_as(page: Page, url: str, name: str) -> None:
     page.set_input_files(
         "#sheet",
         files=[
-            {
-                "name": name,
-                "mimeType": "text/csv",
-                "buffer": (SAMPLES / "contacts.csv").read_bytes(),
-            }
+            FilePayload(
+                name=name,
+                mimeType="text/csv",
+                buffer=(SAMPLES / "contacts.csv").read_bytes(),
+            )
         ],
     )
     page.click("button:has-text('Upload and continue')")

@@ -81,7 +81,7 @@ def upload_and_apply(client: FlaskClient, data: bytes, name: str) -> str:
     and wait for the run; the upload's token."""
     r = upload(client, data, name)
     assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
+    mapping_url: str = r.headers["Location"]
     form = mapping_form(client.get(mapping_url).text)
     form["default_country"] = "GB"
     r = client.post(mapping_url, data=form)
