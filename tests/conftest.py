@@ -50,8 +50,9 @@ def emu(emulator: Emulators) -> Emulator:
 # ------------------------------------------------------------------ the web page
 
 @pytest.fixture
-def web_app(tmp_path: Path) -> Iterator[WebApp]:
-    """``web_helpers.make_app(emu, tmp_path, **kw)``; each app's services close at the end."""
+def web_app(tmp_path: Path, emulator: Emulators) -> Iterator[WebApp]:
+    """``web_helpers.make_app(emu, tmp_path, **kw)``; each app's services close at the end,
+    before the test's emulators stop (this fixture depends on ``emulator`` for that order)."""
     from web_helpers import make_app
 
     from bsg_sync.web.app import services

@@ -15,12 +15,11 @@ import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from kit import SAMPLE_SEED, Emulators
+from kit import SAMPLE_SEED, Emulators, WebApp
 from test_web_layout import CONTACT_ROWS, READ_ME, workbook
-from web_helpers import csrf, make_app, mapping_form, upload, upload_and_apply, wait_job
+from web_helpers import csrf, mapping_form, upload, upload_and_apply, wait_job
 
 from bsg_sync.emulator import Emulator
-from bsg_sync.web.app import services
 
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
@@ -67,10 +66,10 @@ def test_rows_to_fix_are_offered_only_when_there_are_some(app: Flask) -> None:
 
 
 def test_historys_report_has_the_runs_duration_and_time_format(
-    emu: Emulator, tmp_path: Path
+    emu: Emulator, web_app: WebApp
 ) -> None:
     """The store keeps times to the second: a send held over a second has a duration."""
-    app = make_app(emu, tmp_path, concurrency=1)
+    app = web_app(emu, concurrency=1)
     client = app.test_client()
     sheet = b"Contact ID,City\n" + b"".join(b"24840000%d,Derby\n" % i for i in range(1, 5))
     r = upload(client, sheet, "one.csv")
@@ -88,4 +87,3 @@ def test_historys_report_has_the_runs_duration_and_time_format(
     assert TIME.fullmatch(str(live["started"])) and TIME.fullmatch(str(again["started"]))
     assert TIME.fullmatch(str(again["finished"]))
     assert float(again["duration (s)"]) >= 1
-    services(app).close()

@@ -17,11 +17,10 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from kit import SAMPLE_SEED, Emulators
+from kit import SAMPLE_SEED, Emulators, WebApp
 from web_helpers import (
     API_KEY,
     CONTACTS_CSV,
-    SAMPLES,
     csrf,
     make_app,
     mapping_form,
@@ -31,7 +30,7 @@ from web_helpers import (
 )
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import UsageError
 from bsg_sync.web import check_bind, display_url, parse_allowed_hosts
 from bsg_sync.web.app import services
@@ -135,18 +134,15 @@ def test_a_forged_host_over_a_real_socket(served: tuple[str, int]) -> None:
     assert requests.get(url, timeout=5).status_code == 200  # 127.0.0.1:<port>, as typed
 
 
-def test_allowed_hosts_on_a_public_bind(emu: Emulator, tmp_path: Path) -> None:
+def test_allowed_hosts_on_a_public_bind(emu: Emulator, web_app: WebApp) -> None:
     allowed = parse_allowed_hosts(["bsg.example.com  intra.local:8443"])
-    app = make_app(emu, tmp_path, allowed_hosts=allowed, password="pw")
-    try:
-        c = app.test_client()
-        auth = ("marketing", "pw")
-        for host in ("bsg.example.com", "BSG.example.com:443", "intra.local:8443", "localhost"):
-            assert c.get("/", headers={"Host": host}, auth=auth).status_code == 200, host
-        for host in ("intra.local:9000", "intra.local", "evil.example", "example.com"):
-            assert c.get("/", headers={"Host": host}, auth=auth).status_code == 421, host
-    finally:
-        services(app).close()
+    app = web_app(emu, allowed_hosts=allowed, password="pw")
+    c = app.test_client()
+    auth = ("marketing", "pw")
+    for host in ("bsg.example.com", "BSG.example.com:443", "intra.local:8443", "localhost"):
+        assert c.get("/", headers={"Host": host}, auth=auth).status_code == 200, host
+    for host in ("intra.local:9000", "intra.local", "evil.example", "example.com"):
+        assert c.get("/", headers={"Host": host}, auth=auth).status_code == 421, host
 
 
 @pytest.mark.parametrize(
@@ -234,22 +230,19 @@ def test_job_status_needs_the_session_that_started_it(app: Flask, client: FlaskC
     assert client.get(f"/jobs/{job_id}.json").status_code == 200
 
 
-def test_stop_needs_the_session_that_started_it(tmp_path: Path) -> None:
-    with Emulator(EmulatorConfig(latency_ms=200), seed=SAMPLES / "seed.json") as slow:
-        app = make_app(slow, tmp_path)
-        try:
-            c = app.test_client()
-            _token, job = upload_and_map(c)
-            job_id = job.rsplit("/", 1)[1]
-            other = app.test_client()
-            r = other.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(other)})
-            assert r.status_code == 404
-            assert not services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
-            c.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(c)})
-            assert services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
-            wait_job(c, job, timeout=60)
-        finally:
-            services(app).close()
+def test_stop_needs_the_session_that_started_it(emulator: Emulators, web_app: WebApp) -> None:
+    slow = emulator(SAMPLE_SEED, latency_ms=200)
+    app = web_app(slow)
+    c = app.test_client()
+    _token, job = upload_and_map(c)
+    job_id = job.rsplit("/", 1)[1]
+    other = app.test_client()
+    r = other.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(other)})
+    assert r.status_code == 404
+    assert not services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
+    c.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(c)})
+    assert services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
+    wait_job(c, job, timeout=60)
 
 
 def test_job_ids_are_unguessable_and_the_json_holds_no_token(client: FlaskClient) -> None:

@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import CONTACTS_CSV, csrf, mapping_form, upload, wait_job
+from web_helpers import CONTACTS_CSV, csrf, mapping_form, open_mapping, wait_job
 
 CONTACT_ROWS = [r for r in csv.reader(io.StringIO(CONTACTS_CSV.read_text(encoding="utf-8-sig"))) if any(r)]
 TITLE = ["Spring customers — export of 3 May"]
@@ -39,10 +39,7 @@ READ_ME = [["How to use this file"], ["Fill in the Contacts tab, then upload it.
 
 
 def mapping_of(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:
-    r = upload(client, data, name)
-    assert r.status_code == 303, r.text
-    url = r.headers["Location"]
-    return url, client.get(url).text
+    return open_mapping(client, data, name)
 
 
 def headers_of(page: str) -> list[str]:

@@ -21,6 +21,7 @@ from web_helpers import (
     make_app,
     mapping_form,
     upload,
+    upload_and_preview,
     wait_job,
 )
 
@@ -35,15 +36,7 @@ def app(web_app: WebApp, emu: Emulator) -> Flask:
 
 def previewed(client: FlaskClient, name: str) -> str:
     """Upload contacts.csv as `name`, map it as pre-filled and wait for its preview; the token."""
-    r = upload(client, CONTACTS_CSV.read_bytes(), name)
-    assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
-    r = client.post(mapping_url, data=form)
-    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    return str(mapping_url.split("/")[2])
+    return upload_and_preview(client, CONTACTS_CSV.read_bytes(), name)
 
 
 def start_slow_apply(emu: Emulator, client: FlaskClient, token: str) -> str:

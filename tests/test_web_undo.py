@@ -4,7 +4,6 @@ only for the session that asked (Flask's test client against the real emulator).
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from web_helpers import (
     upload_and_map,
     wait_job,
 )
+from web_helpers import words as text_of
 
 from bsg_sync.emulator import Emulator
 from bsg_sync.state import StateStore
@@ -49,10 +49,6 @@ def book(emu: Emulator) -> Book:
         groups = {int(g["id"]) if isinstance(g, dict) else int(g) for g in c["groups"]}
         out[int(c["id"])] = (str(c["phone"]), fields, groups)
     return out
-
-
-def text_of(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def last_run(state: Path) -> int:
