@@ -4,12 +4,14 @@
 ``EmulatorConfig`` fields) and stops it when the test ends; ``module_emulator`` is the same
 for module-scoped fixtures (a shared emulator that each test resets). ``emu`` is the sample
 account (sample_sheets/seed.json); ``app`` the web page on ``emu`` (``web_app(emu, **kw)`` for
-other settings) and ``client`` a browser on it: a test file overrides one of them to vary it.
+other settings) and ``client`` a browser on it; ``serve_app(app)`` puts an app on a real socket.
+A test file overrides one of them to vary it.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings
-from kit import SAMPLE_SEED, Emulators, WebApp
+from kit import SAMPLE_SEED, Emulators, ServeApp, WebApp
 
 from bsg_sync.emulator import Emulator
 
@@ -76,3 +78,23 @@ def app(web_app: WebApp, emu: Emulator) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def serve_app(web_app: WebApp) -> Iterator[ServeApp]:
+    """Serves an app on 127.0.0.1 with werkzeug's threaded server (as `serve` does); each
+    server stops when the test ends, before the apps' services close."""
+    from werkzeug.serving import make_server
+
+    servers: list[Any] = []
+
+    def serve(app: Flask) -> str:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

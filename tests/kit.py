@@ -16,6 +16,9 @@ SAMPLE_SEED = Path(__file__).resolve().parent.parent / "sample_sheets" / "seed.j
 WebApp = Callable[..., Flask]
 """``web_app(emu, **kw)``: ``web_helpers.make_app`` whose services close when the test ends."""
 
+ServeApp = Callable[[Flask], str]
+"""``serve_app(app)``: the app on a real socket on 127.0.0.1; its base URL."""
+
 
 class Emulators:
     """Starts emulators on demand (``emulator(seed, token_ttl=0)``) and stops them all.

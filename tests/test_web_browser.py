@@ -7,18 +7,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import SAMPLE_SEED, Emulators, ServeApp, WebApp
 
-from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.web import WebConfig, create_app
-from bsg_sync.web.app import services
+from bsg_sync.emulator import Emulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,30 +47,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
-    from werkzeug.serving import make_server
-
-    with Emulator(EmulatorConfig(latency_ms=20), seed=SAMPLES / "seed.json") as emu:
-        app = create_app(
-            WebConfig(
-                api_url=emu.url,
-                api_key="live_browser_test_key",
-                state=tmp_path / "state.sqlite3",
-                max_rps=None,
-                concurrency=2,
-                policy=RetryPolicy(backoff_initial=0.01, backoff_max=0.05, retry_after_cap=0.1),
-                upload_root=tmp_path,
-            )
-        )
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}", emu
-        finally:
-            server.shutdown()
-            server.server_close()
-            services(app).close()
+def served(emulator: Emulators, web_app: WebApp, serve_app: ServeApp) -> tuple[str, Emulator]:
+    emu = emulator(SAMPLE_SEED, latency_ms=20)
+    return serve_app(web_app(emu, concurrency=2)), emu
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +14,11 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from kit import SAMPLE_SEED, Emulators, WebApp
+from kit import SAMPLE_SEED, Emulators, ServeApp, WebApp
 from web_helpers import (
     API_KEY,
     CONTACTS_CSV,
     csrf,
-    make_app,
     mapping_form,
     upload,
     upload_and_map,
@@ -51,20 +47,10 @@ def emu(shared: Emulator) -> Emulator:
 
 
 @pytest.fixture
-def served(emu: Emulator, tmp_path: Path) -> Iterator[tuple[str, int]]:
+def served(app: Flask, serve_app: ServeApp) -> tuple[str, int]:
     """The app on a real socket on 127.0.0.1 (werkzeug's threaded server, as `serve` uses)."""
-    from werkzeug.serving import make_server
-
-    app = make_app(emu, tmp_path)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        services(app).close()
+    url = serve_app(app)
+    return url, int(url.rsplit(":", 1)[1])
 
 
 # --------------------------------------------------------------------------- DNS rebinding
@@ -292,49 +278,43 @@ def test_uploads_are_bound_to_the_session(app: Flask, client: FlaskClient) -> No
 # --------------------------------------------------------------------------- guessing
 
 
-def guarded_app(emu: Emulator, tmp_path: Path, **policy: Any) -> Flask:
-    return make_app(emu, tmp_path, password="s3cret", guess_policy=GuessPolicy(**policy))
+def guarded_app(web_app: WebApp, emu: Emulator, **policy: Any) -> Flask:
+    return web_app(emu, password="s3cret", guess_policy=GuessPolicy(**policy))
 
 
 def test_guessing_locks_the_client_out(
-    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    emu: Emulator, web_app: WebApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = guarded_app(emu, tmp_path, base_delay_s=0, lockout_after=10, lockout_s=0.6)
+    app = guarded_app(web_app, emu, base_delay_s=0, lockout_after=10, lockout_s=0.6)
     caplog.set_level(logging.WARNING, logger="bsg_sync.web.app")
-    try:
-        c = app.test_client()
-        answers = [c.get("/", auth=("m", f"guess{i}")).status_code for i in range(50)]
-        assert answers[:10] == [401] * 10 and set(answers[10:]) == {429}
-        right = c.get("/", auth=("m", "s3cret"))
-        assert right.status_code == 429  # the right password during a lockout is refused too
-        assert 1 <= int(right.headers["Retry-After"]) <= 1
-        assert "Too many wrong passwords from this computer" in right.text
-        neighbour = app.test_client()  # another address is not locked out
-        ok = neighbour.get("/", auth=("m", "s3cret"), environ_base={"REMOTE_ADDR": "10.0.0.9"})
-        assert ok.status_code == 200
-        time.sleep(0.7)
-        assert c.get("/", auth=("m", "s3cret")).status_code == 200
-    finally:
-        services(app).close()
+    c = app.test_client()
+    answers = [c.get("/", auth=("m", f"guess{i}")).status_code for i in range(50)]
+    assert answers[:10] == [401] * 10 and set(answers[10:]) == {429}
+    right = c.get("/", auth=("m", "s3cret"))
+    assert right.status_code == 429  # the right password during a lockout is refused too
+    assert 1 <= int(right.headers["Retry-After"]) <= 1
+    assert "Too many wrong passwords from this computer" in right.text
+    neighbour = app.test_client()  # another address is not locked out
+    ok = neighbour.get("/", auth=("m", "s3cret"), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert ok.status_code == 200
+    time.sleep(0.7)
+    assert c.get("/", auth=("m", "s3cret")).status_code == 200
     failures = [r.getMessage() for r in caplog.records if "wrong web page password" in r.message]
     assert len(failures) == 10 and "from 127.0.0.1" in failures[0]
     assert any("locked out 127.0.0.1" in r.getMessage() for r in caplog.records)
     assert not any("guess" in r.getMessage() or "s3cret" in r.getMessage() for r in caplog.records)
 
 
-def test_a_wrong_password_slows_the_next_try(emu: Emulator, tmp_path: Path) -> None:
-    app = guarded_app(emu, tmp_path, base_delay_s=0.3)
-    try:
-        c = app.test_client()
-        assert c.get("/").status_code == 401  # no password sent yet: not a failure
-        assert c.get("/", auth=("m", "s3cret")).status_code == 200
-        assert c.get("/", auth=("m", "wrong")).status_code == 401
-        quick = c.get("/", auth=("m", "s3cret"))
-        assert quick.status_code == 429 and quick.headers["Retry-After"] == "1"
-        time.sleep(0.35)
-        assert c.get("/", auth=("m", "s3cret")).status_code == 200
-    finally:
-        services(app).close()
+def test_a_wrong_password_slows_the_next_try(emu: Emulator, web_app: WebApp) -> None:
+    app = guarded_app(web_app, emu, base_delay_s=0.3)
+    c = app.test_client()
+    assert c.get("/").status_code == 401  # no password sent yet: not a failure
+    assert c.get("/", auth=("m", "s3cret")).status_code == 200
+    assert c.get("/", auth=("m", "wrong")).status_code == 401
+    quick = c.get("/", auth=("m", "s3cret"))
+    assert quick.status_code == 429 and quick.headers["Retry-After"] == "1"
+    time.sleep(0.35)
+    assert c.get("/", auth=("m", "s3cret")).status_code == 200
 
 
 def test_the_delay_grows_and_is_capped() -> None:
@@ -388,27 +368,19 @@ def test_parallel_guesses_cannot_slip_past_the_count() -> None:
     assert clean.begin("b") is None and clean.begin("b") == 1  # after a failure: one at a time
 
 
-def test_concurrent_guesses_over_a_socket(emu: Emulator, tmp_path: Path) -> None:
+def test_concurrent_guesses_over_a_socket(emu: Emulator, web_app: WebApp,
+                                         serve_app: ServeApp) -> None:
     """80 guesses on 40 connections at once: at most the lockout budget is ever checked. (The
     race itself is pinned by the test above; this one fails if the brake is bypassed.)"""
     from concurrent.futures import ThreadPoolExecutor
 
-    from werkzeug.serving import make_server
-
-    app = guarded_app(emu, tmp_path, base_delay_s=0, lockout_after=10)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/static/style.css"
-    try:
-        with ThreadPoolExecutor(40) as pool:
-            codes = list(
-                pool.map(
-                    lambda i: requests.get(url, auth=("m", f"g{i}"), timeout=10).status_code,
-                    range(80),
-                )
+    app = guarded_app(web_app, emu, base_delay_s=0, lockout_after=10)
+    url = serve_app(app) + "/static/style.css"
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(
+            pool.map(
+                lambda i: requests.get(url, auth=("m", f"g{i}"), timeout=10).status_code,
+                range(80),
             )
-        assert codes.count(401) <= 10 and codes.count(401) + codes.count(429) == 80
-    finally:
-        server.shutdown()
-        server.server_close()
-        services(app).close()
+        )
+    assert codes.count(401) <= 10 and codes.count(401) + codes.count(429) == 80
