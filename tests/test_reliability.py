@@ -135,6 +135,7 @@ def test_sigkill_while_sending_then_rerun_finishes_without_resending(tmp_path: P
         assert runs == [(1, "interrupted"), (1, "finished")]  # the rerun closed the killed one
 
 
+@pytest.mark.slow
 def test_sigterm_while_sending_writes_the_report_and_exits_130(tmp_path: Path) -> None:
     world = make_world(tmp_path, 60)
     with _emulator(world, "--latency-ms", "10") as emu:
