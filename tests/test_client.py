@@ -7,12 +7,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kit import Emulators
 
 from bsg_sync.cli import cli
 from bsg_sync.client import BsgClient, RetryPolicy, _DuplicateGuard, _retry_after, check_base_url
@@ -156,7 +156,7 @@ def test_error_for_maps_status_and_message(status: int, message: str,
 
 
 def test_auth_failed_is_a_run_refusal_with_exit_3() -> None:
-    assert int(AuthFailed("x").exit_code) == ExitCode.REFUSED == 3
+    assert int(AuthFailed("x").exit_code) == int(ExitCode.REFUSED) == 3
     assert str(AuthFailed("BSG did not accept the API key")) == "BSG did not accept the API key"
 
 
@@ -218,9 +218,8 @@ def _config(**overrides: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    with Emulator(_config(), seed=SEED) as server:
-        yield server
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SEED, random_seed=1)
 
 
 @pytest.fixture

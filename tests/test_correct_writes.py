@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from kit import Emulators
 
 from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
@@ -51,9 +51,8 @@ def seed(lists_of_first: int = 1) -> dict[str, Any]:
 
 
 @pytest.fixture(params=["merge", "replace"])
-def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(put_semantics=request.param), seed=seed()) as e:
-        yield e
+def emu(request: pytest.FixtureRequest, emulator: Emulators) -> Emulator:
+    return emulator(seed(), put_semantics=request.param)
 
 
 def write_sheet(path: Path, header: list[str], rows: list[list[str]]) -> Path:

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
+from kit import Emulators
 
 from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig, SeedError
@@ -41,9 +41,8 @@ def call(s: requests.Session, emu: Emulator, method: str, path: str, body: Any =
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SEED) as emulator:
-        yield emulator
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(SEED)
 
 
 @pytest.fixture
@@ -357,8 +356,8 @@ def test_fail_and_throttle_rates() -> None:
         resp = requests.get(f"{emu.url}/api/contacts", timeout=5)
         assert (resp.status_code, resp.headers["Retry-After"]) == (429, "1")
     with Emulator(EmulatorConfig(fail_rate=0.5, random_seed=7)) as emu:
-        codes = [requests.get(f"{emu.url}/api/contacts", timeout=5).status_code for _ in range(40)]
-        assert 5 < sum(c >= 500 for c in codes) < 35 and 401 in codes
+        seen = [requests.get(f"{emu.url}/api/contacts", timeout=5).status_code for _ in range(40)]
+        assert 5 < sum(c >= 500 for c in seen) < 35 and 401 in seen
 
 
 def test_drop_rate_closes_without_response() -> None:

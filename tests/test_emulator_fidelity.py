@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,11 @@ import pytest
 import requests
 import yaml
 from bsg_api.models import ContactUpdateRequest, LoginRequest
+from kit import Emulators
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 
 DATA = Path(__file__).parent / "data"
 SPEC = DATA / "emulator_bsg-one-api-openapi.yaml"
@@ -40,14 +40,17 @@ def _spec_loader() -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         """The spec has a bare `=` enum value (YAML's `value` tag): read it as the string."""
 
-    Loader.add_constructor("tag:yaml.org,2002:value", lambda ld, node: ld.construct_scalar(node))
+    def as_string(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        assert isinstance(node, yaml.ScalarNode)
+        return str(loader.construct_scalar(node))
+
+    Loader.add_constructor("tag:yaml.org,2002:value", as_string)
     return Loader
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(seed=DATA / "emulator_seed.json") as emulator:
-        yield emulator
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(DATA / "emulator_seed.json")
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +186,7 @@ def test_official_sdk_logs_in_reads_and_updates(emu: Emulator) -> None:
     update = ContactUpdateRequest.from_dict({
         "phone": 447700900123, "fields": [{"id": CITY, "value": "SDK city"}],
         "groups": [{"id": NEWS, "name": "Newsletter"}]})
+    assert update is not None
     sent = contacts.contact_update_without_preload_content(C1, update)
     data = json.loads(sent.data)["data"]
     assert sent.status == 200 and data["fields"][str(CITY)] == "SDK city"
@@ -202,10 +206,8 @@ BAD_CHOICE = {"message": INVALID,
 
 
 @pytest.fixture
-def fresh() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(dup_limit=2, dup_window=30), seed=DATA / "emulator_seed.json"
-                  ) as emulator:
-        yield emulator
+def fresh(emulator: Emulators) -> Emulator:
+    return emulator(DATA / "emulator_seed.json", dup_limit=2, dup_window=30)
 
 
 def _session(emu: Emulator) -> requests.Session:

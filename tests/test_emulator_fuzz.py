@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kit import Emulators
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 
 ENDPOINTS = [
     ("GET", "/api/contacts"), ("GET", "/api/contacts/search"), ("POST", "/api/contacts"),
@@ -43,12 +43,11 @@ BODIES = st.one_of(JSON, st.dictionaries(BODY_KEYS, st.one_of(
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
+def emu(module_emulator: Emulators) -> Emulator:
     seed = {"fields": [{"id": 387714, "name": "City", "type": "number"}],
             "groups": [{"id": 1864618, "name": "News"}],
             "contacts": [{"id": 248400001, "phone": 447700900123, "groups": [1864618]}]}
-    with Emulator(EmulatorConfig(dup_limit=10_000), seed=seed) as emulator:
-        yield emulator
+    return module_emulator(seed, dup_limit=10_000)
 
 
 @pytest.fixture(scope="module")

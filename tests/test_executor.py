@@ -8,15 +8,15 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kit import Emulators
 
 from bsg_sync import errors
 from bsg_sync.client import BsgClient, CallResult, RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.executor import ExecutionOutcome, RateLimiter, execute_plan, find_difference
+from bsg_sync.executor import ExecutionOutcome, execute_plan, find_difference
 from bsg_sync.models import (
     Action,
     Contact,
@@ -27,6 +27,7 @@ from bsg_sync.models import (
     Status,
     Threshold,
 )
+from bsg_sync.ratelimit import RateLimiter
 
 # --------------------------------------------------------------------------- rate limiter
 
@@ -150,9 +151,8 @@ def config(**overrides: Any) -> EmulatorConfig:
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(config(), seed=SEED) as e:
-        yield e
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(SEED, random_seed=7)
 
 
 def make_client(emu: Emulator, key: str = "live_executor") -> BsgClient:
@@ -480,7 +480,7 @@ def test_rows_that_send_nothing_are_journalled_in_one_batch(emu: Emulator) -> No
     unsent = [PlannedRow(row=n, action=Action.NONE, status=Status.UNCHANGED, contact_id=n)
               for n in range(1, 6)]
     plan = [*unsent, update_row(0, "Batch")]
-    journal, batches = Journal(), []
+    journal, batches = Journal(), list[list[RowResult]]()
     with make_client(emu) as client:
         outcome = run(plan, client, journal, journal_many=batches.append)
     assert [[r.row for r in b] for b in batches] == [[1, 2, 3, 4, 5]]
@@ -503,7 +503,7 @@ def test_a_failing_batch_journal_aborts_before_anything_is_sent(emu: Emulator) -
 
 def test_not_sent_rows_of_an_aborted_run_are_journalled_in_one_batch(emu: Emulator) -> None:
     plan = [update_row(n, "Leeds", extra_field=999) for n in range(10)]
-    journal, batches = Journal(), []
+    journal, batches = Journal(), list[list[RowResult]]()
     with make_client(emu) as client:
         outcome = run(plan, client, journal, concurrency=1, max_failures=Threshold(2),
                       journal_many=batches.append)

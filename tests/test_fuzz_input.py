@@ -12,36 +12,37 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import openpyxl
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
+from kit import Emulators
 from reliability_helpers import API_KEY, MAPPING, make_world
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.phones import normalise_phone
 
 # FUZZ_EXAMPLES=2000 hunts longer (locally); the suite keeps to a few seconds.
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+Quoting = Literal[0, 1, 2, 3]  # csv.QUOTE_*, as typeshed spells csv.writer's argument
 HEADERS = ["Contact ID", "Mobile", "First name", "City", "Lists"]
 
 
 @pytest.fixture(scope="module")
-def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def snapshot(tmp_path_factory: pytest.TempPathFactory, module_emulator: Emulators) -> Path:
     """A state store with the account and contacts pulled from an emulator (then stopped)."""
     world = make_world(tmp_path_factory.mktemp("fuzz"), 20)
-    with Emulator(EmulatorConfig(), seed=world.seed) as emu:
-        pulled = CliRunner(env={"BSG_API_KEY": API_KEY}).invoke(
-            cli, ["pull", "--api-url", emu.url, "--state", str(world.state)])
+    emu = module_emulator(world.seed)
+    pulled = CliRunner(env={"BSG_API_KEY": API_KEY}).invoke(
+        cli, ["pull", "--api-url", emu.url, "--state", str(world.state)])
+    emu.stop()
     assert pulled.exit_code == 0, pulled.output
-    yield world.state
+    return world.state
 
 
 def _dry_run(state: Path, sheet_bytes: bytes, suffix: str, mapping: str = MAPPING) -> None:
@@ -104,7 +105,7 @@ CELL = st.one_of(
     newline=st.sampled_from(["\n", "\r\n", "\r"]),
 )
 def test_random_csv_dialects_and_encodings(
-    snapshot: Path, rows: list[list[str]], headers: list[str], delimiter: str, quoting: int,
+    snapshot: Path, rows: list[list[str]], headers: list[str], delimiter: str, quoting: Quoting,
     encoding: str, newline: str,
 ) -> None:
     buf = io.StringIO()
@@ -128,6 +129,7 @@ FORMATS = st.sampled_from(["General", "@", "00000000000", "0.00E+00", "0.00", "y
                            "hh:mm", "#,##0", "0%"])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     cells=st.lists(st.lists(st.tuples(XLSX_VALUE, FORMATS), max_size=6), max_size=6),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from kit import SAMPLE_SEED, Emulators
 
 from bsg_sync.errors import ConfigError
 from bsg_sync.mapping import (
@@ -394,11 +394,8 @@ def test_contacts_sample_has_the_advertised_problems() -> None:
 
 
 @pytest.fixture(scope="module")
-def emulator_url() -> Iterator[str]:
-    from bsg_sync.emulator import Emulator, EmulatorConfig
-
-    with Emulator(EmulatorConfig(api_key="live_init_test"), seed=SAMPLES / "seed.json") as emu:
-        yield emu.url
+def emulator_url(module_emulator: Emulators) -> str:
+    return module_emulator(SAMPLE_SEED, api_key="live_init_test").url
 
 
 def run_init(tmp_path: Path, *args: str, key: str | None = "live_init_test") -> Result:

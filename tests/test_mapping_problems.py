@@ -4,7 +4,7 @@ from bsg_sync.mapping import map_rows, parse_mapping, resolve_mapping
 from bsg_sync.models import Account, CellProblem, Field, Sheet, SheetRow
 
 
-def test_a_problem_in_a_mapped_cell_makes_the_row_invalid_and_elsewhere_not():
+def test_a_problem_in_a_mapped_cell_makes_the_row_invalid_and_elsewhere_not() -> None:
     acc = Account(fields=(Field(1, "City"),))
     sheet = Sheet(Path("x.csv"), ("Phone", "City", "Notes"), [
         SheetRow(2, ("+447700900123", "Le\x1beds", ""), (CellProblem(1, "control-character", "U+001B"),)),

@@ -104,7 +104,7 @@ def unreachable_url() -> str:
     return f"json://127.0.0.1:{free_port()}/nobody"  # nothing listens there
 
 
-FAST = {"attempts": 2, "retry_wait": 0.0}
+FAST: dict[str, Any] = {"attempts": 2, "retry_wait": 0.0}
 
 # --------------------------------------------------------------------------- when
 

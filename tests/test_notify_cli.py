@@ -12,16 +12,10 @@ from click.testing import CliRunner, Result
 from test_notify import Webhook, smtp_server, unreachable_url
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_sheets"
 KEY = "live_notify_key_0123456789abcdef"
-
-
-@pytest.fixture()
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as server:
-        yield server
 
 
 @pytest.fixture()
@@ -82,6 +76,7 @@ def test_a_failed_run_before_sending_alerts_too(emu: Emulator, work: Path, hook:
     assert "missing.toml" in post["message"]
 
 
+@pytest.mark.slow
 def test_an_unreachable_receiver_changes_nothing(emu: Emulator, work: Path, tmp_path: Path,
                                                  hook: Webhook) -> None:
     plain = sync(emu, work)

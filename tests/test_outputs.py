@@ -12,10 +12,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from kit import Emulators
 from reliability_helpers import API_KEY, World, make_world
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 
 
 @contextmanager
@@ -38,9 +39,8 @@ def world(tmp_path: Path) -> World:
 
 
 @pytest.fixture()
-def emu(world: World) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=world.seed) as server:
-        yield server
+def emu(world: World, emulator: Emulators) -> Emulator:
+    return emulator(world.seed)
 
 
 def _sync(world: World, emu: Emulator, *extra: str) -> click.testing.Result:

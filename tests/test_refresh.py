@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import Emulators
 
 from bsg_sync.client import BsgClient, RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.models import Contact, Desired
 from bsg_sync.refresh import load_account, pull_all, refresh_known, resolve_offline
 from bsg_sync.state import StateStore
@@ -31,9 +32,8 @@ SEED: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SEED) as server:
-        yield server
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SEED)
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import shutil
 import signal
 import sqlite3
 import stat
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -77,6 +78,7 @@ def test_random_faults_every_row_ends_ok_and_bsg_equals_the_sheet(tmp_path: Path
 # --------------------------------------------------------------------------- auth
 
 
+@pytest.mark.slow
 def test_token_expiring_mid_run_logs_in_again_and_completes(tmp_path: Path) -> None:
     world = make_world(tmp_path, 30)
     with _emulator(world, "--token-ttl", "1", "--latency-ms", "20") as emu:
@@ -95,7 +97,8 @@ def test_token_expiring_mid_run_logs_in_again_and_completes(tmp_path: Path) -> N
 # --------------------------------------------------------------------------- kill / term
 
 
-def _start_and_wait_for_sending(world: World, emu: EmulatorProcess) -> object:
+def _start_and_wait_for_sending(world: World, emu: EmulatorProcess
+                                ) -> subprocess.Popen[bytes]:
     proc = start_cli(sync_args(world, emu.url, "--max-rps", "20", "--concurrency", "2"),
                      cli_env(world.state), world.dir / "run1.out")
     wait_until(lambda: emu.put_ids() or proc.poll() is not None, 30, "the first PUT")
@@ -103,14 +106,15 @@ def _start_and_wait_for_sending(world: World, emu: EmulatorProcess) -> object:
     return proc
 
 
+@pytest.mark.slow
 def test_sigkill_while_sending_then_rerun_finishes_without_resending(tmp_path: Path) -> None:
     world = make_world(tmp_path, 60)
     pause = random.uniform(0.2, 1.5)
     with _emulator(world, "--latency-ms", "10") as emu:
         proc = _start_and_wait_for_sending(world, emu)
         time.sleep(pause)
-        proc.send_signal(signal.SIGKILL)  # type: ignore[attr-defined]
-        assert proc.wait(10) == -signal.SIGKILL  # type: ignore[attr-defined]
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
 
         first = journal(world.state)
         confirmed = {cid for _, cid, status in first if status == "ok"}
@@ -131,13 +135,14 @@ def test_sigkill_while_sending_then_rerun_finishes_without_resending(tmp_path: P
         assert runs == [(1, "interrupted"), (1, "finished")]  # the rerun closed the killed one
 
 
+@pytest.mark.slow
 def test_sigterm_while_sending_writes_the_report_and_exits_130(tmp_path: Path) -> None:
     world = make_world(tmp_path, 60)
     with _emulator(world, "--latency-ms", "10") as emu:
         proc = _start_and_wait_for_sending(world, emu)
         time.sleep(0.5)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)  # type: ignore[attr-defined]
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 130, (world.dir / "run1.out").read_text()
         assert time.monotonic() - t0 < 5
         report = read_report(world.report())
@@ -154,6 +159,7 @@ def test_sigterm_while_sending_writes_the_report_and_exits_130(tmp_path: Path) -
 # --------------------------------------------------------------------------- state store
 
 
+@pytest.mark.slow
 def test_read_only_state_store_is_exit_3_and_keeps_what_was_confirmed(tmp_path: Path) -> None:
     world = make_world(tmp_path, 10)
     with _emulator(world) as emu:
@@ -187,6 +193,7 @@ def test_read_only_state_store_is_exit_3_and_keeps_what_was_confirmed(tmp_path: 
 # --------------------------------------------------------------------------- garbage answers
 
 
+@pytest.mark.slow
 def test_garbage_answers_are_retried_and_the_run_goes_on(tmp_path: Path) -> None:
     """html (502 page), truncated JSON, an empty 200 and a 10 MB body, each on one PUT."""
     world = make_world(tmp_path, 6)

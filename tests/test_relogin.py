@@ -19,8 +19,9 @@ from reliability_helpers import (
     sync_args,
 )
 
-from bsg_sync.client import AuthFailed, BsgClient, RetryPolicy
+from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.errors import AuthFailed
 
 KEY = "live_relogin_tests"
 SEED = Path(__file__).resolve().parent.parent / "sample_sheets" / "seed.json"
@@ -31,6 +32,7 @@ def _contact_id(emu: Emulator) -> int:
         return next(client.iter_contacts()).id
 
 
+@pytest.mark.slow
 def test_a_token_that_expires_during_retries_is_renewed_again() -> None:
     """401 → fresh login → two 503s whose backoff outlives the 1 s token → 401 again: that
     token was not refused at once, it expired; log in again and go on (this aborted the run,

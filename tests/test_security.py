@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -27,6 +26,7 @@ from hostile_servers import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kit import Emulators
 from reliability_helpers import (
     API_KEY,
     EmulatorProcess,
@@ -42,7 +42,7 @@ from reliability_helpers import (
 
 from bsg_sync.cli import cli
 from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import BsgSyncError
 from bsg_sync.scrub import add_secret, scrub
 from bsg_sync.sync import SyncOptions, run_sync
@@ -56,9 +56,8 @@ def world(tmp_path: Path) -> World:
 
 
 @pytest.fixture()
-def emu(world: World) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=world.seed) as server:
-        yield server
+def emu(world: World, emulator: Emulators) -> Emulator:
+    return emulator(world.seed)
 
 
 def _invoke(args: list[str], state: Path, **env: str) -> click.testing.Result:
@@ -125,6 +124,7 @@ def test_sync_refuses_plain_http_to_a_remote_host(world: World) -> None:
 # --------------------------------------------------------------------------- file modes
 
 
+@pytest.mark.slow
 def test_state_store_and_reports_are_private_even_with_umask_0(world: World) -> None:
     with EmulatorProcess(world.seed, log=world.dir / "emu.log", verbose=False) as emu:
         for report in ("r.xlsx", "r.csv", "r.jsonl"):
@@ -179,6 +179,7 @@ def _scan(key: str, texts: list[str], files: list[Path]) -> list[str]:
     return leaks
 
 
+@pytest.mark.slow
 def test_the_key_never_appears_in_output_reports_or_state(tmp_path: Path) -> None:
     world = make_world(tmp_path / "w", 40)
     outputs: list[str] = []
@@ -246,6 +247,7 @@ def _quote_in_row_error(text: str) -> Answer:
     return answer
 
 
+@pytest.mark.slow
 def test_login_answers_that_echo_the_key_never_show_it_at_vv(world: World, emu: Emulator
                                                               ) -> None:
     """Three login answers quote the request (500 JSON, 200 HTML page, 502 HTML page) before

@@ -7,11 +7,12 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hostile_servers import ScriptedProxy, TrickleServer, wait_for
+from kit import Emulators
 from reliability_helpers import (
     World,
     cli_env,
@@ -22,8 +23,9 @@ from reliability_helpers import (
     sync_args,
 )
 
-from bsg_sync.client import BsgClient, Cancelled, RetryPolicy, TooSlow
+from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.errors import Cancelled, TooSlow
 
 KEY = "live_slow_servers"
 
@@ -34,9 +36,8 @@ def world(tmp_path: Path) -> World:
 
 
 @pytest.fixture()
-def emu(world: World) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=world.seed) as server:
-        yield server
+def emu(world: World, emulator: Emulators) -> Emulator:
+    return emulator(world.seed)
 
 
 def _trickle_lists(line: str) -> bool:
@@ -90,6 +91,7 @@ def _trickle_login(line: str) -> bool:
     return line.startswith("POST /api/auth/login")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["login", "cold-list", "warm-gets"])
 def test_sigterm_during_a_trickling_refresh_exits_130_with_the_report(tmp_path: Path,
                                                                       phase: str) -> None:

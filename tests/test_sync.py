@@ -12,12 +12,12 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import Emulators
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -215,9 +215,8 @@ def _apply(old: tuple[str, dict[int, str], frozenset[int]], w: Wish, exact: bool
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SEED_PATH) as server:
-        yield server
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SEED_PATH)
 
 
 @pytest.fixture()

@@ -9,13 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from kit import SAMPLE_SEED, Emulators
 
 from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig
@@ -28,9 +28,8 @@ SHEETS = ["contacts.csv", "contacts-eu.csv", "newsletter.xlsx"]
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as server:
-        yield server
+def emu(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SAMPLE_SEED)
 
 
 @pytest.fixture()
@@ -170,6 +169,7 @@ def _closed_port_url() -> str:
         return emu.url  # the port is closed again once the emulator stops
 
 
+@pytest.mark.slow
 def test_api_unreachable_exit_3_fast(work: Path) -> None:
     """Connection refused is known at once; the user should not wait through a retry loop.
 

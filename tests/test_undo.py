@@ -4,15 +4,15 @@ can be put back; tests against the emulator on 127.0.0.1, both PUT semantics."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import Emulators
 
 from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import UsageError
 from bsg_sync.models import Action, Contact, Status
 from bsg_sync.state import StateStore
@@ -43,9 +43,8 @@ MAPPING = ('[columns]\n"Contact ID" = "id"\n"Mobile" = "phone"\n"City" = "field:
 
 
 @pytest.fixture(params=["merge", "replace"])
-def emu(request: pytest.FixtureRequest) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(put_semantics=request.param), seed=SEED) as e:
-        yield e
+def emu(request: pytest.FixtureRequest, emulator: Emulators) -> Emulator:
+    return emulator(SEED, put_semantics=request.param)
 
 
 def sync_sheet(emu: Emulator, tmp_path: Path, rows: list[list[str]], **kw: Any) -> Any:
@@ -191,6 +190,7 @@ def test_an_undo_killed_half_way_through_a_row_is_finished_by_a_re_run(emu: Emul
     synced = sync_sheet(emu, tmp_path, SHEET[:1])
     with StateStore(tmp_path / "s.sqlite3") as store:
         (w,) = store.run_writes(synced.summary.run_id)
+    assert w.after is not None and w.before is not None
     assert w.after.groups - w.before.groups == {VIP}
     emu.edit_before_get(FIRST_ID, fields={str(CITY): "Old 0"})  # only the PUT had landed
     done = undo(emu, tmp_path, synced.summary.run_id)

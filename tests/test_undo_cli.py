@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from reliability_helpers import (
     PYTHON,
     EmulatorProcess,
@@ -43,6 +44,7 @@ def _undo_args(world: World, url: str, run_id: int, *extra: str) -> list[str]:
             "--report", str(world.report("undo.jsonl")), *extra]
 
 
+@pytest.mark.slow
 def test_runs_show_and_undo_through_the_cli(tmp_path: Path) -> None:
     world = make_world(tmp_path, 12)
     with EmulatorProcess(world.seed, log=world.dir / "emulator.log") as emu:
@@ -65,6 +67,7 @@ def test_runs_show_and_undo_through_the_cli(tmp_path: Path) -> None:
         assert _book(emu) == before
 
 
+@pytest.mark.slow
 def test_sigkill_during_an_undo_then_rerun_restores_each_contact_once(tmp_path: Path) -> None:
     world = make_world(tmp_path, 60)
     with EmulatorProcess(world.seed, "--latency-ms", "10",

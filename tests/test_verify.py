@@ -4,13 +4,13 @@ which numbers are chosen, the cost guard, the HLR error codes, resume, the key s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from kit import Emulators
 
 from bsg_sync.cli import cli
 from bsg_sync.client import RetryPolicy
@@ -69,10 +69,8 @@ def seed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def emu(seed_file: Path) -> Iterator[Emulator]:
-    config = EmulatorConfig(hlr_api_key=HLR_KEY, hlr_delay=0.15, hlr_balance=1.0)
-    with Emulator(config, seed=seed_file) as server:
-        yield server
+def emu(seed_file: Path, module_emulator: Emulators) -> Emulator:
+    return module_emulator(seed_file, hlr_api_key=HLR_KEY, hlr_delay=0.15, hlr_balance=1.0)
 
 
 @pytest.fixture()

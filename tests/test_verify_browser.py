@@ -27,9 +27,9 @@ SEED = {"fields": [{"id": 387714, "name": "Name", "type": "text"}], "groups": []
 SHEET = b"phone,Name\n447700900101,A2\n447700900104,D\n447700900106,F\n447700900108,H\n"
 
 try:
-    from playwright.sync_api import Page, sync_playwright
+    from playwright.sync_api import FilePayload, Page, sync_playwright
 except ImportError:  # pragma: no cover - CI installs it
-    sync_playwright = None
+    sync_playwright = None  # type: ignore[assignment]
 
 pytestmark = [
     pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
@@ -82,8 +82,8 @@ def test_check_numbers_first_then_apply_without_the_dead_ones(
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(url)
-    page.set_input_files("#sheet", files=[{"name": "numbers.csv", "mimeType": "text/csv",
-                                           "buffer": SHEET}])
+    sheet: FilePayload = {"name": "numbers.csv", "mimeType": "text/csv", "buffer": SHEET}
+    page.set_input_files("#sheet", files=[sheet])
     page.click("button:has-text('Upload and continue')")
     page.wait_for_url("**/mapping")
     page.select_option("#default_country", "GB")

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kit import Emulators
 
 from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.hlr import HlrClient
 from bsg_sync.state import StateStore
 from bsg_sync.verify import VerifyOptions, verify_numbers
@@ -22,16 +22,14 @@ from bsg_sync.verify import VerifyOptions, verify_numbers
 ROOT = Path(__file__).resolve().parent.parent
 HLR_KEY = "hlrResumeKey42"
 NUMBERS = [f"4477009002{i:02d}" for i in range(12)]
-SEED = {"fields": [], "groups": [], "contacts": []}
+SEED: dict[str, list[object]] = {"fields": [], "groups": [], "contacts": []}
 
 
 @pytest.fixture()
-def emu(tmp_path: Path) -> Iterator[Emulator]:
+def emu(tmp_path: Path, emulator: Emulators) -> Emulator:
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps(SEED))
-    config = EmulatorConfig(hlr_api_key=HLR_KEY, hlr_delay=1.5, hlr_max_batch=5)
-    with Emulator(config, seed=seed) as server:
-        yield server
+    return emulator(seed, hlr_api_key=HLR_KEY, hlr_delay=1.5, hlr_max_batch=5)
 
 
 def _start(emu: Emulator, work: Path) -> subprocess.Popen[str]:
@@ -57,6 +55,7 @@ def _wait_for(check: object, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_sigkill_while_polling_then_rerun_pays_each_number_once(emu: Emulator,
                                                                 tmp_path: Path) -> None:
     proc = _start(emu, tmp_path)

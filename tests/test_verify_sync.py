@@ -4,14 +4,14 @@ written (invalid, number-unreachable), the rest are."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from kit import Emulators
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 
 HLR_KEY = "hlrSyncKey0123"
 SEED = {"fields": [{"id": 387714, "name": "Name", "type": "text"}], "groups": [],
@@ -23,11 +23,10 @@ DEAD = {"447700900106", "447700900108"}
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+def emu(tmp_path_factory: pytest.TempPathFactory, module_emulator: Emulators) -> Emulator:
     seed = tmp_path_factory.mktemp("seed") / "seed.json"
     seed.write_text(json.dumps(SEED))
-    with Emulator(EmulatorConfig(hlr_api_key=HLR_KEY, hlr_delay=0.1), seed=seed) as server:
-        yield server
+    return module_emulator(seed, hlr_api_key=HLR_KEY, hlr_delay=0.1)
 
 
 @pytest.fixture()

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from web_helpers import csrf, make_app, mapping_form, upload, wait_job
 
 from bsg_sync.emulator import Emulator, EmulatorConfig
-from tests.web_helpers import csrf, make_app, mapping_form, upload, wait_job
 
 HLR_KEY = "hlrWebKey0123456789"
 SEED = {"fields": [{"id": 387714, "name": "Name", "type": "text"}], "groups": [],
@@ -58,7 +58,7 @@ def _previewed(client: FlaskClient) -> str:
     form.update({"default_country": "GB", "create_missing": "on"})
     r = client.post(mapping_url, data=form)
     assert wait_job(client, r.headers["Location"])["state"] == "done"
-    return mapping_url.split("/")[2]
+    return str(mapping_url.split("/")[2])
 
 
 def _wait_check(client: FlaskClient, token: str, timeout: float = 20) -> dict[str, Any]:
@@ -283,8 +283,9 @@ def test_serve_refuses_an_empty_hlr_key_file(tmp_path: Path) -> None:
 
 def test_a_price_higher_than_the_one_shown_is_refused(client: FlaskClient, emu: Emulator
                                                       ) -> None:
+    from web_helpers import API_KEY
+
     from bsg_sync.client import BsgClient
-    from tests.web_helpers import API_KEY
 
     token = _previewed(client)
     assert "4 numbers would be checked" in _text(_quoted(client, token))

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import SAMPLE_SEED, Emulators, WebApp
 from web_helpers import (
     API_KEY,
     CITY,
@@ -34,7 +34,7 @@ from web_helpers import (
 )
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import UsageError
 from bsg_sync.state import StateStore
 from bsg_sync.web import check_bind, parse_allowed_hosts
@@ -44,27 +44,14 @@ from bsg_sync.web.store import WEB_DB_NAME, header_key
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
+def shared(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SAMPLE_SEED)
 
 
 @pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def emu(shared: Emulator) -> Emulator:
+    shared.reset()
+    return shared
 
 
 # --------------------------------------------------------------------------- the flow
@@ -285,16 +272,13 @@ def test_no_file_chosen(client: FlaskClient) -> None:
     assert "Choose a spreadsheet file first." in client.get(r.headers["Location"]).text
 
 
-def test_file_over_the_size_limit(emu: Emulator, tmp_path: Path) -> None:
-    app = make_app(emu, tmp_path, max_upload_bytes=1000)
-    try:
-        r = upload(app.test_client(), b"Mobile\n" + b"447700900123\n" * 200, "big.csv")
-        assert r.status_code == 413 and "larger than 1000 bytes" in r.text
-        # one sentence that fits any file (this one is a CSV already)
-        assert "the most this page takes; split it into smaller files" in r.text
-        assert "upload a CSV" not in r.text
-    finally:
-        services(app).close()
+def test_file_over_the_size_limit(emu: Emulator, web_app: WebApp) -> None:
+    app = web_app(emu, max_upload_bytes=1000)
+    r = upload(app.test_client(), b"Mobile\n" + b"447700900123\n" * 200, "big.csv")
+    assert r.status_code == 413 and "larger than 1000 bytes" in r.text
+    # one sentence that fits any file (this one is a CSV already)
+    assert "the most this page takes; split it into smaller files" in r.text
+    assert "upload a CSV" not in r.text
 
 
 def test_unknown_header_in_the_mapping(client: FlaskClient) -> None:
@@ -364,17 +348,14 @@ def test_csrf_token_is_checked_on_apply_too(client: FlaskClient, emu: Emulator) 
     assert emu.stats()["writes"] == 0
 
 
-def test_password_is_required_when_set(emu: Emulator, tmp_path: Path) -> None:
-    app = make_app(emu, tmp_path, password="s3cret", guess_policy=GuessPolicy(base_delay_s=0))
-    try:
-        c = app.test_client()
-        assert c.get("/").status_code == 401
-        assert c.get("/static/style.css").status_code == 401
-        wrong = c.get("/", auth=("marketing", "guess"))
-        assert wrong.status_code == 401 and "Basic" in wrong.headers["WWW-Authenticate"]
-        assert c.get("/", auth=("marketing", "s3cret")).status_code == 200
-    finally:
-        services(app).close()
+def test_password_is_required_when_set(emu: Emulator, web_app: WebApp) -> None:
+    app = web_app(emu, password="s3cret", guess_policy=GuessPolicy(base_delay_s=0))
+    c = app.test_client()
+    assert c.get("/").status_code == 401
+    assert c.get("/static/style.css").status_code == 401
+    wrong = c.get("/", auth=("marketing", "guess"))
+    assert wrong.status_code == 401 and "Basic" in wrong.headers["WWW-Authenticate"]
+    assert c.get("/", auth=("marketing", "s3cret")).status_code == 200
 
 
 def test_other_addresses_need_a_password() -> None:
@@ -411,17 +392,14 @@ def test_sheet_values_are_escaped(client: FlaskClient, emu: Emulator) -> None:
     assert "<script>alert" not in page and "<img src=x" not in page
 
 
-def test_api_errors_are_shown_not_raised(tmp_path: Path) -> None:
-    with Emulator(EmulatorConfig(api_key="live_other"), seed=SAMPLES / "seed.json") as other:
-        app = make_app(other, tmp_path)
-        try:
-            c = app.test_client()
-            r = upload(c, CONTACTS_CSV.read_bytes(), "contacts.csv")
-            page = c.get(r.headers["Location"])
-            assert page.status_code == 502 and "did not accept the API key" in page.text
-            assert API_KEY not in page.text
-        finally:
-            services(app).close()
+def test_api_errors_are_shown_not_raised(emulator: Emulators, web_app: WebApp) -> None:
+    other = emulator(SAMPLE_SEED, api_key="live_other")
+    app = web_app(other)
+    c = app.test_client()
+    r = upload(c, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    page = c.get(r.headers["Location"])
+    assert page.status_code == 502 and "did not accept the API key" in page.text
+    assert API_KEY not in page.text
 
 
 def test_serve_command_serves_and_cleans_up(tmp_path: Path) -> None:

@@ -5,18 +5,15 @@ app served on 127.0.0.1 and the emulator. Screenshots of each step go to the tes
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import SAMPLE_SEED, Emulators, ServeApp, WebApp
 
-from bsg_sync.client import RetryPolicy
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.web import WebConfig, create_app
-from bsg_sync.web.app import services
+from bsg_sync.emulator import Emulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +29,9 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 20_000
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
 except ImportError:  # pragma: no cover - CI installs it
-    sync_playwright = None
+    sync_playwright = None  # type: ignore[assignment]
 
 pytestmark = [
     pytest.mark.skipif(
@@ -47,30 +44,9 @@ pytestmark = [
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
-    from werkzeug.serving import make_server
-
-    with Emulator(EmulatorConfig(latency_ms=20), seed=SAMPLES / "seed.json") as emu:
-        app = create_app(
-            WebConfig(
-                api_url=emu.url,
-                api_key="live_browser_test_key",
-                state=tmp_path / "state.sqlite3",
-                max_rps=None,
-                concurrency=2,
-                policy=RetryPolicy(backoff_initial=0.01, backoff_max=0.05, retry_after_cap=0.1),
-                upload_root=tmp_path,
-            )
-        )
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}", emu
-        finally:
-            server.shutdown()
-            server.server_close()
-            services(app).close()
+def served(emulator: Emulators, web_app: WebApp, serve_app: ServeApp) -> tuple[str, Emulator]:
+    emu = emulator(SAMPLE_SEED, latency_ms=20)
+    return serve_app(web_app(emu, concurrency=2)), emu
 
 
 @pytest.fixture
@@ -120,6 +96,7 @@ def no_sideways_scroll(page: Page) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
+@pytest.mark.slow
 def test_upload_map_preview_apply_download(
     served: tuple[str, Emulator], page: Page, tmp_path: Path
 ) -> None:
@@ -209,11 +186,11 @@ def preview_as(page: Page, url: str, name: str) -> None:
     page.set_input_files(
         "#sheet",
         files=[
-            {
-                "name": name,
-                "mimeType": "text/csv",
-                "buffer": (SAMPLES / "contacts.csv").read_bytes(),
-            }
+            FilePayload(
+                name=name,
+                mimeType="text/csv",
+                buffer=(SAMPLES / "contacts.csv").read_bytes(),
+            )
         ],
     )
     page.click("button:has-text('Upload and continue')")
@@ -223,6 +200,7 @@ def preview_as(page: Page, url: str, name: str) -> None:
     page.wait_for_url("**/preview")
 
 
+@pytest.mark.slow
 def test_two_people_one_run_at_a_time(
     served: tuple[str, Emulator], browser: Browser, tmp_path: Path
 ) -> None:

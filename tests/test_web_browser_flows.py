@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 import openpyxl
+import pytest
 from test_web_browser import browser, page, pytestmark, served  # noqa: F401 - fixtures
 from test_web_layout import CONTACT_ROWS, READ_ME, TITLE
 
@@ -36,6 +37,7 @@ def titled_workbook(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_tab_and_header_choice_then_undo_from_history(
     served: tuple[str, Emulator],  # noqa: F811
     page: object,  # noqa: F811

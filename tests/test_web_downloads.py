@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +15,18 @@ import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import SAMPLE_SEED, Emulators, WebApp
 from test_web_layout import CONTACT_ROWS, READ_ME, workbook
-from web_helpers import SAMPLES, csrf, make_app, mapping_form, upload, upload_and_apply, wait_job
+from web_helpers import csrf, mapping_form, upload, upload_and_apply, wait_job
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.web.app import services
+from bsg_sync.emulator import Emulator
 
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(latency_ms=5), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
+def emu(emulator: Emulators) -> Emulator:
+    return emulator(SAMPLE_SEED, latency_ms=5)
 
 
 def applied(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:
@@ -75,10 +66,10 @@ def test_rows_to_fix_are_offered_only_when_there_are_some(app: Flask) -> None:
 
 
 def test_historys_report_has_the_runs_duration_and_time_format(
-    emu: Emulator, tmp_path: Path
+    emu: Emulator, web_app: WebApp
 ) -> None:
     """The store keeps times to the second: a send held over a second has a duration."""
-    app = make_app(emu, tmp_path, concurrency=1)
+    app = web_app(emu, concurrency=1)
     client = app.test_client()
     sheet = b"Contact ID,City\n" + b"".join(b"24840000%d,Derby\n" % i for i in range(1, 5))
     r = upload(client, sheet, "one.csv")
@@ -96,4 +87,3 @@ def test_historys_report_has_the_runs_duration_and_time_format(
     assert TIME.fullmatch(str(live["started"])) and TIME.fullmatch(str(again["started"]))
     assert TIME.fullmatch(str(again["finished"]))
     assert float(again["duration (s)"]) >= 1
-    services(app).close()

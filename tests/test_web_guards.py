@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +14,11 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import SAMPLE_SEED, Emulators, ServeApp, WebApp
 from web_helpers import (
     API_KEY,
     CONTACTS_CSV,
-    SAMPLES,
     csrf,
-    make_app,
     mapping_form,
     upload,
     upload_and_map,
@@ -30,7 +26,7 @@ from web_helpers import (
 )
 
 from bsg_sync.cli import cli
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.errors import UsageError
 from bsg_sync.web import check_bind, display_url, parse_allowed_hosts
 from bsg_sync.web.app import services
@@ -40,44 +36,21 @@ EVIL = "evil.example:8080"
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
+def shared(module_emulator: Emulators) -> Emulator:
+    return module_emulator(SAMPLE_SEED)
 
 
 @pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
+def emu(shared: Emulator) -> Emulator:
+    shared.reset()
+    return shared
 
 
 @pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def served(emu: Emulator, tmp_path: Path) -> Iterator[tuple[str, int]]:
+def served(app: Flask, serve_app: ServeApp) -> tuple[str, int]:
     """The app on a real socket on 127.0.0.1 (werkzeug's threaded server, as `serve` uses)."""
-    from werkzeug.serving import make_server
-
-    app = make_app(emu, tmp_path)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        services(app).close()
+    url = serve_app(app)
+    return url, int(url.rsplit(":", 1)[1])
 
 
 # --------------------------------------------------------------------------- DNS rebinding
@@ -147,18 +120,15 @@ def test_a_forged_host_over_a_real_socket(served: tuple[str, int]) -> None:
     assert requests.get(url, timeout=5).status_code == 200  # 127.0.0.1:<port>, as typed
 
 
-def test_allowed_hosts_on_a_public_bind(emu: Emulator, tmp_path: Path) -> None:
+def test_allowed_hosts_on_a_public_bind(emu: Emulator, web_app: WebApp) -> None:
     allowed = parse_allowed_hosts(["bsg.example.com  intra.local:8443"])
-    app = make_app(emu, tmp_path, allowed_hosts=allowed, password="pw")
-    try:
-        c = app.test_client()
-        auth = ("marketing", "pw")
-        for host in ("bsg.example.com", "BSG.example.com:443", "intra.local:8443", "localhost"):
-            assert c.get("/", headers={"Host": host}, auth=auth).status_code == 200, host
-        for host in ("intra.local:9000", "intra.local", "evil.example", "example.com"):
-            assert c.get("/", headers={"Host": host}, auth=auth).status_code == 421, host
-    finally:
-        services(app).close()
+    app = web_app(emu, allowed_hosts=allowed, password="pw")
+    c = app.test_client()
+    auth = ("marketing", "pw")
+    for host in ("bsg.example.com", "BSG.example.com:443", "intra.local:8443", "localhost"):
+        assert c.get("/", headers={"Host": host}, auth=auth).status_code == 200, host
+    for host in ("intra.local:9000", "intra.local", "evil.example", "example.com"):
+        assert c.get("/", headers={"Host": host}, auth=auth).status_code == 421, host
 
 
 @pytest.mark.parametrize(
@@ -246,22 +216,19 @@ def test_job_status_needs_the_session_that_started_it(app: Flask, client: FlaskC
     assert client.get(f"/jobs/{job_id}.json").status_code == 200
 
 
-def test_stop_needs_the_session_that_started_it(tmp_path: Path) -> None:
-    with Emulator(EmulatorConfig(latency_ms=200), seed=SAMPLES / "seed.json") as slow:
-        app = make_app(slow, tmp_path)
-        try:
-            c = app.test_client()
-            _token, job = upload_and_map(c)
-            job_id = job.rsplit("/", 1)[1]
-            other = app.test_client()
-            r = other.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(other)})
-            assert r.status_code == 404
-            assert not services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
-            c.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(c)})
-            assert services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
-            wait_job(c, job, timeout=60)
-        finally:
-            services(app).close()
+def test_stop_needs_the_session_that_started_it(emulator: Emulators, web_app: WebApp) -> None:
+    slow = emulator(SAMPLE_SEED, latency_ms=200)
+    app = web_app(slow)
+    c = app.test_client()
+    _token, job = upload_and_map(c)
+    job_id = job.rsplit("/", 1)[1]
+    other = app.test_client()
+    r = other.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(other)})
+    assert r.status_code == 404
+    assert not services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
+    c.post(f"/jobs/{job_id}/stop", data={"csrf_token": csrf(c)})
+    assert services(app).jobs.get(job_id).hooks.stop.is_set()  # type: ignore[union-attr]
+    wait_job(c, job, timeout=60)
 
 
 def test_job_ids_are_unguessable_and_the_json_holds_no_token(client: FlaskClient) -> None:
@@ -311,49 +278,43 @@ def test_uploads_are_bound_to_the_session(app: Flask, client: FlaskClient) -> No
 # --------------------------------------------------------------------------- guessing
 
 
-def guarded_app(emu: Emulator, tmp_path: Path, **policy: Any) -> Flask:
-    return make_app(emu, tmp_path, password="s3cret", guess_policy=GuessPolicy(**policy))
+def guarded_app(web_app: WebApp, emu: Emulator, **policy: Any) -> Flask:
+    return web_app(emu, password="s3cret", guess_policy=GuessPolicy(**policy))
 
 
 def test_guessing_locks_the_client_out(
-    emu: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    emu: Emulator, web_app: WebApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = guarded_app(emu, tmp_path, base_delay_s=0, lockout_after=10, lockout_s=0.6)
+    app = guarded_app(web_app, emu, base_delay_s=0, lockout_after=10, lockout_s=0.6)
     caplog.set_level(logging.WARNING, logger="bsg_sync.web.app")
-    try:
-        c = app.test_client()
-        answers = [c.get("/", auth=("m", f"guess{i}")).status_code for i in range(50)]
-        assert answers[:10] == [401] * 10 and set(answers[10:]) == {429}
-        right = c.get("/", auth=("m", "s3cret"))
-        assert right.status_code == 429  # the right password during a lockout is refused too
-        assert 1 <= int(right.headers["Retry-After"]) <= 1
-        assert "Too many wrong passwords from this computer" in right.text
-        neighbour = app.test_client()  # another address is not locked out
-        ok = neighbour.get("/", auth=("m", "s3cret"), environ_base={"REMOTE_ADDR": "10.0.0.9"})
-        assert ok.status_code == 200
-        time.sleep(0.7)
-        assert c.get("/", auth=("m", "s3cret")).status_code == 200
-    finally:
-        services(app).close()
+    c = app.test_client()
+    answers = [c.get("/", auth=("m", f"guess{i}")).status_code for i in range(50)]
+    assert answers[:10] == [401] * 10 and set(answers[10:]) == {429}
+    right = c.get("/", auth=("m", "s3cret"))
+    assert right.status_code == 429  # the right password during a lockout is refused too
+    assert 1 <= int(right.headers["Retry-After"]) <= 1
+    assert "Too many wrong passwords from this computer" in right.text
+    neighbour = app.test_client()  # another address is not locked out
+    ok = neighbour.get("/", auth=("m", "s3cret"), environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert ok.status_code == 200
+    time.sleep(0.7)
+    assert c.get("/", auth=("m", "s3cret")).status_code == 200
     failures = [r.getMessage() for r in caplog.records if "wrong web page password" in r.message]
     assert len(failures) == 10 and "from 127.0.0.1" in failures[0]
     assert any("locked out 127.0.0.1" in r.getMessage() for r in caplog.records)
     assert not any("guess" in r.getMessage() or "s3cret" in r.getMessage() for r in caplog.records)
 
 
-def test_a_wrong_password_slows_the_next_try(emu: Emulator, tmp_path: Path) -> None:
-    app = guarded_app(emu, tmp_path, base_delay_s=0.3)
-    try:
-        c = app.test_client()
-        assert c.get("/").status_code == 401  # no password sent yet: not a failure
-        assert c.get("/", auth=("m", "s3cret")).status_code == 200
-        assert c.get("/", auth=("m", "wrong")).status_code == 401
-        quick = c.get("/", auth=("m", "s3cret"))
-        assert quick.status_code == 429 and quick.headers["Retry-After"] == "1"
-        time.sleep(0.35)
-        assert c.get("/", auth=("m", "s3cret")).status_code == 200
-    finally:
-        services(app).close()
+def test_a_wrong_password_slows_the_next_try(emu: Emulator, web_app: WebApp) -> None:
+    app = guarded_app(web_app, emu, base_delay_s=0.3)
+    c = app.test_client()
+    assert c.get("/").status_code == 401  # no password sent yet: not a failure
+    assert c.get("/", auth=("m", "s3cret")).status_code == 200
+    assert c.get("/", auth=("m", "wrong")).status_code == 401
+    quick = c.get("/", auth=("m", "s3cret"))
+    assert quick.status_code == 429 and quick.headers["Retry-After"] == "1"
+    time.sleep(0.35)
+    assert c.get("/", auth=("m", "s3cret")).status_code == 200
 
 
 def test_the_delay_grows_and_is_capped() -> None:
@@ -407,27 +368,19 @@ def test_parallel_guesses_cannot_slip_past_the_count() -> None:
     assert clean.begin("b") is None and clean.begin("b") == 1  # after a failure: one at a time
 
 
-def test_concurrent_guesses_over_a_socket(emu: Emulator, tmp_path: Path) -> None:
+def test_concurrent_guesses_over_a_socket(emu: Emulator, web_app: WebApp,
+                                         serve_app: ServeApp) -> None:
     """80 guesses on 40 connections at once: at most the lockout budget is ever checked. (The
     race itself is pinned by the test above; this one fails if the brake is bypassed.)"""
     from concurrent.futures import ThreadPoolExecutor
 
-    from werkzeug.serving import make_server
-
-    app = guarded_app(emu, tmp_path, base_delay_s=0, lockout_after=10)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/static/style.css"
-    try:
-        with ThreadPoolExecutor(40) as pool:
-            codes = list(
-                pool.map(
-                    lambda i: requests.get(url, auth=("m", f"g{i}"), timeout=10).status_code,
-                    range(80),
-                )
+    app = guarded_app(web_app, emu, base_delay_s=0, lockout_after=10)
+    url = serve_app(app) + "/static/style.css"
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(
+            pool.map(
+                lambda i: requests.get(url, auth=("m", f"g{i}"), timeout=10).status_code,
+                range(80),
             )
-        assert codes.count(401) <= 10 and codes.count(401) + codes.count(429) == 80
-    finally:
-        server.shutdown()
-        server.server_close()
-        services(app).close()
+        )
+    assert codes.count(401) <= 10 and codes.count(401) + codes.count(429) == 80

@@ -8,40 +8,24 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from flask import Flask
 from web_helpers import (
     CONTACTS_CSV,
-    SAMPLES,
     make_app,
     upload_and_apply,
 )
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.state import StateStore
 from bsg_sync.web.app import services
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
 
 
 def rows_of(page: str) -> list[str]:
     body = [re.sub(r"<[^>]+>", " ", row) for row in re.findall(r"<tr.*?</tr>", page, re.S)]
     return [" ".join(html.unescape(b).split()) for b in body]
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
 
 
 def test_two_state_stores_in_one_folder_each_show_their_own_runs(

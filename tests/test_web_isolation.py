@@ -11,31 +11,23 @@ import html
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import WebApp
 from test_hostile_files import HEADER, _xlsb, _xlsx
-from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
+from web_helpers import CONTACTS_CSV, csrf, mapping_form, upload, wait_job
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path, concurrency=1, read_memory_limit=1 << 30, read_time_limit=30)
-    yield app
-    services(app).close()
+def app(web_app: WebApp, emu: Emulator) -> Flask:
+    return web_app(emu, concurrency=1, read_memory_limit=1 << 30, read_time_limit=30)
 
 
 def _flash(client: FlaskClient, response: object) -> str:
@@ -90,27 +82,23 @@ def test_a_file_that_gets_past_the_checks_is_stopped_by_the_childs_memory_limit(
     assert r.status_code == 303 and r.headers["Location"].endswith("/mapping")
 
 
-def test_a_tiny_memory_limit_on_webconfig_gives_the_sentence(emu: Emulator, tmp_path: Path) -> None:
-    app = make_app(emu, tmp_path, read_memory_limit=16 << 20)
-    try:
-        client = app.test_client()
-        data = _contacts_xlsx(tmp_path / "ok.xlsx").read_bytes()
-        sentence = _flash(client, upload(client, data, "contacts.xlsx"))
-        assert sentence.startswith("Cannot use this file: contacts.xlsx needs more memory than 16 MiB")
-        assert str(tmp_path) not in sentence  # the stored name stays ours
-    finally:
-        services(app).close()
+def test_a_tiny_memory_limit_on_webconfig_gives_the_sentence(
+        emu: Emulator, tmp_path: Path, web_app: WebApp) -> None:
+    app = web_app(emu, read_memory_limit=16 << 20)
+    client = app.test_client()
+    data = _contacts_xlsx(tmp_path / "ok.xlsx").read_bytes()
+    sentence = _flash(client, upload(client, data, "contacts.xlsx"))
+    assert sentence.startswith("Cannot use this file: contacts.xlsx needs more memory than 16 MiB")
+    assert str(tmp_path) not in sentence  # the stored name stays ours
 
 
-def test_a_time_limit_on_webconfig_gives_the_sentence(emu: Emulator, tmp_path: Path) -> None:
-    app = make_app(emu, tmp_path, read_time_limit=0.05)  # less than the child's start-up
-    try:
-        client = app.test_client()
-        data = _contacts_xlsx(tmp_path / "ok.xlsx").read_bytes()
-        sentence = _flash(client, upload(client, data, "contacts.xlsx"))
-        assert sentence.startswith("Cannot use this file: contacts.xlsx takes longer than 0 s")
-    finally:
-        services(app).close()
+def test_a_time_limit_on_webconfig_gives_the_sentence(
+        emu: Emulator, tmp_path: Path, web_app: WebApp) -> None:
+    app = web_app(emu, read_time_limit=0.05)  # less than the child's start-up
+    client = app.test_client()
+    data = _contacts_xlsx(tmp_path / "ok.xlsx").read_bytes()
+    sentence = _flash(client, upload(client, data, "contacts.xlsx"))
+    assert sentence.startswith("Cannot use this file: contacts.xlsx takes longer than 0 s")
 
 
 def test_the_preview_reads_with_the_webconfig_limits(app: Flask, tmp_path: Path) -> None:

@@ -9,33 +9,15 @@ import csv
 import html
 import io
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import openpyxl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
-
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.web.app import services
+from web_helpers import CONTACTS_CSV, csrf, mapping_form, open_mapping, wait_job
 
 CONTACT_ROWS = [r for r in csv.reader(io.StringIO(CONTACTS_CSV.read_text(encoding="utf-8-sig"))) if any(r)]
 TITLE = ["Spring customers — export of 3 May"]
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path)
-    yield app
-    services(app).close()
 
 
 def workbook(tabs: list[tuple[str, list[list[str]]]], active: int = 0) -> bytes:
@@ -57,10 +39,7 @@ READ_ME = [["How to use this file"], ["Fill in the Contacts tab, then upload it.
 
 
 def mapping_of(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:
-    r = upload(client, data, name)
-    assert r.status_code == 303, r.text
-    url = r.headers["Location"]
-    return url, client.get(url).text
+    return open_mapping(client, data, name)
 
 
 def headers_of(page: str) -> list[str]:
@@ -117,6 +96,7 @@ def test_the_tab_excel_opens_on_is_preselected_when_it_looks_like_contacts(app: 
     assert checked(page, "tab") == ["Old"]
 
 
+@pytest.mark.slow
 def test_the_person_can_switch_the_tab(app: Flask) -> None:
     client = app.test_client()
     data = workbook([("Read me", READ_ME), ("Contacts", CONTACT_ROWS)])
@@ -179,6 +159,7 @@ def test_a_choice_not_offered_is_refused_with_a_sentence(app: Flask) -> None:
         assert sentence in client.get(url).text
 
 
+@pytest.mark.slow
 def test_a_new_layout_drops_the_old_preview(app: Flask) -> None:
     client = app.test_client()
     data = workbook([("Sheet1", titled(CONTACT_ROWS))])

@@ -6,49 +6,35 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import html
 import io
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import CONTACTS_CSV, SAMPLES, csrf, make_app, mapping_form, upload, wait_job
+from kit import SAMPLE_SEED, Emulators, WebApp
+from web_helpers import (
+    CONTACTS_CSV,
+    csrf,
+    mapping_form,
+    upload,
+    upload_and_preview,
+    wait_job,
+    words,
+)
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
-from bsg_sync.web.app import services
+from bsg_sync.emulator import Emulator
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path, concurrency=1)
-    yield app
-    services(app).close()
-
-
-def words(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+def app(web_app: WebApp, emu: Emulator) -> Flask:
+    return web_app(emu, concurrency=1)
 
 
 def preview_of(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:
     """Upload, keep the pre-filled mapping, wait for the preview; (token, preview page)."""
-    r = upload(client, data, name)
-    assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
-    r = client.post(mapping_url, data=form)
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    token = mapping_url.split("/")[2]
+    token = upload_and_preview(client, data, name)
     return token, client.get(f"/u/{token}/preview").text
 
 
@@ -171,32 +157,27 @@ def test_row_problems_say_what_to_do_on_the_page_not_on_the_command_line(app: Fl
         assert cli not in text
 
 
-def test_a_refused_api_key_is_explained_without_environment_variables(tmp_path: Path) -> None:
-    with Emulator(EmulatorConfig(api_key="live_the_right_key"), seed=SAMPLES / "seed.json") as emu:
-        app = make_app(emu, tmp_path)
-        try:
-            client = app.test_client()
-            r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
-            page = client.get(r.headers["Location"])
-            text = words(page.text)
-            assert page.status_code == 502
-            assert "ask whoever started this page to check its BSG API key" in text
-            assert "BSG_API_KEY" not in text and "key file" not in text
-        finally:
-            services(app).close()
+def test_a_refused_api_key_is_explained_without_environment_variables(
+        emulator: Emulators, web_app: WebApp) -> None:
+    emu = emulator(SAMPLE_SEED, api_key="live_the_right_key")
+    app = web_app(emu)
+    client = app.test_client()
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    page = client.get(r.headers["Location"])
+    text = words(page.text)
+    assert page.status_code == 502
+    assert "ask whoever started this page to check its BSG API key" in text
+    assert "BSG_API_KEY" not in text and "key file" not in text
 
 
-def test_an_unreachable_bsg_is_explained_without_options(tmp_path: Path) -> None:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        app = make_app(emu, tmp_path)
-    try:  # the emulator has stopped: nothing answers on its port
-        client = app.test_client()
-        r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
-        text = words(client.get(r.headers["Location"]).text)
-        assert "ask whoever started this page to check the BSG address it uses" in text
-        assert "--api-url" not in text and "BSG_API_URL" not in text
-    finally:
-        services(app).close()
+def test_an_unreachable_bsg_is_explained_without_options(emu: Emulator, web_app: WebApp) -> None:
+    app = web_app(emu)
+    emu.stop()  # nothing answers on its port now
+    client = app.test_client()
+    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
+    text = words(client.get(r.headers["Location"]).text)
+    assert "ask whoever started this page to check the BSG address it uses" in text
+    assert "--api-url" not in text and "BSG_API_URL" not in text
 
 
 def test_hlr_is_explained_where_it_first_appears(app: Flask) -> None:

@@ -8,51 +8,35 @@ import dataclasses
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import WebApp
 from web_helpers import (
     CONTACTS_CSV,
-    SAMPLES,
     csrf,
     make_app,
     mapping_form,
     upload,
+    upload_and_preview,
     wait_job,
 )
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-@pytest.fixture
-def app(emu: Emulator, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path, concurrency=1)
-    yield app
-    services(app).close()
+def app(web_app: WebApp, emu: Emulator) -> Flask:
+    return web_app(emu, concurrency=1)
 
 
 def previewed(client: FlaskClient, name: str) -> str:
     """Upload contacts.csv as `name`, map it as pre-filled and wait for its preview; the token."""
-    r = upload(client, CONTACTS_CSV.read_bytes(), name)
-    assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
-    r = client.post(mapping_url, data=form)
-    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    return str(mapping_url.split("/")[2])
+    return upload_and_preview(client, CONTACTS_CSV.read_bytes(), name)
 
 
 def start_slow_apply(emu: Emulator, client: FlaskClient, token: str) -> str:

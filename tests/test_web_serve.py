@@ -5,34 +5,21 @@ page says how fast it sends and about how long an apply takes (a real server pro
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
-from flask import Flask
-from web_helpers import SAMPLES, make_app, upload_and_map, wait_job
+from kit import WebApp
+from web_helpers import upload_and_map, wait_job, words
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.web.app import services
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
-
-
-def words(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def served_page(emu: Emulator, tmp_path: Path, *args: str) -> str:
@@ -62,20 +49,17 @@ def test_serve_takes_the_sending_options(emu: Emulator, tmp_path: Path) -> None:
     assert "with no cap on requests a second" in text
 
 
-def test_the_preview_says_about_how_long_the_apply_takes(emu: Emulator, tmp_path: Path) -> None:
-    app: Flask = make_app(emu, tmp_path)
+def test_the_preview_says_about_how_long_the_apply_takes(emu: Emulator, web_app: WebApp) -> None:
+    app = web_app(emu)
     svc = services(app)
     svc.config = dataclasses.replace(svc.config, max_rps=2.0)
-    try:
-        client = app.test_client()
-        token, job = upload_and_map(client)
-        wait_job(client, job, timeout=60)
-        text = words(client.get(f"/u/{token}/preview").text)
-        found = re.search(r"Apply: send (\d+) changes", text)
-        assert found, text
-        planned = int(found.group(1))
-        # each change is a fresh read and a write: two requests, at 2 a second
-        assert f"at most 2 requests a second: {planned} changes take about" in text
-        assert f"about {planned} s" in text or f"about {planned // 60} min" in text
-    finally:
-        svc.close()
+    client = app.test_client()
+    token, job = upload_and_map(client)
+    wait_job(client, job, timeout=60)
+    text = words(client.get(f"/u/{token}/preview").text)
+    found = re.search(r"Apply: send (\d+) changes", text)
+    assert found, text
+    planned = int(found.group(1))
+    # each change is a fresh read and a write: two requests, at 2 a second
+    assert f"at most 2 requests a second: {planned} changes take about" in text
+    assert f"about {planned} s" in text or f"about {planned // 60} min" in text

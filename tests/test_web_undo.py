@@ -4,38 +4,31 @@ only for the session that asked (Flask's test client against the real emulator).
 
 from __future__ import annotations
 
-import html
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import WebApp
 from web_helpers import (
     CITY,
     SAMPLES,
     csrf,
-    make_app,
     mapping_form,
     upload,
     upload_and_apply,
     upload_and_map,
     wait_job,
 )
+from web_helpers import words as text_of
 
-from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.emulator import Emulator
 from bsg_sync.state import StateStore
 from bsg_sync.web.app import services
 
 Book = dict[int, tuple[str, dict[str, str], set[int]]]
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig(), seed=SAMPLES / "seed.json") as emu:
-        yield emu
 
 
 @pytest.fixture
@@ -44,10 +37,8 @@ def state(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(emu: Emulator, tmp_path: Path, state: Path) -> Iterator[Flask]:
-    app = make_app(emu, tmp_path, state=state)
-    yield app
-    services(app).close()
+def app(web_app: WebApp, emu: Emulator, state: Path) -> Flask:
+    return web_app(emu, state=state)
 
 
 def book(emu: Emulator) -> Book:
@@ -58,10 +49,6 @@ def book(emu: Emulator) -> Book:
         groups = {int(g["id"]) if isinstance(g, dict) else int(g) for g in c["groups"]}
         out[int(c["id"])] = (str(c["phone"]), fields, groups)
     return out
-
-
-def text_of(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def last_run(state: Path) -> int:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,29 +79,48 @@ def wait_job(client: FlaskClient, location: str, timeout: float = 20) -> dict[st
     raise AssertionError("the run did not finish")
 
 
-def upload_and_apply(client: FlaskClient, data: bytes, name: str) -> str:
-    """Upload a sheet, keep the pre-filled mapping (country GB), wait for the preview, apply
-    and wait for the run; the upload's token."""
+def words(page: str) -> str:
+    """A page's text as a person reads it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def open_mapping(client: FlaskClient, data: bytes, name: str) -> tuple[str, str]:
+    """Upload a sheet and open its mapping page; (mapping url, page)."""
     r = upload(client, data, name)
     assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form["default_country"] = "GB"
+    url: str = r.headers["Location"]
+    return url, client.get(url).text
+
+
+def post_mapping(client: FlaskClient, data: bytes, name: str,
+                 changes: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Upload a sheet, post the pre-filled mapping with country GB and the changes; (token,
+    job url)."""
+    mapping_url, page = open_mapping(client, data, name)
+    form = mapping_form(page)
+    form.update({"default_country": "GB", **(changes or {})})
     r = client.post(mapping_url, data=form)
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    token = mapping_url.split("/")[2]
-    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
-    assert wait_job(client, r.headers["Location"])["state"] == "done"
-    return token
+    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/"), r.text
+    return mapping_url.split("/")[2], r.headers["Location"]
 
 
 def upload_and_map(client: FlaskClient, **changes: str) -> tuple[str, str]:
     """Upload contacts.csv, post the pre-filled mapping (with changes); (token, job url)."""
-    r = upload(client, CONTACTS_CSV.read_bytes(), "contacts.csv")
-    assert r.status_code == 303, r.text
-    mapping_url = r.headers["Location"]
-    form = mapping_form(client.get(mapping_url).text)
-    form.update({"default_country": "GB", **changes})
-    r = client.post(mapping_url, data=form)
-    assert r.status_code == 303, r.text
-    return mapping_url.split("/")[2], r.headers["Location"]
+    return post_mapping(client, CONTACTS_CSV.read_bytes(), "contacts.csv", changes)
+
+
+def upload_and_preview(client: FlaskClient, data: bytes, name: str) -> str:
+    """Upload a sheet, keep the pre-filled mapping (country GB) and wait for the preview; the
+    upload's token."""
+    token, job = post_mapping(client, data, name)
+    assert wait_job(client, job)["state"] == "done"
+    return token
+
+
+def upload_and_apply(client: FlaskClient, data: bytes, name: str) -> str:
+    """Upload a sheet, keep the pre-filled mapping (country GB), wait for the preview, apply
+    and wait for the run; the upload's token."""
+    token = upload_and_preview(client, data, name)
+    r = client.post(f"/u/{token}/apply", data={"csrf_token": csrf(client)})
+    assert wait_job(client, r.headers["Location"])["state"] == "done"
+    return token
