@@ -95,11 +95,13 @@ class SyncOptions:
     read_memory_limit: int | None = None
     read_time_limit: float | None = None
 
-    def described(self) -> dict[str, str]:
-        """The options as shown in the report's summary sheet."""
+    def described(self, tab: str | None = None) -> dict[str, str]:
+        """The options as shown in the report's summary sheet; `tab`: the workbook tab read
+        (a CSV has none, and then no "sheet tab" row)."""
+        tab = self.sheet_name or tab
         return {
             "mapping": str(self.mapping or ""),
-            "sheet tab": self.sheet_name or "",
+            **({"sheet tab": tab} if tab else {}),
             "api url": self.api_url,
             "dry run": str(self.dry_run),
             "create missing": str(self.create_missing),
@@ -292,7 +294,7 @@ def _begin(run: _Run) -> None:
         sheet=str(run.opts.sheet),
         sheet_sha256=run.sheet.sha256,
         mapping=str(run.mapping_path),
-        options=run.opts.described(),
+        options=run.opts.described(run.sheet.sheet_name),
     )
 
 
@@ -411,7 +413,7 @@ def _finish(
         started_at=run.started,
         finished_at=_now(),
         duration_s=round(time.monotonic() - run.t0, 3),
-        options=opts.described(),
+        options=opts.described(run.sheet.sheet_name),
         requests=client.requests_sent if client else 0,
         retries=client.retries if client else 0,
     )
