@@ -336,7 +336,7 @@ class _Plan:
     """The plan, the re-planner the executor uses at send time, and the rows that the
     resolution of phones to contacts found to be duplicates (results, not sent)."""
 
-    rows: list[PlannedRow]
+    rows: Sequence[PlannedRow]
     replan: Replan
     duplicates: list[RowResult]
 
