@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from bsg_sync import xlsxwrite
 from bsg_sync.errors import UsageError
@@ -99,7 +99,6 @@ def summarise(
     retries: int,
 ) -> RunSummary:
     """Count the results per status (all present), per error code and per HLR status."""
-    statuses = Counter(_status_text(r.status) for r in results)
     codes = Counter(r.error_code for r in results if r.error_code)
     hlr = Counter(r.hlr_status for r in results if r.hlr_status)
     return RunSummary(
@@ -113,7 +112,7 @@ def summarise(
         finished_at=finished_at,
         duration_s=duration_s,
         options=dict(options),
-        counts={s.value: statuses.get(s.value, 0) for s in Status},
+        counts=count_statuses(results),
         error_codes=dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
         hlr=dict(sorted(hlr.items(), key=lambda kv: (-kv[1], kv[0]))),
         requests=requests,
@@ -121,6 +120,18 @@ def summarise(
         rows=len(results),
         ok_actions=ok_actions(results),
     )
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> Status | str: ...
+
+
+def count_statuses(rows: Iterable[_HasStatus]) -> dict[str, int]:
+    """Rows per status text, every status present (0 when none): the one place that counts
+    them, for the summary, the pages and the progress."""
+    statuses = Counter(_status_text(r.status) for r in rows)
+    return {s.value: statuses.get(s.value, 0) for s in Status}
 
 
 def summary_of_run(info: RunInfo, results: Sequence[RowResult],

@@ -380,7 +380,7 @@ def _send(run: _Run, plan: _Plan) -> tuple[list[RowResult], BsgSyncError | None]
     def journal(result: RowResult, confirmed: Contact | None, before: Contact | None) -> None:
         store.record_result(run_id, result, confirmed, before)
 
-    run.hooks.on_plan(sum(1 for p in plan.rows if p.status is Status.PLANNED))
+    run.hooks.on_plan(report.count_statuses(plan.rows)[Status.PLANNED.value])
     outcome = execute_plan(
         plan.rows,
         run.client,

@@ -115,3 +115,24 @@ def test_summary_of_a_csv_has_no_empty_tab_row(emu: Emulator, tmp_path: Path) ->
     pairs = summary_pairs(dry_run(emu, tmp_path, "contacts.csv", "contacts.toml"))
     assert "sheet tab" not in pairs
     assert pairs["sheet"] == str(SAMPLES / "contacts.csv")
+
+
+# --------------------------------------------------------------------------- counting
+
+
+def test_statuses_are_counted_in_one_place_for_results_and_plans() -> None:
+    from bsg_sync.models import PlannedRow
+
+    rows = [*results(), RowResult(20, status=Status.OK), RowResult(21, status=Status.OK)]
+    counts = report.count_statuses(rows)
+    assert list(counts) == [s.value for s in Status]
+    assert counts["planned"] == len(FORMULA_LIKE) and counts["ok"] == 2
+    assert sum(counts.values()) == len(rows)
+    plan = [PlannedRow(2, Action.UPDATE, Status.PLANNED), PlannedRow(3, Action.NONE,
+                                                                      Status.UNCHANGED)]
+    assert report.count_statuses(plan)["planned"] == 1
+    summary = report.summarise(
+        rows, run_id=1, sheet=Path("in.csv"), sheet_sha256="", report_path=None,
+        errors_path=None, dry_run=True, started_at="", finished_at="", duration_s=0.0,
+        options={}, requests=0, retries=0)
+    assert summary.counts == counts

@@ -903,7 +903,7 @@ def _apply_undo(upload: Upload) -> BaseResponse:
 
 def _stop_counts(results: Sequence[RowResult]) -> dict[str, int]:
     """Of the rows a send planned: how many went to BSG, and how many a stop held back."""
-    remaining = sum(1 for r in results if _status(r) == Status.NOT_SENT.value)
+    remaining = report.count_statuses(results)[Status.NOT_SENT.value]
     sent = sum(
         1
         for r in results
@@ -981,7 +981,8 @@ def _add_history_routes(app: Flask) -> None:
             run=run,
             name=_run_names([run])[run_id],
             view=_filtered(results, status, _int_arg("page", 1)),
-            counts=_counts(results) if live is None else _all_statuses(live["counts"]),
+            counts=report.count_statuses(results) if live is None
+            else _all_statuses(live["counts"]),
             live_run=live,
         )
 
@@ -1034,13 +1035,6 @@ def _next_url(job: Job) -> str | None:
     if job.state != "done" or job.outcome is None:
         return None
     return url_for("job_next", job_id=job.id)
-
-
-def _counts(results: Sequence[RowResult]) -> dict[str, int]:
-    counts = {s.value: 0 for s in Status}
-    for r in results:
-        counts[_status(r)] += 1
-    return counts
 
 
 def _render_mapping(
@@ -1111,6 +1105,7 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
     assert outcome is not None
     status = request.args.get("status") or None
     blocking, own = _blocking_run(upload), _own_run(upload)
+    counts = report.count_statuses(results)
     return render_template(
         template,
         upload=upload,
@@ -1120,17 +1115,14 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
             replace(outcome.summary, report_path=None, errors_path=None)
         ),
         hlr_sentence=report.hlr_sentence(outcome.summary),
-        counts=_counts(results),
+        counts=counts,
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
         skipped=[r for r in results if _status(r) == Status.SKIPPED.value],
         stop=_stop_counts(results),
-        apply_eta=apply_eta(
-            services_of_request().config,
-            sum(1 for r in results if _status(r) == Status.PLANNED.value),
-        ),
+        apply_eta=apply_eta(services_of_request().config, counts[Status.PLANNED.value]),
         ignored=_ignored_columns(upload),
         view=_filtered(results, status, _int_arg("page", 1)),
-        planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
+        planned=counts[Status.PLANNED.value],
         blocking=None if blocking is None else _live_view(blocking),
         own_job=own,
     )
