@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -134,14 +135,36 @@ def count_statuses(rows: Iterable[_HasStatus]) -> dict[str, int]:
     return {s.value: statuses.get(s.value, 0) for s in Status}
 
 
-def summary_of_run(info: RunInfo, results: Sequence[RowResult],
-                   report_path: Path | None) -> RunSummary:
-    """The summary of a run from the state store (for `bsg-sync show RUN --report`)."""
+def summary_of_run(info: RunInfo, results: Sequence[RowResult], report_path: Path | None,
+                   sheet: Path | None = None) -> RunSummary:
+    """The summary of a run from the state store (`bsg-sync show RUN --report`, the web page's
+    History): the store's UTC times shown local like a run's own report, and the duration
+    between them; `sheet`: the name to show instead of the recorded path."""
     return summarise(
-        results, run_id=info.id, sheet=Path(info.sheet), sheet_sha256=info.sha256,
+        results, run_id=info.id, sheet=sheet or Path(info.sheet), sheet_sha256=info.sha256,
         report_path=report_path, errors_path=None, dry_run=info.dry_run,
-        started_at=info.started_at, finished_at=info.ended_at or "", duration_s=0.0,
-        options=info.options, requests=0, retries=0)
+        started_at=local_time(info.started_at), finished_at=local_time(info.ended_at or ""),
+        duration_s=_seconds_between(info.started_at, info.ended_at), options=info.options,
+        requests=0, retries=0)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def local_time(text: str) -> str:
+    """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
+    when = _parse_time(text)
+    return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds_between(started: str, ended: str | None) -> float:
+    a, b = _parse_time(started), _parse_time(ended or "")
+    return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)
 
 
 def summary_json(summary: RunSummary) -> dict[str, Any]:

@@ -136,3 +136,21 @@ def test_statuses_are_counted_in_one_place_for_results_and_plans() -> None:
         errors_path=None, dry_run=True, started_at="", finished_at="", duration_s=0.0,
         options={}, requests=0, retries=0)
     assert summary.counts == counts
+
+
+def test_a_summary_rebuilt_from_the_store_has_the_runs_duration_and_local_times() -> None:
+    import re
+    from datetime import datetime
+
+    from bsg_sync.state import RunInfo
+
+    info = RunInfo(4, "/data/in.csv", "ab", "2025-03-01T09:00:00+00:00",
+                   "2025-03-01T09:00:05+00:00", {"dry run": "False"}, {})
+    summary = report.summary_of_run(info, results(), None)
+    assert summary.duration_s == 5.0
+    local = datetime.fromisoformat(info.started_at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert summary.started_at == local
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", summary.finished_at)
+    unfinished = report.summary_of_run(RunInfo(5, "x", "", info.started_at, None, {}, {}),
+                                       [], None)
+    assert (unfinished.duration_s, unfinished.finished_at) == (0.0, "")

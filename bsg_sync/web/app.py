@@ -1143,21 +1143,7 @@ def _history_report(
     run_id: int, run: RunInfo, results: list[RowResult], svc: Services, suffix: str = ".xlsx"
 ) -> bytes:
     """A report of a past run, rebuilt from the results the state store journalled."""
-    summary = report.summarise(
-        results,
-        run_id=run_id,
-        sheet=Path(_run_names([run])[run_id]),
-        sheet_sha256=run.sha256,
-        report_path=None,
-        errors_path=None,
-        dry_run=run.dry_run,
-        started_at=_local_time(run.started_at),
-        finished_at=_local_time(run.ended_at or ""),
-        duration_s=_seconds_between(run.started_at, run.ended_at),
-        options=run.options,
-        requests=0,
-        retries=0,
-    )
+    summary = report.summary_of_run(run, results, None, sheet=Path(_run_names([run])[run_id]))
     with tempfile.TemporaryDirectory(dir=svc.uploads.root) as tmp:
         path = Path(tmp) / f"report{suffix}"
         report.write_report(path, results, summary)
@@ -1176,14 +1162,3 @@ def _local_minute(text: str | None) -> str:
     """A state store time as History shows it: local, to the minute."""
     when = _parse_time(text or "")
     return (text or "") if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _local_time(text: str) -> str:
-    """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
-    when = _parse_time(text)
-    return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _seconds_between(started: str, ended: str | None) -> float:
-    a, b = _parse_time(started), _parse_time(ended or "")
-    return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)
