@@ -407,45 +407,35 @@ def init(
     import os
 
     from bsg_sync import mapping as mapping_mod
-    from bsg_sync.errors import UsageError
-    from bsg_sync.isolate import read_sheet_isolated as read_sheet
     from bsg_sync.models import Account
 
     target = output or sheet.with_name("bsg-sync.toml")
     online = not offline and bool(api_key_file or os.environ.get("BSG_API_KEY", "").strip())
-    if target.exists() and not force:
-        raise UsageError(f"{target} already exists; pass --force to overwrite it")
-    read = read_sheet(sheet, sheet=sheet_name, encoding=encoding)
-    headers = read.headers
-    account = Account()
-    if online:
-        with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as client:
-            account = Account(fields=tuple(client.list_fields()))
-    text, unmapped = mapping_mod.generate_mapping(
-        headers, account, default_country=default_country,
-        header_row=read.header_row if read.header_row != 1 else None,
+
+    def load_account() -> Account:
+        with _make_client(api_url, api_key_file, allow_insecure_http=allow_insecure_http) as c:
+            return Account(fields=tuple(c.list_fields()))
+
+    done = mapping_mod.init_mapping(
+        sheet, target, force=force, sheet_name=sheet_name, encoding=encoding,
+        default_country=default_country, load_account=load_account if online else None,
     )
-    try:
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
-    guessed = mapping_mod.guess_targets(headers, account)
-    if not online:
+    if not done.online:
         _say(
             "warning: mapped well-known names only (no API key, or --offline); add "
             'custom fields as "Header" = "field:<name>"'
         )
-    if not any(t in ("id", "phone") for t in guessed.values()):
+    if not done.names_a_contact:
         click.echo(
             f"warning: no column looks like a phone or a contact id; map one in {target}", err=True
         )
     _out(f"wrote {target} for {sheet.name}")
-    if read.header_row != 1:
-        _out(f"  header: row {read.header_row} (the rows above it look like a title or notes)")
-    for header, tgt in guessed.items():
+    if done.header_row != 1:
+        _out(f"  header: row {done.header_row} (the rows above it look like a title or notes)")
+    for header, tgt in done.guessed.items():
         _out(f"  {json.dumps(header, ensure_ascii=False)} -> {tgt}")
-    if unmapped:
-        names = ", ".join(json.dumps(h, ensure_ascii=False) for h in unmapped)
+    if done.draft.unmapped:
+        names = ", ".join(json.dumps(h, ensure_ascii=False) for h in done.draft.unmapped)
         _out(f"not mapped (sync ignores them): {names}")
 
 

@@ -9,14 +9,15 @@ import logging
 import os
 import re
 import tempfile
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from bsg_sync import xlsxwrite
 from bsg_sync.errors import UsageError
 from bsg_sync.models import REPORT_COLUMNS, Action, RowResult, Sheet, Status
 
@@ -43,10 +44,19 @@ STATUS_COLOURS: Mapping[str, str] = {
     Status.NOT_SENT.value: "FCE4D6",  # light red
     Status.SKIPPED.value: "FFF2CC",  # pale yellow
 }
-_LETTERS = [chr(65 + i) for i in range(len(REPORT_COLUMNS))]  # A..S
+#: the XLSX report's headings, for people (CSV and JSONL keep the machine names)
+REPORT_HEADINGS: Mapping[str, str] = {
+    "row": "Row", "contact_id": "Contact ID", "phone": "Phone", "action": "Action",
+    "status": "Status", "error_code": "Error code", "error": "Problem", "changes": "Changes",
+    "attempts": "Attempts", "http_status": "HTTP status", "hlr_status": "HLR status",
+    "hlr_last_check": "HLR checked", "verify_status": "Number check", "network": "Network",
+    "country": "Country", "ported": "Ported", "roaming": "Roaming",
+    "verified_at": "Number checked at", "verify_cost": "Check cost",
+}
 _REPORT_WIDTHS = (7, 12, 16, 9, 11, 22, 50, 50, 9, 11, 12, 20, 13, 10, 9, 8, 8, 20, 11)
 _PHONE_COL = REPORT_COLUMNS.index("phone")
 _STATUS_COL = REPORT_COLUMNS.index("status")
+_STATUS_XF = {status: xlsxwrite.fill_style(i) for i, status in enumerate(STATUS_COLOURS)}
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,6 @@ def summarise(
     retries: int,
 ) -> RunSummary:
     """Count the results per status (all present), per error code and per HLR status."""
-    statuses = Counter(_status_text(r.status) for r in results)
     codes = Counter(r.error_code for r in results if r.error_code)
     hlr = Counter(r.hlr_status for r in results if r.hlr_status)
     return RunSummary(
@@ -106,7 +115,7 @@ def summarise(
         finished_at=finished_at,
         duration_s=duration_s,
         options=dict(options),
-        counts={s.value: statuses.get(s.value, 0) for s in Status},
+        counts=count_statuses(results),
         error_codes=dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))),
         hlr=dict(sorted(hlr.items(), key=lambda kv: (-kv[1], kv[0]))),
         requests=requests,
@@ -116,14 +125,48 @@ def summarise(
     )
 
 
-def summary_of_run(info: RunInfo, results: Sequence[RowResult],
-                   report_path: Path | None) -> RunSummary:
-    """The summary of a run from the state store (for `bsg-sync show RUN --report`)."""
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> Status | str: ...
+
+
+def count_statuses(rows: Iterable[_HasStatus]) -> dict[str, int]:
+    """Rows per status text, every status present (0 when none): the one place that counts
+    them, for the summary, the pages and the progress."""
+    statuses = Counter(_status_text(r.status) for r in rows)
+    return {s.value: statuses.get(s.value, 0) for s in Status}
+
+
+def summary_of_run(info: RunInfo, results: Sequence[RowResult], report_path: Path | None,
+                   sheet: Path | None = None) -> RunSummary:
+    """The summary of a run from the state store (`bsg-sync show RUN --report`, the web page's
+    History): the store's UTC times shown local like a run's own report, and the duration
+    between them; `sheet`: the name to show instead of the recorded path."""
     return summarise(
-        results, run_id=info.id, sheet=Path(info.sheet), sheet_sha256=info.sha256,
+        results, run_id=info.id, sheet=sheet or Path(info.sheet), sheet_sha256=info.sha256,
         report_path=report_path, errors_path=None, dry_run=info.dry_run,
-        started_at=info.started_at, finished_at=info.ended_at or "", duration_s=0.0,
-        options=info.options, requests=0, retries=0)
+        started_at=local_time(info.started_at), finished_at=local_time(info.ended_at or ""),
+        duration_s=_seconds_between(info.started_at, info.ended_at), options=info.options,
+        requests=0, retries=0)
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.astimezone()
+
+
+def local_time(text: str) -> str:
+    """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
+    when = _parse_time(text)
+    return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds_between(started: str, ended: str | None) -> float:
+    a, b = _parse_time(started), _parse_time(ended or "")
+    return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)
 
 
 def summary_json(summary: RunSummary) -> dict[str, Any]:
@@ -239,8 +282,10 @@ def _path_text(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def report_record(result: RowResult) -> dict[str, Any]:
-    """A result as a report row: ints stay ints, None stays None, text is neutralised."""
+def report_record(result: RowResult, *, csv_safe: bool = False) -> dict[str, Any]:
+    """A result as a report row: ints stay ints, None stays None, enums become their text;
+    `csv_safe` neutralises text a spreadsheet would run (only CSV needs it: an XLSX text
+    cell never runs, and JSON is not a spreadsheet)."""
     record: dict[str, Any] = {}
     for column in REPORT_COLUMNS:
         value = getattr(result, column)
@@ -249,7 +294,7 @@ def report_record(result: RowResult) -> dict[str, Any]:
         elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
             record[column] = value
         else:
-            record[column] = neutralise(value)
+            record[column] = neutralise(value) if csv_safe else str(value)
     return record
 
 
@@ -348,7 +393,7 @@ def _write_report_csv(path: Path, results: list[RowResult], summary: RunSummary)
         writer = csv.writer(handle)
         writer.writerow(REPORT_COLUMNS)
         for r in results:
-            record = report_record(r)
+            record = report_record(r, csv_safe=True)
             writer.writerow(["" if v is None else v for v in record.values()])
 
 
@@ -360,36 +405,37 @@ def _write_report_jsonl(path: Path, results: list[RowResult], summary: RunSummar
 
 
 def _write_report_xlsx(path: Path, results: list[RowResult], summary: RunSummary) -> None:
-    last = _LETTERS[len(REPORT_COLUMNS) - 1]
-    report = _XlsxSheet(
+    last = xlsxwrite.column_letter(len(REPORT_COLUMNS) - 1)
+    report = xlsxwrite.XlsxSheet(
         "Report",
         _report_rows(results),
         widths=_REPORT_WIDTHS,
         autofilter=f"A1:{last}{len(results) + 1}",
     )
-    summary_sheet = _XlsxSheet(
+    summary_sheet = xlsxwrite.XlsxSheet(
         "Summary", _summary_sheet_rows(summary), widths=(28, 66), freeze_header=False
     )
     with _private_file(path, "wb") as (handle, _tmp):
-        _write_workbook(handle, [report, summary_sheet])
+        xlsxwrite.write_workbook(handle, [report, summary_sheet], list(STATUS_COLOURS.values()))
 
 
-def _report_rows(results: list[RowResult]) -> Iterator[list[_Cell]]:
-    yield [(name, _XF_BOLD) for name in REPORT_COLUMNS]
+def _report_rows(results: list[RowResult]) -> Iterator[list[xlsxwrite.Cell]]:
+    """The heading in people's words, then each result as exact text (text cells never run)."""
+    yield [(REPORT_HEADINGS[name], xlsxwrite.BOLD) for name in REPORT_COLUMNS]
     for r in results:
         record = report_record(r)
-        row: list[_Cell] = [(v, _XF_PLAIN) for v in record.values()]
-        row[_PHONE_COL] = (record["phone"], _XF_TEXT)
-        row[_STATUS_COL] = (record["status"], _STATUS_XF.get(record["status"], _XF_PLAIN))
+        row: list[xlsxwrite.Cell] = [(v, xlsxwrite.PLAIN) for v in record.values()]
+        row[_PHONE_COL] = (record["phone"], xlsxwrite.TEXT)
+        row[_STATUS_COL] = (record["status"], _STATUS_XF.get(record["status"], xlsxwrite.PLAIN))
         yield row
 
 
-def _summary_sheet_rows(summary: RunSummary) -> Iterator[list[_Cell]]:
+def _summary_sheet_rows(summary: RunSummary) -> Iterator[list[xlsxwrite.Cell]]:
     for row in _summary_rows(summary):
         if len(row) == 1:
-            yield [(row[0], _XF_BOLD)]
+            yield [(row[0], xlsxwrite.BOLD)]
         else:
-            yield [(v, _XF_PLAIN) for v in row]
+            yield [(v, xlsxwrite.PLAIN) for v in row]
 
 
 def _summary_rows(summary: RunSummary) -> list[tuple[Any, ...]]:
@@ -413,106 +459,6 @@ def _summary_rows(summary: RunSummary) -> list[tuple[Any, ...]]:
     return rows
 
 
-# --------------------------------------------------------------------------- xlsx writer
-# A minimal streaming SpreadsheetML writer. openpyxl's write-only mode needs ~11 s for
-# 100k x 12 cells here (over the 10 s target); plain strings into a zip stream need ~2 s.
-# Every string is an inline *text* cell, so no value can ever run as a formula.
-
-_Cell = tuple[Any, int]  # (value, cellXfs index)
-_XF_PLAIN, _XF_BOLD, _XF_TEXT = 0, 1, 2
-_STATUS_XF = {status: 3 + i for i, status in enumerate(STATUS_COLOURS)}
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-_XML_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-
-
-@dataclass(frozen=True)
-class _XlsxSheet:
-    name: str
-    rows: Iterable[list[_Cell]]
-    widths: Sequence[float] = ()
-    autofilter: str | None = None
-    freeze_header: bool = True
-
-
-def _write_workbook(handle: IO[bytes], sheets: Sequence[_XlsxSheet]) -> None:
-    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=5) as zf:
-        zf.writestr("[Content_Types].xml", _content_types(len(sheets)))
-        zf.writestr("_rels/.rels", _root_rels())
-        zf.writestr("xl/workbook.xml", _workbook_xml(sheets))
-        zf.writestr("xl/_rels/workbook.xml.rels", _workbook_rels(len(sheets)))
-        zf.writestr("xl/styles.xml", _styles_xml())
-        for i, sheet in enumerate(sheets, 1):
-            with zf.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as out:
-                _write_sheet_xml(out, sheet)
-
-
-def _write_sheet_xml(out: IO[bytes], sheet: _XlsxSheet) -> None:
-    out.write(_sheet_head(sheet).encode("utf-8"))
-    chunk: list[str] = []
-    for number, cells in enumerate(sheet.rows, 1):
-        chunk.append(_row_xml(number, cells))
-        if len(chunk) >= 1000:
-            out.write("".join(chunk).encode("utf-8"))
-            chunk.clear()
-    out.write("".join(chunk).encode("utf-8"))
-    tail = "</sheetData>"
-    if sheet.autofilter:
-        tail += f'<autoFilter ref="{sheet.autofilter}"/>'
-    out.write((tail + "</worksheet>").encode("utf-8"))
-
-
-def _sheet_head(sheet: _XlsxSheet) -> str:
-    pane = (
-        '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-        '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
-        if sheet.freeze_header
-        else ""
-    )
-    cols = "".join(
-        f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>'
-        for i, w in enumerate(sheet.widths, 1)
-    )
-    return (
-        f'{_XML_HEAD}<worksheet xmlns="{_NS}" xmlns:r="{_REL_NS}">'
-        f'<sheetViews><sheetView workbookViewId="0">{pane}</sheetView></sheetViews>'
-        f'<sheetFormatPr defaultRowHeight="15"/>'
-        + (f"<cols>{cols}</cols>" if cols else "")
-        + "<sheetData>"
-    )
-
-
-def _row_xml(number: int, cells: list[_Cell]) -> str:
-    parts = [f'<row r="{number}">']
-    for col, (value, xf) in enumerate(cells):
-        ref = f"{_column_letter(col)}{number}"
-        style = f' s="{xf}"' if xf else ""
-        if value is None or value == "":
-            if xf:
-                parts.append(f'<c r="{ref}"{style}/>')
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            text = _xml_text(str(value))
-            parts.append(
-                f'<c r="{ref}"{style} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
-            )
-        else:
-            parts.append(f'<c r="{ref}"{style}><v>{value!r}</v></c>')
-    parts.append("</row>")
-    return "".join(parts)
-
-
-def _column_letter(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
 # Characters that str.splitlines() (and old JavaScript) treat as line ends, though JSON lets
 # them stand raw inside a string: escaped, so each record stays on one line for every reader.
 _LINE_BREAKS_IN_JSON = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028",
@@ -521,106 +467,6 @@ _LINE_BREAKS_IN_JSON = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028",
 
 def _json_line(record: Mapping[str, object]) -> str:
     return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS_IN_JSON) + "\n"
-
-
-EXCEL_CELL_LIMIT = 32_767  # characters; Excel calls a workbook with a longer cell damaged
-
-
-def _xml_text(text: str) -> str:
-    text = _XML_ILLEGAL.sub("", text)[:EXCEL_CELL_LIMIT]
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\r", "&#13;")
-
-
-def _content_types(n_sheets: int) -> str:
-    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
-    sheets = "".join(
-        f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{ct}.worksheet+xml"/>'
-        for i in range(1, n_sheets + 1)
-    )
-    return (
-        f"{_XML_HEAD}<Types "
-        'xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-        '<Default Extension="rels" '
-        'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-        '<Default Extension="xml" ContentType="application/xml"/>'
-        f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
-        f'<Override PartName="/xl/styles.xml" ContentType="{ct}.styles+xml"/>'
-        f"{sheets}</Types>"
-    )
-
-
-def _root_rels() -> str:
-    return (
-        f'{_XML_HEAD}<Relationships xmlns="{_PKG_REL_NS}">'
-        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/'
-        '2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>'
-    )
-
-
-def _workbook_xml(sheets: Sequence[_XlsxSheet]) -> str:
-    entries = "".join(
-        f'<sheet name="{_xml_attr(s.name)}" sheetId="{i}" r:id="rId{i}"/>'
-        for i, s in enumerate(sheets, 1)
-    )
-    names = "".join(
-        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
-        f"'{_xml_text(s.name)}'!{_absolute(s.autofilter)}</definedName>"
-        for i, s in enumerate(sheets)
-        if s.autofilter
-    )
-    return (
-        f'{_XML_HEAD}<workbook xmlns="{_NS}" xmlns:r="{_REL_NS}"><sheets>{entries}</sheets>'
-        + (f"<definedNames>{names}</definedNames>" if names else "")
-        + "</workbook>"
-    )
-
-
-def _absolute(ref: str) -> str:
-    return ":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", part) for part in ref.split(":"))
-
-
-def _xml_attr(text: str) -> str:
-    return _xml_text(text).replace('"', "&quot;")
-
-
-def _workbook_rels(n_sheets: int) -> str:
-    rt = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-    rels = "".join(
-        f'<Relationship Id="rId{i}" Type="{rt}/worksheet" Target="worksheets/sheet{i}.xml"/>'
-        for i in range(1, n_sheets + 1)
-    )
-    styles = f'<Relationship Id="rId{n_sheets + 1}" Type="{rt}/styles" Target="styles.xml"/>'
-    return f'{_XML_HEAD}<Relationships xmlns="{_PKG_REL_NS}">{rels}{styles}</Relationships>'
-
-
-def _styles_xml() -> str:
-    fills = "".join(
-        f'<fill><patternFill patternType="solid"><fgColor rgb="FF{colour}"/>'
-        '<bgColor indexed="64"/></patternFill></fill>'
-        for colour in STATUS_COLOURS.values()
-    )
-    status_xfs = "".join(
-        f'<xf numFmtId="0" fontId="0" fillId="{2 + i}" borderId="0" xfId="0" applyFill="1"/>'
-        for i in range(len(STATUS_COLOURS))
-    )
-    return (
-        f'{_XML_HEAD}<styleSheet xmlns="{_NS}">'
-        '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
-        '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
-        f'<fills count="{2 + len(STATUS_COLOURS)}"><fill><patternFill patternType="none"/></fill>'
-        f'<fill><patternFill patternType="gray125"/></fill>{fills}</fills>'
-        '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
-        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
-        "</cellStyleXfs>"
-        f'<cellXfs count="{3 + len(STATUS_COLOURS)}">'
-        '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-        '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
-        '<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-        f"{status_xfs}</cellXfs>"
-        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
-        "</styleSheet>"
-    )
 
 
 # --------------------------------------------------------------------------- errors file
@@ -666,10 +512,10 @@ def errors_table(sheet: Sheet, results: Sequence[RowResult]) -> tuple[list[str],
 def _write_text_workbook(path: Path, headers: list[str], rows: list[list[str]]) -> None:
     """Every cell a text cell with its exact value (a text cell never runs as a formula)."""
     body = (
-        [(h, _XF_BOLD) for h in headers],
-        *([(v, _XF_TEXT) for v in row] for row in rows),
+        [(h, xlsxwrite.BOLD) for h in headers],
+        *([(v, xlsxwrite.TEXT) for v in row] for row in rows),
     )
     widths = [min(60, max(10, len(h) + 4)) for h in headers]
-    sheet = _XlsxSheet("Errors", body, widths=widths, autofilter=None)
+    sheet = xlsxwrite.XlsxSheet("Errors", body, widths=widths, autofilter=None)
     with _private_file(path, "wb") as (handle, _tmp):
-        _write_workbook(handle, [sheet])
+        xlsxwrite.write_workbook(handle, [sheet])

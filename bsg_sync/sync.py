@@ -85,11 +85,13 @@ class SyncOptions:
     read_memory_limit: int | None = None
     read_time_limit: float | None = None
 
-    def described(self) -> dict[str, str]:
-        """The options as shown in the report's summary sheet."""
+    def described(self, tab: str | None = None) -> dict[str, str]:
+        """The options as shown in the report's summary sheet; `tab`: the workbook tab read
+        (a CSV has none, and then no "sheet tab" row)."""
+        tab = self.sheet_name or tab
         return {
             "mapping": str(self.mapping or ""),
-            "sheet tab": self.sheet_name or "",
+            **({"sheet tab": tab} if tab else {}),
             "api url": self.api_url,
             "dry run": str(self.dry_run),
             "create missing": str(self.create_missing),
@@ -254,7 +256,7 @@ def _begin(run: RunContext) -> None:
         sheet=str(run.opts.sheet),
         sheet_sha256=run.sheet.sha256,
         mapping=str(run.mapping_path),
-        options=run.opts.described(),
+        options=run.opts.described(run.sheet.sheet_name),
     )
 
 
@@ -296,7 +298,7 @@ class RunPlan:
     """The plan, the re-planner the executor uses at send time, and the rows that the
     resolution of phones to contacts found to be duplicates (results, not sent)."""
 
-    rows: list[PlannedRow]
+    rows: Sequence[PlannedRow]
     replan: Replan
     duplicates: list[RowResult]
 
@@ -340,7 +342,7 @@ def send_plan(run: RunContext, plan: RunPlan) -> tuple[list[RowResult], BsgSyncE
     def journal(result: RowResult, confirmed: Contact | None, before: Contact | None) -> None:
         store.record_result(run_id, result, confirmed, before)
 
-    run.hooks.on_plan(sum(1 for p in plan.rows if p.status is Status.PLANNED))
+    run.hooks.on_plan(report.count_statuses(plan.rows)[Status.PLANNED.value])
     outcome = execute_plan(
         plan.rows,
         run.client,
@@ -374,7 +376,7 @@ def finish_run(
         started_at=run.started,
         finished_at=now_text(),
         duration_s=round(time.monotonic() - run.t0, 3),
-        options=opts.described(),
+        options=opts.described(run.sheet.sheet_name),
         requests=client.requests_sent if client else 0,
         retries=client.retries if client else 0,
     )

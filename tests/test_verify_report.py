@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from bsg_sync.cli import cli
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.models import REPORT_COLUMNS
+from bsg_sync.report import REPORT_HEADINGS
 from bsg_sync.state import MIGRATIONS, StateStore
 
 HLR_KEY = "hlrReportKey0123"
@@ -131,7 +132,7 @@ def test_xlsx_report_has_the_verify_columns(emu: Emulator, work: Path) -> None:
     assert _sync(emu, work, "report.xlsx", "--verify", "new").exit_code == 0
     ws = openpyxl.load_workbook(work / "report.xlsx")["Report"]
     rows = [[c.value for c in row] for row in ws.iter_rows()]
-    assert rows[0] == list(REPORT_COLUMNS)
+    assert rows[0] == [REPORT_HEADINGS[c] for c in REPORT_COLUMNS]  # people's words in XLSX
     status = REPORT_COLUMNS.index("verify_status")
     by = {r[REPORT_COLUMNS.index("phone")]: r for r in rows[1:]}
     assert by["447700900106"][status] == "absent"

@@ -162,7 +162,7 @@ def test_upload_map_preview_apply_download(
     rows: list[Any] = list(
         load_workbook(report, read_only=True).worksheets[0].iter_rows(values_only=True)
     )
-    assert rows[0][:5] == ("row", "contact_id", "phone", "action", "status")
+    assert rows[0][:5] == ("Row", "Contact ID", "Phone", "Action", "Status")
     assert len(rows) == 43 and sum(1 for r in rows if r[4] == "ok") == 11
 
     # the emulator's final state

@@ -917,7 +917,7 @@ def _apply_undo(upload: Upload) -> BaseResponse:
 
 def _stop_counts(results: Sequence[RowResult]) -> dict[str, int]:
     """Of the rows a send planned: how many went to BSG, and how many a stop held back."""
-    remaining = sum(1 for r in results if _status(r) == Status.NOT_SENT.value)
+    remaining = report.count_statuses(results)[Status.NOT_SENT.value]
     sent = sum(
         1
         for r in results
@@ -995,7 +995,8 @@ def _add_history_routes(app: Flask) -> None:
             run=run,
             name=_run_names([run])[run_id],
             view=_filtered(results, status, _int_arg("page", 1)),
-            counts=_counts(results) if live is None else _all_statuses(live["counts"]),
+            counts=report.count_statuses(results) if live is None
+            else _all_statuses(live["counts"]),
             live_run=live,
         )
 
@@ -1048,13 +1049,6 @@ def _next_url(job: Job) -> str | None:
     if job.state != "done" or job.outcome is None:
         return None
     return url_for("job_next", job_id=job.id)
-
-
-def _counts(results: Sequence[RowResult]) -> dict[str, int]:
-    counts = {s.value: 0 for s in Status}
-    for r in results:
-        counts[_status(r)] += 1
-    return counts
 
 
 def _mapping_stop(
@@ -1195,6 +1189,7 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
     assert outcome is not None
     status = request.args.get("status") or None
     blocking, own = _blocking_run(upload), _own_run(upload)
+    counts = report.count_statuses(results)
     return render_template(
         template,
         upload=upload,
@@ -1204,18 +1199,15 @@ def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult])
             replace(outcome.summary, report_path=None, errors_path=None)
         ),
         hlr_sentence=report.hlr_sentence(outcome.summary),
-        counts=_counts(results),
+        counts=counts,
         problems=[r for r in results if _status(r) in PROBLEM_STATUSES],
         skipped=[r for r in results if _status(r) == Status.SKIPPED.value],
         stop=_stop_counts(results),
-        apply_eta=apply_eta(
-            services_of_request().config,
-            sum(1 for r in results if _status(r) == Status.PLANNED.value),
-        ),
+        apply_eta=apply_eta(services_of_request().config, counts[Status.PLANNED.value]),
         ignored=_ignored_columns(upload),
         ignored_reasons=_ignored_reasons(upload),
         view=_filtered(results, status, _int_arg("page", 1)),
-        planned=sum(1 for r in results if _status(r) == Status.PLANNED.value),
+        planned=counts[Status.PLANNED.value],
         blocking=None if blocking is None else _live_view(blocking),
         own_job=own,
     )
@@ -1236,21 +1228,7 @@ def _history_report(
     run_id: int, run: RunInfo, results: list[RowResult], svc: Services, suffix: str = ".xlsx"
 ) -> bytes:
     """A report of a past run, rebuilt from the results the state store journalled."""
-    summary = report.summarise(
-        results,
-        run_id=run_id,
-        sheet=Path(_run_names([run])[run_id]),
-        sheet_sha256=run.sha256,
-        report_path=None,
-        errors_path=None,
-        dry_run=run.dry_run,
-        started_at=_local_time(run.started_at),
-        finished_at=_local_time(run.ended_at or ""),
-        duration_s=_seconds_between(run.started_at, run.ended_at),
-        options=run.options,
-        requests=0,
-        retries=0,
-    )
+    summary = report.summary_of_run(run, results, None, sheet=Path(_run_names([run])[run_id]))
     with tempfile.TemporaryDirectory(dir=svc.uploads.root) as tmp:
         path = Path(tmp) / f"report{suffix}"
         report.write_report(path, results, summary)
@@ -1269,14 +1247,3 @@ def _local_minute(text: str | None) -> str:
     """A state store time as History shows it: local, to the minute."""
     when = _parse_time(text or "")
     return (text or "") if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _local_time(text: str) -> str:
-    """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
-    when = _parse_time(text)
-    return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _seconds_between(started: str, ended: str | None) -> float:
-    a, b = _parse_time(started), _parse_time(ended or "")
-    return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bsg_sync import mapping as mapping_mod
+from bsg_sync import mappingfile
 from bsg_sync.errors import ConfigError
 from bsg_sync.models import Account
 from bsg_sync.web.columns import field_type_word
@@ -73,12 +72,12 @@ def prefill(
     raw = None
     if saved is not None:
         try:
-            raw = mapping_mod.parse_mapping(saved[0])
+            raw = mappingfile.parse_mapping(saved[0])
         except ConfigError:
             raw = None
     if raw is None:
-        text, _unmapped = mapping_mod.generate_mapping(headers, account, default_country=None)
-        raw = mapping_mod.parse_mapping(text)
+        text, _unmapped = mappingfile.generate_mapping(headers, account, default_country=None)
+        raw = mappingfile.parse_mapping(text)
     # the saved layout matches however the columns are ordered or capitalised this time
     targets = {_loose(h): v for h, v in raw.columns.items()}
     clears = {_loose(h) for h, b in raw.blanks.items() if b == "clear"}
@@ -143,26 +142,13 @@ def _index_ok(text: str, n: int) -> bool:
     return text.isdigit() and int(text) < n
 
 
-def _toml_str(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
 def to_toml(form: MappingForm, header_row: int | None = None) -> str:
     """The mapping file `run_sync` reads (options that are not TOML keys stay out of it);
     `header_row`: the row the page read the header on, so the run reads the same table."""
-    lines = ["# written by the bsg-sync web page", "[columns]"]
-    for c in form.columns:
-        if c.target == IGNORE:
-            continue
-        if c.clear:
-            lines.append(
-                f'{_toml_str(c.header)} = {{ target = {_toml_str(c.target)}, blank = "clear" }}'
-            )
-        else:
-            lines.append(f"{_toml_str(c.header)} = {_toml_str(c.target)}")
-    lines += ["", "[options]", f'groups = "{form.groups_mode}"']
-    if form.default_country:
-        lines.append(f"default_country = {_toml_str(form.default_country)}")
-    if header_row is not None:
-        lines.append(f"header_row = {int(header_row)}")
-    return "\n".join(lines) + "\n"
+    draft = mappingfile.MappingDraft(
+        columns=tuple((c.header, c.target, c.clear) for c in form.columns if c.target != IGNORE),
+        default_country=form.default_country or None,
+        groups=form.groups_mode,
+        header_row=header_row,
+    )
+    return mappingfile.render_mapping(draft, intro=mappingfile.WEB_INTRO)
