@@ -271,21 +271,41 @@ def _guarded(write: Callable[[], None]) -> errors.BsgSyncError | None:
 class Slots:
     """`n` slots of concurrency, held by a worker for its row; a row waiting between attempts
     (back-off, Retry-After, the duplicate window) gives its slot up until the wait ends, so
-    it is parked and another worker takes the next row (the client calls `released`)."""
+    it is parked and another worker takes the next row (the client calls `released`).
+
+    A row back from its wait gets the next free slot before any new row starts: it is
+    already begun, and making it queue behind the spare workers would stretch every retry
+    chain by however long they take (the tail of a run under faults)."""
 
     def __init__(self, n: int) -> None:
-        self._free = threading.BoundedSemaphore(max(1, n))
+        self._n = max(1, n)
+        self._busy = 0
+        self._new = 0  # workers waiting for a slot to start a row
+        self._back = 0  # rows back from a wait, waiting for a slot to go on
+        self._lock = threading.Lock()
+        self._start = threading.Condition(self._lock)  # new rows wait here
+        self._go_on = threading.Condition(self._lock)  # rows back from a wait wait here
         self._mine = threading.local()
+
+    def waiting(self) -> tuple[int, int]:
+        """(workers waiting to start a row, rows waiting to go on after their wait)."""
+        with self._lock:
+            return self._new, self._back
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        self._free.acquire()
+        with self._lock:
+            self._new += 1
+            while self._busy >= self._n or self._back:
+                self._start.wait()
+            self._new -= 1
+            self._busy += 1
         self._mine.held = True
         try:
             yield
         finally:
             self._mine.held = False
-            self._free.release()
+            self._give_up()
 
     @contextmanager
     def released(self) -> Iterator[None]:
@@ -293,12 +313,30 @@ class Slots:
             yield
             return
         self._mine.held = False
-        self._free.release()
+        self._give_up()
         try:
             yield
         finally:
-            self._free.acquire()
+            self._take_back()
             self._mine.held = True
+
+    def _give_up(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            if self._back:  # a row back from its wait goes first
+                self._go_on.notify()
+            else:
+                self._start.notify()
+
+    def _take_back(self) -> None:
+        with self._lock:
+            self._back += 1
+            while self._busy >= self._n:
+                self._go_on.wait()
+            self._back -= 1
+            self._busy += 1
+            if not self._back:  # new rows may start again in whatever slots are free
+                self._start.notify(self._n - self._busy)
 
 
 class _Run:
