@@ -150,3 +150,24 @@ def test_the_duplicate_window_and_the_throttle_keep_their_meaning_on_the_default
     assert window >= 10.0 - sum(quick) - 1.0
     assert retry_after == 1.0  # the emulator's 429 says Retry-After: 1, and it is honoured
     assert again >= 10.0 - sum(quick) - 1.0  # the 5th: 10 s after the 2nd
+
+
+# --------------------------------------------------------------------------- a whole run
+
+
+def test_a_row_back_from_its_retry_goes_on_before_the_spare_workers_start_new_rows() -> None:
+    from test_executor import SEED as BOOK
+    from test_executor import SIZE, Journal, city_of, config, run, update_row
+
+    with Emulator(config(), seed=BOOK) as emu, \
+            BsgClient(emu.url, KEY, policy=RetryPolicy.fast(), pool_size=2) as client:
+        client.login()
+        emu.inject("503")  # the first row's fresh read: it is parked (for no time) once
+        journal = Journal()
+        outcome = run([update_row(n, f"Back {n}") for n in range(SIZE)], client, journal,
+                      concurrency=1)
+        cities = [city_of(emu, n) for n in range(SIZE)]
+    order = [r.row for r, _ in journal.calls]
+    # its slot went to one new row at most, not to the three spare workers queued for it
+    assert order.index(2) <= 1, order
+    assert len(outcome.results) == SIZE and cities == [f"Back {n}" for n in range(SIZE)]
