@@ -47,7 +47,7 @@ Replan = Callable[[PlannedRow, Contact], PlannedRow]
 NOT_APPLIED = "not-applied"
 NOT_SENT = "not-sent"
 INTERNAL = "internal-error"
-PARKED_PER_SLOT = 3  # rows that may wait between attempts per concurrency slot
+PARKED_PER_SLOT = 3  # spare workers a slot to start with; more start as rows park
 MAX_WORKERS = 256
 ALREADY_SO = ("BSG already held these values when the row was about to be sent (changed in BSG "
               "during the run); nothing sent.")
@@ -287,6 +287,10 @@ class Slots:
         self._go_on = threading.Condition(self._lock)  # rows back from a wait wait here
         self._mine = threading.local()
 
+    def mine(self) -> bool:
+        """True in a worker that holds a slot right now."""
+        return bool(getattr(self._mine, "held", False))
+
     def waiting(self) -> tuple[int, int]:
         """(workers waiting to start a row, rows waiting to go on after their wait)."""
         with self._lock:
@@ -371,6 +375,7 @@ class _Run:
         self.limiter: RateLimiter | None = None
         self.journal_many: Callable[[list[RowResult]], None] | None = None
         self.slots = Slots(1)
+        self.workers: list[threading.Thread] = []
 
     # ---- shared state
     def halted(self) -> bool:
@@ -443,6 +448,26 @@ class _Run:
             )
 
     # ---- workers
+    def start_worker(self) -> None:
+        with self.lock:
+            if len(self.workers) >= MAX_WORKERS:
+                return
+            worker = threading.Thread(target=self.work, name=f"bsg-send-{len(self.workers)}",
+                                      daemon=True)
+            self.workers.append(worker)
+        worker.start()
+
+    @contextmanager
+    def parked(self) -> Iterator[None]:
+        """Around a row's wait between attempts (the client's `parked` hook): its slot goes to
+        a worker waiting for one, and when none is, to a new worker, so any number of rows
+        may wait at once while the others go on."""
+        if self.slots.mine() and self.slots.waiting()[0] == 0 and self.queue \
+                and not self.halted():
+            self.start_worker()
+        with self.slots.released():
+            yield
+
     def work(self) -> None:
         while True:
             with self.slots.held():  # one of `concurrency` slots while the row is worked on
@@ -491,13 +516,17 @@ def _pass_through(run: _Run) -> None:
         run.deliver_unsent(rows)
 
 
-def _wait_for_workers(run: _Run, threads: list[threading.Thread], drain_timeout: float) -> None:
+def _wait_for_workers(run: _Run, drain_timeout: float) -> None:
+    """Until every worker is done (workers may start meanwhile), or a stop plus the drain."""
     while not run.halted():
-        alive = [t for t in threads if t.is_alive()]
+        with run.lock:
+            alive = [t for t in run.workers if t.is_alive()]
         if not alive:
             break
         alive[0].join(0.05)  # short, so a stop request is noticed quickly
     deadline = time.monotonic() + drain_timeout
+    with run.lock:
+        threads = list(run.workers)
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     with run.lock:
@@ -572,14 +601,12 @@ def execute_plan(
     run.slots = Slots(concurrency)
     # more workers than slots: the extra ones carry rows while others are parked in a wait
     count = max(1, min(run.planned, concurrency * (1 + PARKED_PER_SLOT), MAX_WORKERS))
-    workers = [threading.Thread(target=run.work, name=f"bsg-send-{n}", daemon=True)
-               for n in range(count)]
     parked_before = client.parked
-    client.parked = run.slots.released
+    client.parked = run.parked
     try:
-        for t in workers:
-            t.start()
-        _wait_for_workers(run, workers, drain_timeout)
+        for _ in range(count):
+            run.start_worker()
+        _wait_for_workers(run, drain_timeout)
     finally:
         client.parked = parked_before
     return _finish(run)

@@ -172,3 +172,22 @@ def test_a_row_back_from_its_retry_goes_on_before_the_spare_workers_start_new_ro
     # slow to come back on a loaded machine (on main it finished last, 29th of 30)
     assert order.index(2) <= 5, order
     assert len(outcome.results) == SIZE and cities == [f"Back {n}" for n in range(SIZE)]
+
+
+def test_more_rows_parked_at_once_than_spare_workers_do_not_stop_the_others() -> None:
+    from test_executor import SEED as BOOK
+    from test_executor import SIZE, Journal, config, run, update_row
+
+    slow = RetryPolicy(backoff_initial=2.0, backoff_max=2.0, retry_after_cap=0.0,
+                       duplicate_window=0.0, timeout=5.0, deadline=10.0)  # waits of 1-2 s
+    with Emulator(config(), seed=BOOK) as emu, \
+            BsgClient(emu.url, KEY, policy=slow, pool_size=2) as client:
+        client.login()
+        emu.inject(*["503"] * 6)  # the fresh reads of the first 6 rows: 6 rows park at once
+        journal = Journal()
+        outcome = run([update_row(n, f"Many {n}") for n in range(SIZE)], client, journal,
+                      concurrency=1)  # 1 slot, 3 spare workers to start with
+    order = [r.row for r, _ in journal.calls]
+    assert len(outcome.results) == SIZE and len(order) == SIZE
+    # the 24 others went on while the 6 waited: the parked rows are the last 6 done
+    assert sorted(order[-6:]) == [2, 3, 4, 5, 6, 7], order
