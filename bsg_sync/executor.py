@@ -449,13 +449,13 @@ class _Run:
 
     # ---- workers
     def start_worker(self) -> None:
-        with self.lock:
+        with self.lock:  # started under the lock: whoever lists the workers may join them all
             if len(self.workers) >= MAX_WORKERS:
                 return
             worker = threading.Thread(target=self.work, name=f"bsg-send-{len(self.workers)}",
                                       daemon=True)
+            worker.start()
             self.workers.append(worker)
-        worker.start()
 
     @contextmanager
     def parked(self) -> Iterator[None]:
