@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from bench.common import BENCH_DIR, DATA_DIR, append_results, format_table
 
 ORDER = ("bench_read", "bench_diff", "bench_report", "bench_send", "bench_refresh",
-         "bench_resume", "bench_soak", "bench_state_size")
+         "bench_resume", "bench_soak", "bench_state_size", "bench_faults", "bench_isolate",
+         "bench_verify")
 QUICK_ARGS: dict[str, list[str]] = {
     "bench_diff": ["50000", "20000"],
     "bench_report": ["5000"],
@@ -32,6 +33,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_resume": ["1000"],
     "bench_soak": ["--rows", "2000"],
     "bench_state_size": ["5000", "10"],
+    "bench_faults": ["300"],
+    "bench_verify": ["500"],
 }
 TIMEOUT = 3600.0
 HEADERS = ("figure", "value", "anchor", "ratio", "target", "met?")

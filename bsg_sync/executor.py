@@ -48,7 +48,7 @@ Replan = Callable[[PlannedRow, Contact], PlannedRow]
 NOT_APPLIED = ErrorCode.NOT_APPLIED
 NOT_SENT = ErrorCode.NOT_SENT
 INTERNAL = ErrorCode.INTERNAL_ERROR
-PARKED_PER_SLOT = 3  # rows that may wait between attempts per concurrency slot
+PARKED_PER_SLOT = 3  # spare workers a slot to start with; more start as rows park
 MAX_WORKERS = 256
 ALREADY_SO = ("BSG already held these values when the row was about to be sent (changed in BSG "
               "during the run); nothing sent.")
@@ -272,21 +272,45 @@ def _guarded(write: Callable[[], None]) -> errors.BsgSyncError | None:
 class Slots:
     """`n` slots of concurrency, held by a worker for its row; a row waiting between attempts
     (back-off, Retry-After, the duplicate window) gives its slot up until the wait ends, so
-    it is parked and another worker takes the next row (the client calls `released`)."""
+    it is parked and another worker takes the next row (the client calls `released`).
+
+    A row back from its wait gets the next free slot before any new row starts: it is
+    already begun, and making it queue behind the spare workers would stretch every retry
+    chain by however long they take (the tail of a run under faults)."""
 
     def __init__(self, n: int) -> None:
-        self._free = threading.BoundedSemaphore(max(1, n))
+        self._n = max(1, n)
+        self._busy = 0
+        self._new = 0  # workers waiting for a slot to start a row
+        self._back = 0  # rows back from a wait, waiting for a slot to go on
+        self._lock = threading.Lock()
+        self._start = threading.Condition(self._lock)  # new rows wait here
+        self._go_on = threading.Condition(self._lock)  # rows back from a wait wait here
         self._mine = threading.local()
+
+    def mine(self) -> bool:
+        """True in a worker that holds a slot right now."""
+        return bool(getattr(self._mine, "held", False))
+
+    def waiting(self) -> tuple[int, int]:
+        """(workers waiting to start a row, rows waiting to go on after their wait)."""
+        with self._lock:
+            return self._new, self._back
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        self._free.acquire()
+        with self._lock:
+            self._new += 1
+            while self._busy >= self._n or self._back:
+                self._start.wait()
+            self._new -= 1
+            self._busy += 1
         self._mine.held = True
         try:
             yield
         finally:
             self._mine.held = False
-            self._free.release()
+            self._give_up()
 
     @contextmanager
     def released(self) -> Iterator[None]:
@@ -294,12 +318,30 @@ class Slots:
             yield
             return
         self._mine.held = False
-        self._free.release()
+        self._give_up()
         try:
             yield
         finally:
-            self._free.acquire()
+            self._take_back()
             self._mine.held = True
+
+    def _give_up(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            if self._back:  # a row back from its wait goes first
+                self._go_on.notify()
+            else:
+                self._start.notify()
+
+    def _take_back(self) -> None:
+        with self._lock:
+            self._back += 1
+            while self._busy >= self._n:
+                self._go_on.wait()
+            self._back -= 1
+            self._busy += 1
+            if not self._back:  # new rows may start again in whatever slots are free
+                self._start.notify(self._n - self._busy)
 
 
 class _Run:
@@ -334,6 +376,7 @@ class _Run:
         self.limiter: RateLimiter | None = None
         self.journal_many: Callable[[list[RowResult]], None] | None = None
         self.slots = Slots(1)
+        self.workers: list[threading.Thread] = []
 
     # ---- shared state
     def halted(self) -> bool:
@@ -406,6 +449,26 @@ class _Run:
             )
 
     # ---- workers
+    def start_worker(self) -> None:
+        with self.lock:  # started under the lock: whoever lists the workers may join them all
+            if len(self.workers) >= MAX_WORKERS:
+                return
+            worker = threading.Thread(target=self.work, name=f"bsg-send-{len(self.workers)}",
+                                      daemon=True)
+            worker.start()
+            self.workers.append(worker)
+
+    @contextmanager
+    def parked(self) -> Iterator[None]:
+        """Around a row's wait between attempts (the client's `parked` hook): its slot goes to
+        a worker waiting for one, and when none is, to a new worker, so any number of rows
+        may wait at once while the others go on."""
+        if self.slots.mine() and self.slots.waiting()[0] == 0 and self.queue \
+                and not self.halted():
+            self.start_worker()
+        with self.slots.released():
+            yield
+
     def work(self) -> None:
         while True:
             with self.slots.held():  # one of `concurrency` slots while the row is worked on
@@ -454,13 +517,17 @@ def _pass_through(run: _Run) -> None:
         run.deliver_unsent(rows)
 
 
-def _wait_for_workers(run: _Run, threads: list[threading.Thread], drain_timeout: float) -> None:
+def _wait_for_workers(run: _Run, drain_timeout: float) -> None:
+    """Until every worker is done (workers may start meanwhile), or a stop plus the drain."""
     while not run.halted():
-        alive = [t for t in threads if t.is_alive()]
+        with run.lock:
+            alive = [t for t in run.workers if t.is_alive()]
         if not alive:
             break
         alive[0].join(0.05)  # short, so a stop request is noticed quickly
     deadline = time.monotonic() + drain_timeout
+    with run.lock:
+        threads = list(run.workers)
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     with run.lock:
@@ -535,14 +602,12 @@ def execute_plan(
     run.slots = Slots(concurrency)
     # more workers than slots: the extra ones carry rows while others are parked in a wait
     count = max(1, min(run.planned, concurrency * (1 + PARKED_PER_SLOT), MAX_WORKERS))
-    workers = [threading.Thread(target=run.work, name=f"bsg-send-{n}", daemon=True)
-               for n in range(count)]
     parked_before = client.parked
-    client.parked = run.slots.released
+    client.parked = run.parked
     try:
-        for t in workers:
-            t.start()
-        _wait_for_workers(run, workers, drain_timeout)
+        for _ in range(count):
+            run.start_worker()
+        _wait_for_workers(run, drain_timeout)
     finally:
         client.parked = parked_before
     return _finish(run)
