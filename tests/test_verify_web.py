@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from web_helpers import csrf, make_app, mapping_form, upload, wait_job
 
 from bsg_sync.emulator import Emulator, EmulatorConfig
+from bsg_sync.report import REPORT_HEADINGS
 
 HLR_KEY = "hlrWebKey0123456789"
 SEED = {"fields": [{"id": 387714, "name": "Name", "type": "text"}], "groups": [],
@@ -170,7 +171,8 @@ def test_the_applys_report_carries_the_checks(client: FlaskClient, tmp_path: Pat
     data = client.get(f"/u/{token}/download/result-report").data
     (tmp_path / "r.xlsx").write_bytes(data)
     rows = list(openpyxl.load_workbook(tmp_path / "r.xlsx")["Report"].iter_rows(values_only=True))
-    head = list(rows[0])
+    machine = {words: name for name, words in REPORT_HEADINGS.items()}
+    head = [machine[h] for h in rows[0]]  # the XLSX headings are people's words
     by = {r[head.index("phone")]: r for r in rows[1:]}
     assert by["447700900106"][head.index("verify_status")] == "absent"
     assert by["447700900105"][head.index("ported")] == 1
