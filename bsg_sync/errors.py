@@ -45,41 +45,65 @@ class ExitCode(IntEnum):
 class ErrorCode(str, Enum):
     """A row's stable `error_code` and what to do about it (the README's table lists each)."""
 
-    todo: str
+    todo: str  # what to do (the README's table)
+    meaning: str  # what it means, in words that carry none of the row's values (alerts)
 
-    def __new__(cls, value: str, todo: str) -> ErrorCode:
+    def __new__(cls, value: str, todo: str, meaning: str) -> ErrorCode:
         member = str.__new__(cls, value)
         member._value_ = value
         member.todo = todo
+        member.meaning = meaning
         return member
 
     def __str__(self) -> str:  # the code itself, as in the report (not ErrorCode.AUTH)
         return str.__str__(self)
 
-    INVALID_PHONE = "invalid-phone", "correct the number, or set `default_country`"
-    MISSING_PHONE = "missing-phone", "fill it in"
+    INVALID_PHONE = ("invalid-phone", "correct the number, or set `default_country`",
+                     "not a possible phone number")
+    MISSING_PHONE = "missing-phone", "fill it in", "the phone cell is empty"
     PHONE_PRECISION_LOST = ("phone-precision-lost",
-                            "format the column as Text and re-enter the numbers")
-    INVALID_ID = "invalid-id", "correct the id"
-    MISSING_CONTACT = "missing-contact", "add one"
-    DUPLICATE_CONTACT = "duplicate-contact", "keep one"
+                            "format the column as Text and re-enter the numbers",
+                            "Excel turned the phone into 4.47E+11 and digits are lost")
+    INVALID_ID = "invalid-id", "correct the id", "the contact id is not a whole number above 0"
+    MISSING_CONTACT = "missing-contact", "add one", "the row has neither an id nor a phone"
+    DUPLICATE_CONTACT = ("duplicate-contact", "keep one",
+                         "two rows for one contact with different values")
     CONTROL_CHARACTER = ("control-character",
-                         "retype the cell, or clean the column in the sheet")
-    CELL_ERROR = "cell-error", "fix the formula, or paste the values"
-    DUPLICATE_ROW = "duplicate-row", "nothing"
-    NOT_FOUND = "not-found", "check the id/phone, or `--create-missing`"
-    HTTP_4XX = "http-422", "fix the value BSG names"
-    TEST_MODE = "test-mode", "verify the number, or use a live key"
-    RETRIES_EXHAUSTED = "retries-exhausted", "run again later; only unsent rows go"
-    AUTH = "auth", "check BSG_API_KEY or the key file, then run again"
-    NOT_APPLIED = "not-applied", "check the contact in BSG; run again"
-    NOT_SENT = "not-sent", "run again"
+                         "retype the cell, or clean the column in the sheet",
+                         "a mapped cell holds an invisible control character")
+    CELL_ERROR = ("cell-error", "fix the formula, or paste the values",
+                  "a mapped cell shows a spreadsheet error such as #N/A")
+    DUPLICATE_ROW = "duplicate-row", "nothing", "the same row again, sent once"
+    NOT_FOUND = ("not-found", "check the id/phone, or `--create-missing`",
+                 "no such contact in BSG")
+    HTTP_4XX = "http-422", "fix the value BSG names", "BSG refused a value of the row"
+    TEST_MODE = ("test-mode", "verify the number, or use a live key",
+                 "a test key can only use numbers verified in the account")
+    RETRIES_EXHAUSTED = ("retries-exhausted", "run again later; only unsent rows go",
+                         "BSG did not answer properly after every retry")
+    AUTH = ("auth", "check BSG_API_KEY or the key file, then run again",
+            "BSG rejected the API key")
+    NOT_APPLIED = ("not-applied", "check the contact in BSG; run again",
+                   "BSG answered but the contact came back different")
+    NOT_SENT = "not-sent", "run again", "the run stopped before this row"
     NUMBER_UNREACHABLE = ("number-unreachable",
-                          "correct or remove the number; `verify` again to re-check it")
+                          "correct or remove the number; `verify` again to re-check it",
+                          "the number check found the number unreachable")
     CHANGED_SINCE = ("changed-since",
-                     "check the contact; `undo --force` to restore anyway")
-    CREATED_BY_RUN = "created-by-run", "`undo --delete-created` to delete it"
-    INTERNAL_ERROR = "internal-error", "report it, with `-vv` output"
+                     "check the contact; `undo --force` to restore anyway",
+                     "the contact changed in BSG after the run")
+    CREATED_BY_RUN = ("created-by-run", "`undo --delete-created` to delete it",
+                      "the run created this contact")
+    INTERNAL_ERROR = ("internal-error", "report it, with `-vv` output",
+                      "a bug in bsg-sync while sending this row")
+
+    @staticmethod
+    def meaning_of(code: str) -> str:
+        """What a row's code means; a refused write's `http-<status>` reads as BSG's refusal."""
+        member = ErrorCode._value2member_map_.get(code)
+        if isinstance(member, ErrorCode):
+            return member.meaning
+        return ErrorCode.HTTP_4XX.meaning if code.startswith("http-") else "see the report"
 
     @staticmethod
     def http(status: int | None) -> str:

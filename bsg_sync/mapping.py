@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, NewType, Protocol
 
-from bsg_sync.errors import ConfigError
+from bsg_sync.errors import ConfigError, ErrorCode
 from bsg_sync.mappingfile import (
     ERRORS_FILE_COLUMNS,
     RawMapping,
@@ -220,10 +220,10 @@ def map_rows(
     return dedupe(desired, results)
 
 
-_PROBLEM_SENTENCES = {
-    "cell-error": "The cell in column '{header}' shows the error {detail}; fix the formula or "
+_PROBLEM_SENTENCES: dict[str, str] = {
+    ErrorCode.CELL_ERROR: "The cell in column '{header}' shows the error {detail}; fix the formula or "
                   "the value in the sheet.",
-    "control-character": "The cell in column '{header}' holds an invisible control character "
+    ErrorCode.CONTROL_CHARACTER: "The cell in column '{header}' holds an invisible control character "
                          "({detail}); retype the value or remove the character.",
 }
 
@@ -255,7 +255,7 @@ def _identify(
     raw_id = values[columns.id_col] if columns.id_col is not None else ""
     if raw_id:
         if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) < 1:
-            return _invalid(row, "invalid-id", f"Contact ID '{raw_id}' is not a whole number "
+            return _invalid(row, ErrorCode.INVALID_ID, f"Contact ID '{raw_id}' is not a whole number "
                             "above 0; use the contact's BSG id or leave it empty.")
         contact_id = int(raw_id)
     raw_phone = values[columns.phone_col] if columns.phone_col is not None else ""
@@ -264,10 +264,10 @@ def _identify(
         if res is None:
             res = phones.cache[raw_phone] = phones.func(raw_phone)
         if res.digits is None:
-            return _invalid(row, res.error_code or "invalid-phone", res.error, contact_id)
+            return _invalid(row, res.error_code or ErrorCode.INVALID_PHONE, res.error, contact_id)
         return contact_id, res.digits
     if contact_id is None:
-        return _invalid(row, "missing-contact", "The row needs a contact id or a phone.")
+        return _invalid(row, ErrorCode.MISSING_CONTACT, "The row needs a contact id or a phone.")
     return contact_id, None
 
 
@@ -335,7 +335,7 @@ def dedupe(desired: list[Desired], results: list[RowResult],
 def _duplicate_row(d: Desired, first_row: int) -> RowResult:
     return RowResult(
         row=d.row, contact_id=d.contact_id, phone=d.phone, action=Action.NONE,
-        status=Status.UNCHANGED, error_code="duplicate-row",
+        status=Status.UNCHANGED, error_code=ErrorCode.DUPLICATE_ROW,
         error=f"Same as row {first_row}; sent once.",
     )
 
@@ -345,7 +345,7 @@ def _conflict(d: Desired, group: Sequence[Desired]) -> RowResult:
     who = f"contact {d.contact_id}" if d.contact_id is not None else f"phone {d.phone}"
     return RowResult(
         row=d.row, contact_id=d.contact_id, phone=d.phone, action=Action.SKIP,
-        status=Status.INVALID, error_code="duplicate-contact",
+        status=Status.INVALID, error_code=ErrorCode.DUPLICATE_CONTACT,
         error=f"Same {who} as {_rows_text(others)} but different values; keep one of them.",
     )
 

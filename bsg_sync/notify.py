@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bsg_sync.errors import BsgSyncError, UsageError
+from bsg_sync.errors import BsgSyncError, ErrorCode, UsageError
 from bsg_sync.models import RowResult, Status, Threshold
 
 if TYPE_CHECKING:
@@ -32,24 +32,6 @@ PROBLEM_ROWS_SHOWN = 5
 TOP_CODES_SHOWN = 5
 PROBLEM_STATUSES = frozenset({Status.INVALID, Status.NOT_FOUND, Status.FAILED})
 
-# What each row code means, in words that carry none of the row's own values.
-CODE_SENTENCES: Mapping[str, str] = {
-    "invalid-phone": "not a possible phone number",
-    "missing-phone": "the phone cell is empty",
-    "phone-precision-lost": "Excel turned the phone into 4.47E+11 and digits are lost",
-    "invalid-id": "the contact id is not a whole number above 0",
-    "missing-contact": "the row has neither an id nor a phone",
-    "duplicate-contact": "two rows for one contact with different values",
-    "not-found": "no such contact in BSG",
-    "test-mode": "a test key can only use numbers verified in the account",
-    "retries-exhausted": "BSG did not answer properly after every retry",
-    "not-applied": "BSG answered but the contact came back different",
-    "not-sent": "the run stopped before this row",
-    "internal-error": "a bug in bsg-sync while sending this row",
-    "auth": "BSG rejected the API key",
-    "control-character": "a mapped cell holds an invisible control character",
-    "cell-error": "a mapped cell shows a spreadsheet error such as #N/A",
-}
 _LONG_NUMBER = re.compile(r"\+?\d[\d ().-]{5,}\d")  # anything that could be a phone number
 
 
@@ -162,7 +144,7 @@ def compose(news: RunNews) -> Message:
     if news.problem_rows:
         lines.append("first rows to fix:")
         for row, code in news.problem_rows[:PROBLEM_ROWS_SHOWN]:
-            lines.append(f"  row {row}: {code} - {CODE_SENTENCES.get(code, 'see the report')}")
+            lines.append(f"  row {row}: {code} - {ErrorCode.meaning_of(code)}")
         more = len(news.problem_rows) - PROBLEM_ROWS_SHOWN
         if more > 0:
             lines.append(f"  … and {more} more")

@@ -24,10 +24,10 @@ GET_WORKERS = 4  # parallel GETs when refreshing contact by contact
 class RefreshStats:
     """Requests the refresh made, and which way it chose ("get", "list" or "none")."""
 
-    gets: int
-    list_pages: int
-    searches: int
-    strategy: str
+    gets: int = 0
+    list_pages: int = 0
+    searches: int = 0
+    strategy: str = "none"
     counts: int = 0
 
 
@@ -41,19 +41,21 @@ class _Live:
     listed: bool = False  # the whole book was listed: a phone not in it has no contact
 
 
-def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desired]
-                  ) -> tuple[list[Desired], dict[int, Known], RefreshStats]:
+def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desired],
+                  stats: RefreshStats | None = None) -> tuple[list[Desired], dict[int, Known]]:
     """Resolve phones to ids, fetch the live state of exactly the referenced contacts, save it.
 
     Returns the rows with `contact_id` filled where a contact was found, the known state (live
-    seen + what we last wrote) of those contacts, and the requests made. Contacts BSG no longer
-    has are dropped from the snapshot and are absent from `known`.
+    seen + what we last wrote) of those contacts. Contacts BSG no longer has are dropped from
+    the snapshot and are absent from `known`. The requests made are logged, and copied into
+    `stats` when one is given.
     """
     phones = {d.phone for d in desired if d.contact_id is None and d.phone}
     snapshot = store.ids_by_phone(phones) if phones else {}
     ids = {d.contact_id for d in desired if d.contact_id is not None} | set(snapshot.values())
     # each phone the snapshot cannot place costs a search, unless the whole book is listed
-    live = _fetch(client, store, ids, searches=len(phones - snapshot.keys()))
+    live = _fetch(client, store, ids, searches=len(phones - snapshot.keys()),
+                  stats=stats if stats is not None else RefreshStats())
     resolved = _resolve_phones(client, phones, snapshot, live)
     store.save_seen(live.contacts.values())
     gone = ids - live.contacts.keys()
@@ -62,7 +64,7 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     rows = [_with_id(d, resolved) for d in desired]
     wanted = {d.contact_id for d in rows if d.contact_id is not None} & live.contacts.keys()
     log.info("refresh: %s", live.stats)
-    return rows, store.load_known(wanted), live.stats
+    return rows, store.load_known(wanted)
 
 
 def _with_id(d: Desired, resolved: dict[str, int]) -> Desired:
@@ -71,9 +73,9 @@ def _with_id(d: Desired, resolved: dict[str, int]) -> Desired:
     return dataclasses.replace(d, contact_id=resolved[d.phone])
 
 
-def _fetch(client: BsgClient, store: StateStore, ids: Collection[int], *, searches: int) -> _Live:
+def _fetch(client: BsgClient, store: StateStore, ids: Collection[int], *, searches: int,
+           stats: RefreshStats) -> _Live:
     """Per-contact requests (a GET per id, a search per unplaced phone) or the paged list."""
-    stats = RefreshStats(gets=0, list_pages=0, searches=0, strategy="none")
     one_by_one = len(ids) + searches
     if one_by_one == 0:
         return _Live({}, {}, stats)

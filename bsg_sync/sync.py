@@ -309,7 +309,7 @@ def _plan(run: RunContext, rows: Sequence[Desired], account: Account) -> RunPlan
     if opts.offline or run.client is None:
         desired, known = refresh.resolve_offline(run.store, rows)
     else:
-        desired, known, _stats = refresh.refresh_known(run.client, run.store, rows)
+        desired, known = refresh.refresh_known(run.client, run.store, rows)
     # a row by id and a row by phone may be one contact: one write per contact per run
     phones = {cid: k.seen.phone for cid, k in known.items()}
     once = mapping_mod.dedupe(list(desired), [], phones)

@@ -280,7 +280,7 @@ def _undo_locked(opts: UndoOptions, sopts: SyncOptions, hooks: Hooks, client: Bs
                              delete_created=opts.delete_created)
     hooks.on_stage(f"reading the {len(planner.wishes)} contacts run {opts.run_id} wrote")
     asks = [Desired(w.row, w.contact_id, None, {}, None) for w in planner.wishes.values()]
-    _rows, known, _stats = refresh.refresh_known(client, store, asks)
+    _rows, known = refresh.refresh_known(client, store, asks)
     plan = planner.plan({cid: k.seen for cid, k in known.items()})
     check_max_changes(plan, opts.max_changes)
     sheet = Sheet(sopts.sheet, (), [], info.sha256)

@@ -456,7 +456,7 @@ def read_known(opts: SyncOptions, client: BsgClient | None, store: StateStore
     mapped = mapping_mod.map_rows(sheet, columns, account)
     if client is None:
         return refresh.resolve_offline(store, mapped.desired)
-    desired, known, _stats = refresh.refresh_known(client, store, mapped.desired)
+    desired, known = refresh.refresh_known(client, store, mapped.desired)
     return desired, known
 
 

@@ -71,3 +71,10 @@ def test_a_reworded_call_keeps_no_quoted_key() -> None:
     exc = errors.ValidationFailed("x", status=400)
     exc.reword("echo: live_secret_for_errors_test")
     assert "live_secret_for_errors_test" not in str(exc) + exc.message + repr(exc.args)
+
+
+def test_every_code_has_a_meaning_for_alerts() -> None:
+    assert all(c.meaning for c in ErrorCode)
+    assert ErrorCode.meaning_of("invalid-phone") == "not a possible phone number"
+    assert ErrorCode.meaning_of("http-404") == ErrorCode.HTTP_4XX.meaning
+    assert ErrorCode.meaning_of("something-new") == "see the report"

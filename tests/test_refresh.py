@@ -12,7 +12,7 @@ from kit import Emulators
 from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.emulator import Emulator
 from bsg_sync.models import Contact, Desired
-from bsg_sync.refresh import load_account, pull_all, refresh_known, resolve_offline
+from bsg_sync.refresh import RefreshStats, load_account, pull_all, refresh_known, resolve_offline
 from bsg_sync.state import StateStore
 
 BOOK = 1200
@@ -61,8 +61,9 @@ def _row(row: int, cid: int | None, phone: str | None = None) -> Desired:
 def test_three_rows_use_three_gets(emu: Emulator, client: BsgClient,
                                    store: StateStore) -> None:
     before = _gets(emu)
-    rows, known, stats = refresh_known(client, store, [_row(2, 1001), _row(3, 1002),
-                                                       _row(4, 1500)])
+    stats = RefreshStats()
+    rows, known = refresh_known(client, store, [_row(2, 1001), _row(3, 1002),
+                                                       _row(4, 1500)], stats=stats)
     assert _gets(emu) - before == 3
     assert (stats.strategy, stats.gets, stats.list_pages, stats.counts) == ("get", 3, 0, 0)
     assert set(known) == {1001, 1002, 1500}
@@ -76,7 +77,8 @@ def test_thousand_rows_use_three_pages_and_a_count(emu: Emulator, client: BsgCli
                                                    store: StateStore) -> None:
     before = _gets(emu)
     rows = [_row(i + 2, 1000 + i) for i in range(1, 1001)]
-    _, known, stats = refresh_known(client, store, rows)
+    stats = RefreshStats()
+    _, known = refresh_known(client, store, rows, stats=stats)
     assert _gets(emu) - before == 4
     assert (stats.strategy, stats.list_pages, stats.counts, stats.gets) == ("list", 3, 1, 0)
     assert len(known) == 1000
@@ -88,7 +90,8 @@ def test_a_few_rows_with_a_warm_snapshot_skip_the_count(emu: Emulator, client: B
     pull_all(client, store)
     before = _gets(emu)
     rows = [_row(i + 2, 1000 + i) for i in range(1, 5)]  # 4 GETs beat 1 count + 3 pages
-    _, known, stats = refresh_known(client, store, rows)
+    stats = RefreshStats()
+    _, known = refresh_known(client, store, rows, stats=stats)
     assert _gets(emu) - before == 4
     assert stats.strategy == "get" and len(known) == 4
 
@@ -96,8 +99,9 @@ def test_a_few_rows_with_a_warm_snapshot_skip_the_count(emu: Emulator, client: B
 def test_phones_resolve_by_search_when_not_in_snapshot(emu: Emulator, client: BsgClient,
                                                        store: StateStore) -> None:
     before = _gets(emu)
-    rows, known, stats = refresh_known(
-        client, store, [_row(2, None, _phone(7)), _row(3, None, "447700999999")])
+    stats = RefreshStats()
+    rows, known = refresh_known(
+        client, store, [_row(2, None, _phone(7)), _row(3, None, "447700999999")], stats=stats)
     assert _gets(emu) - before == 2
     assert stats.searches == 2
     assert [r.contact_id for r in rows] == [1007, None]
@@ -109,7 +113,8 @@ def test_snapshot_phone_match_is_confirmed_live(emu: Emulator, client: BsgClient
                                                 store: StateStore) -> None:
     store.save_seen([Contact(1001, _phone(5), {}, frozenset())])  # stale: 1001 changed phone
     before = _gets(emu)
-    rows, known, stats = refresh_known(client, store, [_row(2, None, _phone(5))])
+    stats = RefreshStats()
+    rows, known = refresh_known(client, store, [_row(2, None, _phone(5))], stats=stats)
     assert rows[0].contact_id == 1005  # 1 GET of 1001 showed another phone, 1 search found it
     assert (_gets(emu) - before, stats.gets, stats.searches) == (2, 1, 1)
     assert set(known) == {1005}
@@ -118,7 +123,8 @@ def test_snapshot_phone_match_is_confirmed_live(emu: Emulator, client: BsgClient
 def test_snapshot_phone_match_needs_no_search(emu: Emulator, client: BsgClient,
                                               store: StateStore) -> None:
     pull_all(client, store)
-    _, _, stats = refresh_known(client, store, [_row(2, None, _phone(5))])
+    stats = RefreshStats()
+    _, _ = refresh_known(client, store, [_row(2, None, _phone(5))], stats=stats)
     assert (stats.gets, stats.searches) == (1, 0)
 
 
@@ -126,7 +132,8 @@ def test_listing_resolves_phones_without_searches(emu: Emulator, client: BsgClie
                                                   store: StateStore) -> None:
     rows = [_row(i + 2, 1000 + i) for i in range(1, 1001)]
     rows += [_row(1100, None, _phone(1100)), _row(1101, None, "447700999999")]
-    out, known, stats = refresh_known(client, store, rows)
+    stats = RefreshStats()
+    out, known = refresh_known(client, store, rows, stats=stats)
     assert stats.searches == 0
     assert [r.contact_id for r in out[-2:]] == [2100, None]
     assert 2100 in known
@@ -135,7 +142,7 @@ def test_listing_resolves_phones_without_searches(emu: Emulator, client: BsgClie
 def test_deleted_contact_is_forgotten_and_not_known(emu: Emulator, client: BsgClient,
                                                     store: StateStore) -> None:
     store.save_seen([Contact(99999, "447700888888", {}, frozenset())])
-    _, known, _ = refresh_known(client, store, [_row(2, 99999), _row(3, 1001)])
+    _, known = refresh_known(client, store, [_row(2, 99999), _row(3, 1001)])
     assert set(known) == {1001}
     assert 99999 not in store.contact_ids()
 
@@ -143,7 +150,7 @@ def test_deleted_contact_is_forgotten_and_not_known(emu: Emulator, client: BsgCl
 def test_known_carries_what_we_wrote(emu: Emulator, client: BsgClient,
                                      store: StateStore) -> None:
     store.record_written(Contact(1001, _phone(1), {CITY: "Paris"}, frozenset({10})))
-    _, known, _ = refresh_known(client, store, [_row(2, 1001)])
+    _, known = refresh_known(client, store, [_row(2, 1001)])
     assert known[1001].seen.fields == {CITY: "City 1"}
     assert known[1001].written is not None
     assert known[1001].written.fields == {CITY: "Paris"}

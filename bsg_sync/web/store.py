@@ -9,12 +9,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bsg_sync.errors import StateStoreError
 from bsg_sync.models import RowResult
 from bsg_sync.state import RunInfo, StateStore
+from bsg_sync.sync import now_text
 
 WEB_DB_NAME = "bsg-sync-web.sqlite3"
 _SCHEMA = (
@@ -69,7 +69,7 @@ class WebStore:
         with self._lock, self._conn:
             self._conn.execute(
                 "INSERT OR REPLACE INTO mappings VALUES (?, ?, ?, ?, ?)",
-                (header_key(headers), json.dumps(list(headers)), toml, int(create_missing), _now()),
+                (header_key(headers), json.dumps(list(headers)), toml, int(create_missing), now_text()),
             )
 
     def name_run(self, run_id: int, filename: str) -> None:
@@ -127,6 +127,3 @@ def run_results(state: Path, run_id: int) -> list[RowResult]:
     with StateStore(state) as store:
         return store.run_results(run_id)
 
-
-def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
