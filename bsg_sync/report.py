@@ -150,7 +150,8 @@ def summary_of_run(info: RunInfo, results: Sequence[RowResult], report_path: Pat
         requests=0, retries=0)
 
 
-def _parse_time(text: str) -> datetime | None:
+def parse_store_time(text: str) -> datetime | None:
+    """A state store time (ISO) as an aware datetime; None when it is not one."""
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -160,12 +161,12 @@ def _parse_time(text: str) -> datetime | None:
 
 def local_time(text: str) -> str:
     """A state store time (ISO, UTC) as a run's own report writes it (local, to the second)."""
-    when = _parse_time(text)
+    when = parse_store_time(text)
     return text if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _seconds_between(started: str, ended: str | None) -> float:
-    a, b = _parse_time(started), _parse_time(ended or "")
+    a, b = parse_store_time(started), parse_store_time(ended or "")
     return 0.0 if a is None or b is None else max((b - a).total_seconds(), 0.0)
 
 

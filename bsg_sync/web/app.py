@@ -78,6 +78,7 @@ from bsg_sync.web.jobs import Job, JobRunner, RunInProgress
 from bsg_sync.web.store import WEB_DB_NAME, WebStore, get_run, list_runs, run_results
 from bsg_sync.web.uploads import ALLOWED_EXTENSIONS, Upload, UploadStore
 from bsg_sync.web.verify_step import add_verify_routes, checks_of, with_checks
+from bsg_sync.xlsxwrite import column_letter
 
 log = logging.getLogger(__name__)
 
@@ -1163,7 +1164,7 @@ def _ignored_reasons(upload: Upload) -> list[tuple[str, str]]:
         return []
     profiles = {p.index: p for p in upload.profiles}
     return [
-        (c.header or f"column {_letters(c.index)}",
+        (c.header or f"column {column_letter(c.index)}",
          columns_mod.ignored_reason(profiles.get(c.index), c.header, c.index))
         for c in form.columns if c.target == forms.IGNORE
     ]
@@ -1172,16 +1173,7 @@ def _ignored_reasons(upload: Upload) -> list[tuple[str, str]]:
 def _grid_columns(layout: layout_mod.Layout | None) -> list[str]:
     """The grid's column letters as Excel shows them (A, B, ...)."""
     width = max((len(cells) for _, cells in layout.grid), default=0) if layout else 0
-    return [_letters(i) for i in range(width)]
-
-
-def _letters(index: int) -> str:
-    out = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        out = chr(65 + rest) + out
-    return out
+    return [column_letter(i) for i in range(width)]
 
 
 def _render_outcome(template: str, upload: Upload, results: Sequence[RowResult]) -> str:
@@ -1235,15 +1227,7 @@ def _history_report(
         return path.read_bytes()
 
 
-def _parse_time(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.astimezone()
-
-
 def _local_minute(text: str | None) -> str:
     """A state store time as History shows it: local, to the minute."""
-    when = _parse_time(text or "")
+    when = report.parse_store_time(text or "")
     return (text or "") if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M")
