@@ -255,7 +255,7 @@ def test_a_failed_preview_says_so_and_stops_its_bar(
     page.click("button:has-text('Upload and continue')")
     page.wait_for_url("**/mapping")
     page.select_option("#default_country", "GB")
-    with StateStore(tmp_path / "state.sqlite3") as store:  # as a sync from the command line
+    with StateStore(tmp_path / "state" / "state.sqlite3") as store:  # as a sync from the command line
         store.acquire_lock()
         try:
             page.click("#preview-button")
