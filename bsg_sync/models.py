@@ -73,9 +73,11 @@ class CellProblem(NamedTuple):
     detail: str  # what the cell holds, for the sentence ("#N/A", "U+202E")
 
 
-@dataclass(frozen=True, slots=True)
-class SheetRow:
-    """One non-blank data row: its spreadsheet row number and the text of each cell."""
+class SheetRow(NamedTuple):
+    """One non-blank data row: its spreadsheet row number and the text of each cell.
+
+    A NamedTuple, not a dataclass: a read makes one per row (a million for Excel's full
+    size), and a tuple is made in a third of the time and holds no per-instance dict."""
 
     row: int
     values: tuple[str, ...]  # aligned with Sheet.headers; "" for an empty cell

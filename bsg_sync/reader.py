@@ -242,7 +242,7 @@ def _sha256(path: Path) -> str:
 
 
 def _build_table(
-    path: Path, grid: Iterable[tuple[int, list[str]]], header_row: int | None
+    path: Path, grid: Iterable[tuple[int, Sequence[str]]], header_row: int | None
 ) -> tuple[tuple[str, ...], list[SheetRow], int]:
     """Header, non-blank data rows (padded to the header) and the header's row number."""
     with paused_gc():
@@ -250,10 +250,10 @@ def _build_table(
 
 
 def _collect(
-    path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
+    path: Path, rows: Iterator[tuple[int, Sequence[str]]], header_row: int | None
 ) -> tuple[tuple[str, ...], list[SheetRow], int]:
     header_at, header_cells, rows = _find_header(path, rows, header_row)
-    data: list[tuple[int, list[str]]] = []
+    data: list[tuple[int, Sequence[str]]] = []
     width = len(_rstrip_empty(header_cells))
     for number, cells in rows:
         cells = _rstrip_empty(cells)
@@ -266,8 +266,8 @@ def _collect(
 
 
 def _find_header(
-    path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
-) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    path: Path, rows: Iterator[tuple[int, Sequence[str]]], header_row: int | None
+) -> tuple[int, Sequence[str], Iterator[tuple[int, Sequence[str]]]]:
     """The header's row number and cells, and the rows after it."""
     if header_row is None:
         return _detect_header(path, rows)
@@ -287,10 +287,10 @@ def _find_header(
 
 
 def _detect_header(
-    path: Path, rows: Iterator[tuple[int, list[str]]]
-) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    path: Path, rows: Iterator[tuple[int, Sequence[str]]]
+) -> tuple[int, Sequence[str], Iterator[tuple[int, Sequence[str]]]]:
     """The first row that looks like the header of the table below it (titles skipped)."""
-    head: list[tuple[int, list[str]]] = []
+    head: list[tuple[int, Sequence[str]]] = []
     for item in rows:
         if any(item[1]):
             head.append(item)
@@ -303,7 +303,7 @@ def _detect_header(
     return number, cells, itertools.chain(head[found + 1 :], rows)
 
 
-def _rstrip_empty(cells: list[str]) -> list[str]:
+def _rstrip_empty(cells: Sequence[str]) -> Sequence[str]:
     end = len(cells)
     while end and not cells[end - 1]:
         end -= 1
@@ -350,7 +350,7 @@ def _calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
 
 def _open_workbook(
     path: Path, kind: str, sheet: str | None
-) -> tuple[str, Iterable[tuple[int, list[str]]]]:
+) -> tuple[str, Iterable[tuple[int, Sequence[str]]]]:
     return open_workbook(path, kind, sheet)
 
 
