@@ -207,7 +207,7 @@ class TabRows:
         return self._rows  # the generator itself: no Python-level step per row
 
 
-def note_error_cells(grid: object, rows: list[SheetRow]) -> list[SheetRow]:
+def note_error_cells(grid: object, rows: Sequence[SheetRow]) -> Sequence[SheetRow]:
     """Rows whose cells hold an error (`#N/A`, ...) carry a `cell-error` CellProblem for it."""
     if not getattr(grid, "errors_possible", False):
         return rows
