@@ -257,6 +257,11 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
     package = _package_info(path, kind)
     visible = [m.name for m in metadata if m.visible == python_calamine.SheetVisibleEnum.Visible]
     tab = pick_tab(path, [m.name for m in metadata], visible, package.active, sheet)
+    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
+    if package.streamable and xlsx.sheet_part_size(path, tab) >= xlsx.STREAM_FROM_BYTES:
+        del workbook  # calamine's copy of the file goes; the tab is read as a stream
+        streamed = refuse_empty_tab(path, tab, xlsx.streamed_rows(path, tab), others)
+        return tab, TabRows(streamed, lambda: True)
     if package.lazy:
         cal_sheet = _calamine_tab(path, workbook, tab)
         late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it
@@ -271,7 +276,6 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
         rendered = RenderedRows(cal_sheet.iter_rows(), _first_col(cal_sheet), formats,
                                 package.fixes)
     # reopened only for an empty tab: the workbook (the whole file) is not kept while reading
-    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
     grid = refuse_empty_tab(path, tab, iter(rendered), others)
     return tab, TabRows(grid, rendered.errors_possible)
 
@@ -365,6 +369,7 @@ class _Package:
     fixes: dict[str, str] = field(default_factory=dict)
     reader: Any = None  # tab -> CellFormats
     lazy: bool = False  # no style has a format: scan only for error and ISO date cells
+    streamable: bool = False  # an XLSX/XLSM: a very large tab is read as a stream
 
     def formats_of(self, tab: str) -> CellFormats:
         if self.reader is None:
@@ -388,7 +393,8 @@ def _package_info(path: Path, kind: str) -> _Package:
         log.warning("number formats of %s not read (%s); numbers shown unformatted", path, exc)
         return _Package()
     lazy = not any(has_format(code) for code in info.codes)
-    return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab), lazy)
+    return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab), lazy,
+                    streamable=path.suffix.lower() in (".xlsx", ".xlsm"))
 
 
 def _safe(path: Path, reader: Any, tab: str) -> CellFormats:
