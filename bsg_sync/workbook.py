@@ -35,10 +35,10 @@ from xml.etree import ElementTree
 import python_calamine
 
 from bsg_sync import xlsx
-from bsg_sync.cellformats import CellFormats, has_format
+from bsg_sync.cellformats import CellFormats
 from bsg_sync.errors import InputFileError
 from bsg_sync.models import CellProblem, SheetRow
-from bsg_sync.numfmt import ErrorText, cell_renderer, general, render_cell
+from bsg_sync.numfmt import ErrorText, cell_renderer, general, has_format, render_cell
 
 log = logging.getLogger(__name__)
 

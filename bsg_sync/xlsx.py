@@ -20,8 +20,9 @@ from typing import IO, Any
 from xml.etree import ElementTree
 
 from bsg_sync import numfmt
-from bsg_sync.cellformats import CellFormats, has_format, local
+from bsg_sync.cellformats import CellFormats, local
 from bsg_sync.errors import InputFileError
+from bsg_sync.numfmt import has_format
 
 _CHUNK = 1 << 22
 
@@ -70,27 +71,9 @@ def xlsx_info(zf: zipfile.ZipFile) -> XlsxInfo:
             date1904 = node.get("date1904", "0").lower() in ("1", "true")
     active = order[active_index] if 0 <= active_index < len(order) else None
     names = set(zf.namelist())
-    codes = _style_codes(zf) if "xl/styles.xml" in names else []
+    codes = numfmt.xlsx_style_codes(zf.read("xl/styles.xml")) if "xl/styles.xml" in names else []
     fixes = _rich_text_fixes(zf) if "xl/sharedStrings.xml" in names else {}
     return XlsxInfo(parts, active, date1904, codes, fixes)
-
-
-def _style_codes(zf: zipfile.ZipFile) -> list[str]:
-    """Number format code per cell style index (cellXfs)."""
-    root = ElementTree.fromstring(zf.read("xl/styles.xml"))
-    custom: dict[int, str] = {}
-    xfs: list[ElementTree.Element] = []
-    for node in root:
-        if local(node.tag) == "numFmts":
-            for fmt in node:
-                custom[int(fmt.get("numFmtId", "0") or 0)] = fmt.get("formatCode", "")
-        elif local(node.tag) == "cellXfs":
-            xfs = list(node)
-    out = []
-    for xf in xfs:
-        fid = int(xf.get("numFmtId", "0") or 0)
-        out.append(custom.get(fid) or numfmt.builtin_format(fid))
-    return out
 
 
 # --------------------------------------------------------------------------- streamed read
