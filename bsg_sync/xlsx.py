@@ -78,7 +78,10 @@ def xlsx_info(zf: zipfile.ZipFile) -> XlsxInfo:
 
 # --------------------------------------------------------------------------- streamed read
 
-STREAM_FROM_BYTES = 256 << 20  # a sheet part this large is streamed, not loaded by calamine
+# a sheet part this large is streamed, not loaded by calamine: calamine takes ~1.85 bytes per
+# byte of sheet XML (630 MB for bench_read's 500k x 12, whose part is 327 MiB), so from here
+# it alone would pass ~700 MB of the 1 GiB a whole dry run may take
+STREAM_FROM_BYTES = 384 << 20
 
 
 def sheet_part_size(path: Path, tab: str) -> int:
@@ -106,7 +109,8 @@ def _tab_parts(zf: zipfile.ZipFile) -> dict[str, str]:
 def streamed_rows(path: Path, tab: str) -> Iterator[tuple[int, list[str]]]:
     """A tab's rows read as a stream (openpyxl's read-only mode), for sheets whose whole range
     calamine would hold at once: a 1,048,576 x 12 sheet takes calamine about 1.3 GB, a stream
-    a flat few hundred MB (the shared strings). About 3x slower than calamine, so only from
+    a flat few hundred MB (the shared strings). openpyxl is 10-25x slower than calamine
+    (measured on inline-string sheets: 20k x 12 rows 0.84 s vs 22 s profiled), so only from
     STREAM_FROM_BYTES of sheet XML. Cells go through the same renderer as calamine's; over
     the 64 XLSX files of the corpus and tests/data the streamed read equals calamine's for
     58, refuses 3 with a sentence (Strict OOXML, two damaged files), and differs for 3: an
