@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 from array import array
 from collections.abc import Iterator, Sequence
 from collections.abc import Mapping as AbcMapping
@@ -124,8 +125,8 @@ class CompactRows(Sequence[SheetRow]):
     def __iter__(self) -> Iterator[SheetRow]:
         columns = [_cells(col, ends) for col, ends in zip(self._columns, self._ends, strict=True)]
         problems = self._problems
-        for i, (number, values) in enumerate(zip(self._numbers, zip(*columns, strict=True),
-                                                 strict=True)):
+        rows = zip(*columns, strict=True) if columns else itertools.repeat((), len(self))
+        for i, (number, values) in enumerate(zip(self._numbers, rows, strict=True)):
             yield SheetRow(number, values, problems[i]) if i in problems else SheetRow(number, values)
 
     def __eq__(self, other: object) -> bool:

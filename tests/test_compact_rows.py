@@ -95,3 +95,10 @@ def test_control_characters_and_error_cells_are_noted_as_rows_come() -> None:
     assert reader._problems(cells) == (CellProblem(0, "control-character", "U+001B"),
                                        CellProblem(1, "cell-error", "#N/A"))
     assert reader._problems(("a", "b")) == ()
+
+
+def test_rows_without_cells_read_back_empty() -> None:
+    builder = CompactBuilder()
+    builder.add(2, ())
+    builder.add(3, ())
+    assert list(builder.build()) == [SheetRow(2, ()), SheetRow(3, ())]
