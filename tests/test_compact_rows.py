@@ -68,7 +68,7 @@ def _book(path: Path, rows: int) -> Path:
 
 
 def _csv(path: Path, rows: int) -> Path:
-    lines = ["Mobile,City,Note"] + [f"+44 7700 9{i:05d},City {i},{'Le' + chr(27) + 'eds' if i == 3 else i}"
+    lines = ["Mobile,City,Note"] + [f"+44 7700 9{i:05d},City {i},{'Le' + chr(27) + 'eds' if i in (3, 30) else i}"
                                     for i in range(rows)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -86,6 +86,7 @@ def test_a_sheet_past_compact_from_reads_the_same_as_a_list(
     assert compact.headers == as_list.headers and len(compact.rows) == 40
     assert list(compact.rows) == list(as_list.rows)
     assert compact == as_list
+    assert sum(1 for r in compact.rows if r.problems) == (2 if make is _csv else 0)
 
 
 def test_control_characters_and_error_cells_are_noted_as_rows_come() -> None:
