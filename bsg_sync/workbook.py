@@ -9,6 +9,8 @@ formats and error cells come from the file itself, per cell (no sampling):
   read within 2x calamine alone (bench/bench_read.py). The one cost: a `t="d"` cell in such a
   sheet with no blank cell shows calamine's ISO text. Rich text runs whose spaces calamine drops
   are taken from `sharedStrings.xml`.
+  A tab of `xlsx.STREAM_FROM_BYTES` of sheet XML or more (Excel's full 1,048,576 rows) is
+  read as a stream instead (`xlsx.streamed_rows`): calamine would hold its whole range.
 - XLS: `bsg_sync.xls` (xlrd with `formatting_info=True`); a file xlrd cannot parse falls back to
   calamine's values without formats.
 - ODS: `bsg_sync.ods` turns the document's number styles into Excel format codes.
