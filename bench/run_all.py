@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from bench.common import BENCH_DIR, DATA_DIR, append_results, format_table
 
-ORDER = ("bench_read", "bench_diff", "bench_report", "bench_send", "bench_refresh",
-         "bench_resume", "bench_soak", "bench_state_size", "bench_faults", "bench_isolate",
-         "bench_verify")
+ORDER = ("bench_read", "bench_scale", "bench_diff", "bench_report", "bench_send",
+         "bench_refresh", "bench_resume", "bench_soak", "bench_state_size", "bench_faults",
+         "bench_isolate", "bench_verify")
 QUICK_ARGS: dict[str, list[str]] = {
+    "bench_scale": ["20000", "5000"],  # full: 1,048,575 rows (+ header) and 100,000
     "bench_diff": ["50000", "20000"],
     "bench_report": ["5000"],
     "bench_send": ["400"],  # its rate-cap scenario sends 400 rows to a book of ROWS

@@ -32,7 +32,7 @@ def control_problems(cells: Sequence[str]) -> tuple[CellProblem, ...]:
     return tuple(problems)
 
 
-def sheet_rows(data: Iterable[tuple[int, list[str]]], width: int) -> list[SheetRow]:
+def sheet_rows(data: Iterable[tuple[int, Sequence[str]]], width: int) -> list[SheetRow]:
     """Rows padded to `width` cells, each with the control characters it holds noted."""
     out = [SheetRow(n, tuple(c) + ("",) * (width - len(c))) for n, c in data]
     for start in range(0, len(out), _BATCH):  # one C-level test per batch: most hold none

@@ -1,17 +1,10 @@
-"""Number formats per cell of one tab (runs of rows per column) and its error and date cells."""
+"""Which cells of a tab have which format code (runs per column), and its error and date cells."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-GENERAL_CODES = frozenset({"general", "@", ""})  # codes that show a number as General
-
-
-def has_format(code: str) -> bool:
-    """Whether a format code changes how a number reads (not General, not text)."""
-    return code.strip().lower() not in GENERAL_CODES
 
 
 @dataclass

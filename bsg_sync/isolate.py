@@ -35,7 +35,7 @@ from typing import Any
 
 import bsg_sync
 from bsg_sync.errors import BsgSyncError, InputFileError
-from bsg_sync.models import CellProblem, Sheet, SheetRow, paused_gc
+from bsg_sync.models import CellProblem, CompactRows, Sheet, SheetRow, paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def child_main() -> None:
     root.removeHandler(handler)
     kept = [(r.name, r.levelno, r.getMessage()) for r in records]
     data = pickle.dumps((*reply, kept), protocol=pickle.HIGHEST_PROTOCOL)
+    del reply  # the rows go before their pickled copy is written: one copy at a time
     reply_to.write(data)
     reply_to.flush()
 
@@ -212,7 +213,14 @@ class _Collect(logging.Handler):
 def _pack(sheet: Sheet) -> tuple[Any, ...]:
     """The Sheet as a few large objects: one joined string of every cell (split again in the
     caller) instead of a million small ones, which pickle about ten times slower."""
+    meta = (str(sheet.path), sheet.headers, sheet.sha256, sheet.sheet_name, sheet.encoding,
+            sheet.delimiter, sheet.header_row)
     rows = sheet.rows
+    if isinstance(rows, CompactRows):  # already a few large objects: sent as they are
+        numbers_array, columns, ends, held = rows.parts()
+        compact = (columns, [(e.typecode, e.tobytes()) for e in ends])
+        problems = {i: [tuple(p) for p in found] for i, found in held.items()}
+        return meta, ("compact", compact), numbers_array.tobytes(), problems
     width = len(sheet.headers)
     joined = _SEP.join(itertools.chain.from_iterable(r.values for r in rows))
     if rows and all(len(r.values) == width for r in rows) and (
@@ -223,8 +231,6 @@ def _pack(sheet: Sheet) -> tuple[Any, ...]:
         cells = ("tuples", [r.values for r in rows])
     numbers = array("q", (r.row for r in rows)).tobytes()
     problems = {i: [tuple(p) for p in r.problems] for i, r in enumerate(rows) if r.problems}
-    meta = (str(sheet.path), sheet.headers, sheet.sha256, sheet.sheet_name, sheet.encoding,
-            sheet.delimiter, sheet.header_row)
     return meta, cells, numbers, problems
 
 
@@ -237,6 +243,13 @@ def _build_sheet(body: tuple[Any, ...]) -> Sheet:
     meta, (how, cells), numbers, problems = body
     path, headers, sha256, sheet_name, encoding, delimiter, header_row = meta
     width = len(headers)
+    if how == "compact":
+        columns, ends = cells
+        found = {int(i): tuple(CellProblem(*p) for p in ps) for i, ps in problems.items()}
+        compact = CompactRows(array("q", numbers), columns,
+                              [array(code, raw) for code, raw in ends], found)
+        return Sheet(Path(path), headers, compact, sha256, sheet_name=sheet_name,
+                     encoding=encoding, delimiter=delimiter, header_row=header_row)
     if how == "joined":
         flat = cells.split(_SEP)
         values = [tuple(flat[i : i + width]) for i in range(0, len(flat), width)]

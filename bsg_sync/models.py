@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import itertools
+from array import array
+from collections.abc import Iterator, Sequence
 from collections.abc import Mapping as AbcMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 # Sending defaults: BSG publishes no rate limit, so start gently (README: "Speed and the API's limits").
 DEFAULT_CONCURRENCY = 4
@@ -73,13 +75,150 @@ class CellProblem(NamedTuple):
     detail: str  # what the cell holds, for the sentence ("#N/A", "U+202E")
 
 
-@dataclass(frozen=True, slots=True)
-class SheetRow:
-    """One non-blank data row: its spreadsheet row number and the text of each cell."""
+class SheetRow(NamedTuple):
+    """One non-blank data row: its spreadsheet row number and the text of each cell.
+
+    A NamedTuple, not a dataclass: a read makes one per row (a million for Excel's full
+    size), and a tuple is made in a third of the time and holds no per-instance dict."""
 
     row: int
     values: tuple[str, ...]  # aligned with Sheet.headers; "" for an empty cell
     problems: tuple[CellProblem, ...] = ()
+
+
+class CompactRows(Sequence[SheetRow]):
+    """Many rows held as one string per column (its cells end to end) and their end offsets.
+
+    A million-row x 12-column sheet as SheetRows is 12 M str objects (~60 bytes each) and a
+    million tuples, about 1 GB; held so it is the text itself plus 4-8 bytes a cell. A row
+    is made when it is read (iterating makes each row once). Built by `CompactBuilder`."""
+
+    __slots__ = ("_columns", "_ends", "_numbers", "_problems")
+
+    def __init__(self, numbers: array[int], columns: list[str], ends: list[array[int]],
+                 problems: dict[int, tuple[CellProblem, ...]]) -> None:
+        self._numbers, self._columns, self._ends, self._problems = numbers, columns, ends, problems
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    @overload
+    def __getitem__(self, index: int) -> SheetRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SheetRow]: ...
+
+    def __getitem__(self, index: int | slice) -> SheetRow | list[SheetRow]:
+        if isinstance(index, slice):
+            return [self._row(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("row index out of range")
+        return self._row(index)
+
+    def _row(self, i: int) -> SheetRow:
+        values = tuple(col[(ends[i - 1] if i else 0) : ends[i]]
+                       for col, ends in zip(self._columns, self._ends, strict=True))
+        return SheetRow(self._numbers[i], values, self._problems.get(i, ()))
+
+    def __iter__(self) -> Iterator[SheetRow]:
+        columns = [_cells(col, ends) for col, ends in zip(self._columns, self._ends, strict=True)]
+        problems = self._problems
+        rows = zip(*columns, strict=True) if columns else itertools.repeat((), len(self))
+        for i, (number, values) in enumerate(zip(self._numbers, rows, strict=True)):
+            yield SheetRow(number, values, problems[i]) if i in problems else SheetRow(number, values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def parts(self) -> tuple[array[int], list[str], list[array[int]], dict[int, tuple[CellProblem, ...]]]:
+        """What it is made of (isolate sends these across the pipe as they are)."""
+        return self._numbers, self._columns, self._ends, self._problems
+
+
+def _cells(col: str, ends: array[int]) -> Iterator[str]:
+    """A column's cells, one slice each."""
+    start = 0
+    for end in ends:
+        yield col[start:end]
+        start = end
+
+
+class CompactBuilder:
+    """Collects rows (padded to the widest) into CompactRows, FLUSH rows at a time."""
+
+    FLUSH = 8192
+
+    def __init__(self) -> None:
+        self._numbers = array("q")
+        self._done: list[list[str]] = []  # per column: joined chunks
+        self._ends: list[array[int]] = []
+        self._length: list[int] = []
+        self._pending: list[list[str]] = []
+        self._problems: dict[int, tuple[CellProblem, ...]] = {}
+
+    def add(self, number: int, cells: Sequence[str], problems: tuple[CellProblem, ...] = ()) -> None:
+        while len(self._pending) < len(cells):
+            self._new_column()
+        if problems:
+            self._problems[len(self._numbers)] = problems
+        self._numbers.append(number)
+        pending = self._pending
+        for i, cell in enumerate(cells):
+            pending[i].append(cell)
+        for i in range(len(cells), len(pending)):
+            pending[i].append("")
+        if pending and len(pending[0]) >= self.FLUSH:
+            self._flush()
+
+    @property
+    def width(self) -> int:
+        return len(self._pending)
+
+    def widen(self, width: int) -> None:
+        """At least this many columns (a header wider than every row)."""
+        while len(self._pending) < width:
+            self._new_column()
+
+    def _new_column(self) -> None:
+        """A column first filled by a wider row: the rows before it hold an empty cell there."""
+        waiting = len(self._pending[0]) if self._pending else 0
+        self._done.append([])
+        self._ends.append(array("q", bytes(8 * (len(self._numbers) - waiting))))
+        self._length.append(0)
+        self._pending.append([""] * waiting)
+
+    def _flush(self) -> None:
+        for i, cells in enumerate(self._pending):
+            if not cells:
+                continue
+            ends = self._ends[i]
+            total = self._length[i]
+            for n in map(len, cells):
+                total += n
+                ends.append(total)
+            self._length[i] = total
+            self._done[i].append("".join(cells))
+            cells.clear()
+
+    def build(self) -> CompactRows:
+        self._flush()
+        columns = []
+        for chunks in self._done:
+            columns.append("".join(chunks))
+            chunks.clear()
+        ends = [_narrow(e) for e in self._ends]
+        return CompactRows(self._numbers, columns, ends, self._problems)
+
+
+def _narrow(ends: array[int]) -> array[int]:
+    """4-byte offsets when the column's text allows (it nearly always does)."""
+    return array("I", ends) if not ends or ends[-1] < 1 << 32 else ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +227,7 @@ class Sheet:
 
     path: Path
     headers: tuple[str, ...]
-    rows: list[SheetRow]
+    rows: Sequence[SheetRow]  # a list, or CompactRows for a large sheet (reader.COMPACT_FROM)
     sha256: str
     sheet_name: str | None = None  # workbook tab, None for CSV
     encoding: str | None = None  # CSV only

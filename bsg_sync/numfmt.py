@@ -68,6 +68,36 @@ def builtin_format(format_id: int) -> str:
     return BUILTIN_FORMATS.get(format_id, "General")
 
 
+GENERAL_CODES = frozenset({"general", "@", ""})  # codes that show a number as General
+
+
+def has_format(code: str) -> bool:
+    """Whether a format code changes how a number reads (not General, not text)."""
+    return code.strip().lower() not in GENERAL_CODES
+
+
+def xlsx_style_codes(styles_xml: bytes) -> list[str]:
+    """Number format code per cell style (cellXfs) of an XLSX `styles.xml` (transitional or
+    Strict OOXML): its custom `numFmts`, else the built-in code of the id."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(styles_xml)
+    custom: dict[int, str] = {}
+    xfs: list[ElementTree.Element] = []
+    for node in root:
+        tag = node.tag.rsplit("}", 1)[-1]
+        if tag == "numFmts":
+            for fmt in node:
+                custom[int(fmt.get("numFmtId", "0") or 0)] = fmt.get("formatCode", "")
+        elif tag == "cellXfs":
+            xfs = list(node)
+    out = []
+    for xf in xfs:
+        fid = int(xf.get("numFmtId", "0") or 0)
+        out.append(custom.get(fid) or builtin_format(fid))
+    return out
+
+
 # --------------------------------------------------------------------------- parsing
 
 

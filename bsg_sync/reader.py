@@ -13,12 +13,12 @@ from pathlib import Path
 
 import python_calamine
 
-from bsg_sync.cellcheck import sheet_rows
+from bsg_sync.cellcheck import control_problems, sheet_rows
 from bsg_sync.csvread import csv_format, csv_records, sniff_delimiter, wide_codec
 from bsg_sync.errors import InputFileError
 from bsg_sync.filecheck import check_ods, check_xls, check_xlsx
-from bsg_sync.models import Sheet, SheetRow, paused_gc
-from bsg_sync.numfmt import render_cell
+from bsg_sync.models import CellProblem, CompactBuilder, CompactRows, Sheet, SheetRow, paused_gc
+from bsg_sync.numfmt import ErrorText, render_cell
 from bsg_sync.workbook import (
     HEADER_LOOKAHEAD,
     find_header_row,
@@ -29,6 +29,7 @@ from bsg_sync.workbook import (
 
 log = logging.getLogger(__name__)
 
+COMPACT_FROM = 200_000  # rows from which a sheet is held as CompactRows (models.py)
 MAX_FILE_BYTES = 1 << 30  # refuse files above 1 GiB before reading them
 MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is refused
 MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
@@ -73,7 +74,8 @@ def read_sheet(
             f"{path} has a cell that cannot be read ({type(exc).__name__}: {exc}); "
             "open it in Excel, check for damaged dates or numbers, and save a new copy."
         ) from None
-    rows = note_error_cells(grid, rows)
+    if not isinstance(rows, CompactRows):  # (CompactRows noted them as they came)
+        rows = note_error_cells(grid, rows)
     return Sheet(path, headers, rows, digest, sheet_name=tab, header_row=header_at)
 
 
@@ -242,32 +244,60 @@ def _sha256(path: Path) -> str:
 
 
 def _build_table(
-    path: Path, grid: Iterable[tuple[int, list[str]]], header_row: int | None
-) -> tuple[tuple[str, ...], list[SheetRow], int]:
+    path: Path, grid: Iterable[tuple[int, Sequence[str]]], header_row: int | None
+) -> tuple[tuple[str, ...], Sequence[SheetRow], int]:
     """Header, non-blank data rows (padded to the header) and the header's row number."""
     with paused_gc():
         return _collect(path, iter(grid), header_row)
 
 
 def _collect(
-    path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
-) -> tuple[tuple[str, ...], list[SheetRow], int]:
+    path: Path, rows: Iterator[tuple[int, Sequence[str]]], header_row: int | None
+) -> tuple[tuple[str, ...], Sequence[SheetRow], int]:
     header_at, header_cells, rows = _find_header(path, rows, header_row)
-    data: list[tuple[int, list[str]]] = []
+    data: list[tuple[int, Sequence[str]]] = []
     width = len(_rstrip_empty(header_cells))
     for number, cells in rows:
         cells = _rstrip_empty(cells)
         if cells:
             data.append((number, cells))
             width = max(width, len(cells))
+            if len(data) >= COMPACT_FROM:
+                compact = _compact(data, rows, width)
+                return _name_headers(path, header_cells, compact.width), compact.build(), header_at
     headers = _name_headers(path, header_cells, width)
     out = sheet_rows(data, width)
     return headers, out, header_at
 
 
+def _compact(
+    data: list[tuple[int, Sequence[str]]], rows: Iterator[tuple[int, Sequence[str]]], width: int
+) -> CompactBuilder:
+    """The rows so far and the rest, held compactly (CompactRows), each with its problems
+    noted as it comes (control characters, then error cells)."""
+    builder = CompactBuilder()
+    builder.widen(width)
+    for number, cells in data:
+        builder.add(number, cells, _problems(cells))
+    data.clear()
+    for number, cells in rows:
+        cells = _rstrip_empty(cells)
+        if cells:
+            builder.add(number, cells, _problems(cells))
+    return builder
+
+
+def _problems(cells: Sequence[str]) -> tuple[CellProblem, ...]:
+    found = control_problems(cells)
+    if ErrorText in set(map(type, cells)):
+        found += tuple(CellProblem(i, "cell-error", str(v))
+                       for i, v in enumerate(cells) if type(v) is ErrorText)
+    return found
+
+
 def _find_header(
-    path: Path, rows: Iterator[tuple[int, list[str]]], header_row: int | None
-) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    path: Path, rows: Iterator[tuple[int, Sequence[str]]], header_row: int | None
+) -> tuple[int, Sequence[str], Iterator[tuple[int, Sequence[str]]]]:
     """The header's row number and cells, and the rows after it."""
     if header_row is None:
         return _detect_header(path, rows)
@@ -287,10 +317,10 @@ def _find_header(
 
 
 def _detect_header(
-    path: Path, rows: Iterator[tuple[int, list[str]]]
-) -> tuple[int, list[str], Iterator[tuple[int, list[str]]]]:
+    path: Path, rows: Iterator[tuple[int, Sequence[str]]]
+) -> tuple[int, Sequence[str], Iterator[tuple[int, Sequence[str]]]]:
     """The first row that looks like the header of the table below it (titles skipped)."""
-    head: list[tuple[int, list[str]]] = []
+    head: list[tuple[int, Sequence[str]]] = []
     for item in rows:
         if any(item[1]):
             head.append(item)
@@ -303,7 +333,7 @@ def _detect_header(
     return number, cells, itertools.chain(head[found + 1 :], rows)
 
 
-def _rstrip_empty(cells: list[str]) -> list[str]:
+def _rstrip_empty(cells: Sequence[str]) -> Sequence[str]:
     end = len(cells)
     while end and not cells[end - 1]:
         end -= 1
@@ -350,7 +380,7 @@ def _calamine(path: Path, kind: str) -> python_calamine.CalamineWorkbook:
 
 def _open_workbook(
     path: Path, kind: str, sheet: str | None
-) -> tuple[str, Iterable[tuple[int, list[str]]]]:
+) -> tuple[str, Iterable[tuple[int, Sequence[str]]]]:
     return open_workbook(path, kind, sheet)
 
 

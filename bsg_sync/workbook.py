@@ -9,6 +9,8 @@ formats and error cells come from the file itself, per cell (no sampling):
   read within 2x calamine alone (bench/bench_read.py). The one cost: a `t="d"` cell in such a
   sheet with no blank cell shows calamine's ISO text. Rich text runs whose spaces calamine drops
   are taken from `sharedStrings.xml`.
+  A tab of `xlsx.STREAM_FROM_BYTES` of sheet XML or more (Excel's full 1,048,576 rows) is
+  read as a stream instead (`xlsx.streamed_rows`): calamine would hold its whole range.
 - XLS: `bsg_sync.xls` (xlrd with `formatting_info=True`); a file xlrd cannot parse falls back to
   calamine's values without formats.
 - ODS: `bsg_sync.ods` turns the document's number styles into Excel format codes.
@@ -21,6 +23,7 @@ by `find_header_row`, which CSV and workbooks share.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 import zipfile
@@ -34,14 +37,14 @@ from xml.etree import ElementTree
 import python_calamine
 
 from bsg_sync import xlsx
-from bsg_sync.cellformats import CellFormats, has_format
+from bsg_sync.cellformats import CellFormats
 from bsg_sync.errors import ErrorCode, InputFileError
 from bsg_sync.models import CellProblem, SheetRow
-from bsg_sync.numfmt import ErrorText, cell_renderer, render_cell
+from bsg_sync.numfmt import ErrorText, cell_renderer, general, has_format, render_cell
 
 log = logging.getLogger(__name__)
 
-Row = tuple[int, list[str]]  # (spreadsheet row number, cell texts)
+Row = tuple[int, Sequence[str]]  # (spreadsheet row number, cell texts)
 Grid = Iterator[Row]
 
 
@@ -71,18 +74,21 @@ class RenderedRows:
 
     def _rows(self) -> Grid:
         index = 0
+        rest: Iterator[list[Any]] = self.raw_rows
         if not self.formats and not self.fixes:
-            for raw in self.raw_rows:
-                index += 1
-                if self.late is not None and "" in raw:
-                    self.formats, self.late = self.late(), None
-                    yield self._row(index, raw, self.formats.by_row(index))
+            while block := list(itertools.islice(self.raw_rows, _BLOCK)):
+                blank = _first_blank(block) if self.late is not None else len(block)
+                first = index + 1
+                for index, cells in enumerate(plain_cells(block[:blank]), first):
+                    yield index, cells
+                if blank < len(block):
+                    self.formats, self.late = self.late() if self.late else CellFormats(), None
+                    rest = itertools.chain(block[blank:], self.raw_rows)
                     break
-                yield index, [v.strip() if type(v) is str else render_cell(v) for v in raw]
             else:
                 return
         by_row = self.formats.by_row(index + 1)
-        for raw in self.raw_rows:
+        for raw in rest:
             index += 1
             yield self._row(index, raw, by_row)
 
@@ -101,6 +107,52 @@ class RenderedRows:
         if self.fixes:
             cells = [self.fixes.get(c, c) for c in cells]
         return index, cells
+
+
+_BLOCK = 2048  # rows converted a column at a time (bounded: calamine holds the tab anyway)
+_OTHER_SPACE = re.compile(r"[^\S ]")  # whitespace but a space (\s is what str.strip() strips)
+
+
+def _first_blank(block: list[list[Any]]) -> int:
+    """Index of the first row with a cell calamine reads as empty (an error cell reads so)."""
+    return next((i for i, raw in enumerate(block) if "" in raw), len(block))
+
+
+def plain_cells(block: list[list[Any]]) -> list[tuple[str, ...]]:
+    """Rows of a sheet without formats as General shows them, converted a column at a time.
+
+    A column of text whose cells need no trimming (one join and one search tell) is kept as
+    calamine gave it and a column of floats is mapped in C: no Python step per cell for the
+    common shapes (bench/bench_read.py)."""
+    if not block:
+        return []
+    width = len(block[0])
+    if any(len(raw) != width for raw in block):
+        return [tuple(_plain_column(tuple(raw))) for raw in block]
+    return list(zip(*(_plain_column(col) for col in zip(*block, strict=True)), strict=True))
+
+
+def _plain_column(col: tuple[Any, ...]) -> Sequence[str]:
+    kinds = set(map(type, col))
+    if kinds == {str}:
+        return col if _trimmed(col) else [v.strip() for v in col]
+    if kinds == {float}:
+        return list(map(general, col))
+    return [v.strip() if type(v) is str else _plain(v) for v in col]
+
+
+def _trimmed(col: tuple[str, ...]) -> bool:
+    """Whether no cell starts or ends with whitespace: no space beside a joint or at an end,
+    and no other whitespace at all (a tab, a line break, a NUL in a cell: say no, and strip)."""
+    joined = "\x00".join(col)
+    if " \x00" in joined or "\x00 " in joined or joined[:1] == " " or joined[-1:] == " ":
+        return False
+    return joined.count("\x00") == len(col) - 1 and _OTHER_SPACE.search(joined) is None
+
+
+def _plain(value: Any) -> str:
+    """A cell of a sheet with no formats: General for a float (most cells), else render_cell."""
+    return general(value) if type(value) is float else render_cell(value)
 
 
 def _apply_special(cells: list[str], row: int, first_col: int, formats: CellFormats) -> None:
@@ -145,7 +197,7 @@ class TabRows:
     """A tab's (row number, cells), and whether any cell may be an error cell (asked once the
     rows are read)."""
 
-    def __init__(self, rows: Iterator[tuple[int, list[str]]], errors: Callable[[], bool]) -> None:
+    def __init__(self, rows: Grid, errors: Callable[[], bool]) -> None:
         self._rows = rows
         self._errors = errors
 
@@ -153,11 +205,11 @@ class TabRows:
     def errors_possible(self) -> bool:
         return self._errors()
 
-    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+    def __iter__(self) -> Grid:
         return self._rows  # the generator itself: no Python-level step per row
 
 
-def note_error_cells(grid: object, rows: list[SheetRow]) -> list[SheetRow]:
+def note_error_cells(grid: object, rows: Sequence[SheetRow]) -> Sequence[SheetRow]:
     """Rows whose cells hold an error (`#N/A`, ...) carry a `cell-error` CellProblem for it."""
     if not getattr(grid, "errors_possible", False):
         return rows
@@ -207,6 +259,11 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
     package = _package_info(path, kind)
     visible = [m.name for m in metadata if m.visible == python_calamine.SheetVisibleEnum.Visible]
     tab = pick_tab(path, [m.name for m in metadata], visible, package.active, sheet)
+    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
+    if package.streamable and xlsx.sheet_part_size(path, tab) >= xlsx.STREAM_FROM_BYTES:
+        del workbook  # calamine's copy of the file goes; the tab is read as a stream
+        streamed = refuse_empty_tab(path, tab, xlsx.streamed_rows(path, tab), others)
+        return tab, TabRows(streamed, lambda: True)
     if package.lazy:
         cal_sheet = _calamine_tab(path, workbook, tab)
         late = lambda: package.formats_of(tab)  # noqa: E731 - read only if a cell needs it
@@ -221,7 +278,6 @@ def open_workbook(path: Path, kind: str, sheet: str | None) -> tuple[str, Iterab
         rendered = RenderedRows(cal_sheet.iter_rows(), _first_col(cal_sheet), formats,
                                 package.fixes)
     # reopened only for an empty tab: the workbook (the whole file) is not kept while reading
-    others = lambda: _tabs_with_data(open_calamine(path, kind), tab)  # noqa: E731
     grid = refuse_empty_tab(path, tab, iter(rendered), others)
     return tab, TabRows(grid, rendered.errors_possible)
 
@@ -315,6 +371,7 @@ class _Package:
     fixes: dict[str, str] = field(default_factory=dict)
     reader: Any = None  # tab -> CellFormats
     lazy: bool = False  # no style has a format: scan only for error and ISO date cells
+    streamable: bool = False  # an XLSX/XLSM: a very large tab is read as a stream
 
     def formats_of(self, tab: str) -> CellFormats:
         if self.reader is None:
@@ -338,7 +395,8 @@ def _package_info(path: Path, kind: str) -> _Package:
         log.warning("number formats of %s not read (%s); numbers shown unformatted", path, exc)
         return _Package()
     lazy = not any(has_format(code) for code in info.codes)
-    return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab), lazy)
+    return _Package(info.active, info.fixes, lambda tab: _safe(path, info.formats, tab), lazy,
+                    streamable=path.suffix.lower() in (".xlsx", ".xlsm"))
 
 
 def _safe(path: Path, reader: Any, tab: str) -> CellFormats:

@@ -274,3 +274,15 @@ def test_calamine_dates_agree_with_their_serial(when: dt.datetime, code: str) ->
 def test_a_date_calamine_read_under_a_number_format_stays_a_date() -> None:
     when = dt.datetime(2000, 1, 1, 12)
     assert render_cell(when, "0.00") == cell_renderer("0.00")(when) == "2000-01-01 12:00:00"
+
+
+def test_xlsx_style_codes_read_custom_and_builtin_ids_in_either_ooxml_flavour() -> None:
+    from bsg_sync.numfmt import has_format, xlsx_style_codes
+
+    for ns in ("http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+               "http://purl.oclc.org/ooxml/spreadsheetml/main"):
+        styles = (f'<styleSheet xmlns="{ns}"><numFmts count="1"><numFmt numFmtId="164" '
+                  'formatCode="00000"/></numFmts><cellXfs count="4"><xf numFmtId="0"/>'
+                  '<xf numFmtId="164"/><xf numFmtId="10"/><xf numFmtId=""/></cellXfs></styleSheet>')
+        assert xlsx_style_codes(styles.encode()) == ["General", "00000", "0.00%", "General"]
+    assert [has_format(c) for c in ("General", " @ ", "", "0.00")] == [False, False, False, True]
