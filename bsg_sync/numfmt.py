@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
@@ -322,6 +322,20 @@ def general(value: float) -> str:
         return text
     mantissa, exponent = text.split("e")
     return f"{mantissa}E{exponent[0]}{int(exponent[1:]):02d}"
+
+
+_G15 = "{:.15g}".format
+
+
+def general_column(values: Sequence[float]) -> list[str]:
+    """`general` of each float, formatted in C: one format call a cell and one search of the
+    joined texts; a column holding what the plain format shows otherwise (an exponent, -0,
+    inf or nan) goes cell by cell through `general`."""
+    texts = list(map(_G15, values))
+    joined = "\x00" + "\x00".join(texts) + "\x00"
+    if "e" in joined or "n" in joined or "\x00-0\x00" in joined:
+        return list(map(general, values))
+    return texts
 
 
 class ErrorText(str):

@@ -258,13 +258,16 @@ def _collect(
     data: list[tuple[int, Sequence[str]]] = []
     width = len(_rstrip_empty(header_cells))
     for number, cells in rows:
-        cells = _rstrip_empty(cells)
-        if cells:
-            data.append((number, cells))
-            width = max(width, len(cells))
-            if len(data) >= COMPACT_FROM:
-                compact = _compact(data, rows, width)
-                return _name_headers(path, header_cells, compact.width), compact.build(), header_at
+        if not (cells and cells[-1]):  # the common row ends in a filled cell: no call
+            cells = _rstrip_empty(cells)
+            if not cells:
+                continue
+        data.append((number, cells))
+        if len(cells) > width:
+            width = len(cells)
+        if len(data) >= COMPACT_FROM:
+            compact = _compact(data, rows, width)
+            return _name_headers(path, header_cells, compact.width), compact.build(), header_at
     headers = _name_headers(path, header_cells, width)
     out = sheet_rows(data, width)
     return headers, out, header_at

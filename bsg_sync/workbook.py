@@ -40,7 +40,14 @@ from bsg_sync import xlsx
 from bsg_sync.cellformats import CellFormats
 from bsg_sync.errors import ErrorCode, InputFileError
 from bsg_sync.models import CellProblem, SheetRow
-from bsg_sync.numfmt import ErrorText, cell_renderer, general, has_format, render_cell
+from bsg_sync.numfmt import (
+    ErrorText,
+    cell_renderer,
+    general,
+    general_column,
+    has_format,
+    render_cell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +85,9 @@ class RenderedRows:
         if not self.formats and not self.fixes:
             while block := list(itertools.islice(self.raw_rows, _BLOCK)):
                 blank = _first_blank(block) if self.late is not None else len(block)
-                first = index + 1
-                for index, cells in enumerate(plain_cells(block[:blank]), first):
-                    yield index, cells
+                converted = plain_cells(block[:blank])
+                yield from enumerate(converted, index + 1)
+                index += len(converted)
                 if blank < len(block):
                     self.formats, self.late = self.late() if self.late else CellFormats(), None
                     rest = itertools.chain(block[blank:], self.raw_rows)
@@ -137,7 +144,7 @@ def _plain_column(col: tuple[Any, ...]) -> Sequence[str]:
     if kinds == {str}:
         return col if _trimmed(col) else [v.strip() for v in col]
     if kinds == {float}:
-        return list(map(general, col))
+        return general_column(col)
     return [v.strip() if type(v) is str else _plain(v) for v in col]
 
 

@@ -13,6 +13,7 @@ from bsg_sync.numfmt import (
     builtin_format,
     cell_renderer,
     general,
+    general_column,
     is_date_format,
     parse_format,
     render_cell,
@@ -286,3 +287,10 @@ def test_xlsx_style_codes_read_custom_and_builtin_ids_in_either_ooxml_flavour() 
                   '<xf numFmtId="164"/><xf numFmtId="10"/><xf numFmtId=""/></cellXfs></styleSheet>')
         assert xlsx_style_codes(styles.encode()) == ["General", "00000", "0.00%", "General"]
     assert [has_format(c) for c in ("General", " @ ", "", "0.00")] == [False, False, False, True]
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-10**16, 10**16)
+                .map(float) | st.sampled_from([0.0, -0.0, 1e15, 999999999999999.0, 0.1 + 0.2]),
+                max_size=40))
+def test_a_column_of_floats_reads_as_general_reads_each_cell(values: list[float]) -> None:
+    assert general_column(values) == [general(v) for v in values]
