@@ -49,7 +49,7 @@ _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="([^"]*)"')
 _REF = re.compile(rb'\sr="([A-Za-z]{1,4})(\d{1,8})"')  # a cell's reference (a row's r has no letters)
 # a reference with a column past Z or a row past 999,999 (any attribute ending in r, after
 # any whitespace: a false match only costs the exact pass)
-_WIDE = re.compile(rb'r="(?:[A-Za-z]{2}|[A-Za-z]+\d{7})')
+_WIDE = re.compile(rb'r="[A-Za-z](?:[A-Za-z]|\d{7})')  # two letters, or a row of 7 digits
 _SHARED_USE = re.compile(rb'<(?:\w+:)?c\s[^>]*?t="s"[^>]*>\s*<(?:\w+:)?v>(\d+)<')
 _STRING_ITEM = re.compile(rb"<(?:\w+:)?si[\s>/]")
 _TEXT_RUN = re.compile(rb"<(?:\w+:)?t(?:\s[^>]*)?>([^<]*)<")
