@@ -7,8 +7,9 @@
 Each bench generates its own data (into bench/data/), prints its own table and appends it to
 bench/RESULTS.md; this script collects the printed tables (Markdown tables, or the plain
 "measure  result  target  pass" table of bench_send), normalises them to
-figure | value | anchor | ratio | target | met? and appends that combined table, with the
-date and the machine, to bench/RESULTS.md as well.
+figure | value | anchor | ratio | target | met? and puts that combined table, with the date
+and the machine, at the top of bench/RESULTS.md as the latest full run (the one before moves
+to the archive below it); a --quick or partial run appends its table to the archive instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.common import BENCH_DIR, DATA_DIR, append_results, format_table
+from bench.common import BENCH_DIR, DATA_DIR, append_results, format_table, set_latest
 
 ORDER = ("bench_read", "bench_scale", "bench_diff", "bench_report", "bench_send",
          "bench_refresh", "bench_resume", "bench_soak", "bench_state_size", "bench_faults",
@@ -198,7 +199,10 @@ def main(argv: list[str]) -> int:
     missed = sum(f.met == "False" for f in figures)
     title = ("all benches, combined (run_all" + (" --quick" if quick else "") + f"): {met} met, "
              f"{missed} not met; {', '.join(timings)}")
-    append_results(title, table)
+    if quick or names:
+        append_results(title, table)  # a partial run goes to the archive
+    else:
+        set_latest(title, table)
     print(f"\n{title}", file=sys.stderr)
     return 0
 
