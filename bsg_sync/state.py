@@ -642,7 +642,7 @@ class StateStore:
     def record_results(self, run_id: int, results: Iterable[RowResult]) -> None:
         """Commit many results that confirm no write (unchanged, invalid, …) in one transaction."""
         now = _now()
-        values = [_result_values(run_id, r, now) for r in results]
+        values = (_result_values(run_id, r, now) for r in results)  # streamed: a million rows
         with self._tx("record results in") as cur:
             cur.executemany(_INSERT_RESULT, values)
 
