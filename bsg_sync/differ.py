@@ -17,9 +17,11 @@ from bsg_sync.models import (
     GroupsMode,
     Known,
     PlannedRow,
+    RowResult,
     Status,
     Threshold,
     paused_gc,
+    result_from_plan,
 )
 
 _DRIFT = "changed in BSG since last sync"
@@ -197,6 +199,25 @@ class PlannedRows(Sequence[PlannedRow]):
                 strict=True)):
             p = get(i)
             yield p if p is not None else _recorded(row, cid, phone, k)
+
+    def results(self) -> Iterator[RowResult]:
+        """`map(result_from_plan, self)`, an unchanged row's result made without its
+        PlannedRow (a dry run reads its results several times: journal, summary, report)."""
+        get = self._detailed.get
+        rows = self._rows
+        none, unchanged = Action.NONE, Status.UNCHANGED
+        for i, (row, cid, phone, k) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+                strict=True)):
+            p = get(i)
+            if p is not None:
+                yield result_from_plan(p)
+            elif k is not None:
+                seen = k.seen
+                yield RowResult(row, seen.id, seen.phone, none, unchanged, "", "", "", 0, None,
+                                seen.hlr_status, seen.hlr_last_check)
+            else:
+                yield result_from_plan(_not_found(row, cid, phone))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):

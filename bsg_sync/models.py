@@ -681,6 +681,9 @@ class PlanResults(Sequence[RowResult]):
         return result_from_plan(self._plan[index])
 
     def __iter__(self) -> Iterator[RowResult]:
+        made = getattr(self._plan, "results", None)  # differ.PlannedRows makes them faster
+        if callable(made):
+            return made()  # type: ignore[no-any-return]
         return map(result_from_plan, self._plan)
 
     def row_numbers(self) -> Sequence[int]:

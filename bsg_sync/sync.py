@@ -114,9 +114,14 @@ class SyncOutcome:
     warnings: list[str]
     aborted: BsgSyncError | None
     verified: Mapping[str, Verified] = field(default_factory=dict)  # the rows' HLR checks
+    # exit_code_of(results, aborted), when the run worked it out already (a pass less over
+    # a million results made as they are read)
+    known_exit: ExitCode | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.known_exit is not None:
+            return self.known_exit
         return exit_code_of(self.results, self.aborted)
 
 
@@ -396,10 +401,11 @@ def finish_run(
     elif failures:
         for text in failures:
             run.hooks.on_warning(text)
-    run.store.end_run(run.run_id, summary.counts, outcome, int(exit_code_of(results, aborted)))
+    code = exit_code_of(results, aborted)
+    run.store.end_run(run.run_id, summary.counts, outcome, int(code))
     _prune(run.store)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted,
-                       verified=verified)
+                       verified=verified, known_exit=code)
 
 
 def _outcome(aborted: BsgSyncError | None) -> str:

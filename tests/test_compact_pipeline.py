@@ -297,3 +297,23 @@ def test_a_mapped_planned_dry_run_holds_bytes_a_row_not_objects() -> None:
     first = results[0]
     assert (first.row, first.status, first.phone) == (2, Status.NOT_FOUND, "447700900000")
     assert mapped.desired[5].fields == {11: "First5", 12: "City 5", 13: "plan5"}
+
+
+TEXT = st.text(alphabet=st.sampled_from(['a', '"', "\\", "\n", "\x00", "\x85", "\u2028",
+                                         "\u2029", "é", "☃", "𝄞", "=", " "]), max_size=6)
+RESULTS = st.builds(
+    RowResult, st.integers(0, 10**7), st.none() | st.integers(1, 10**9), st.none() | TEXT,
+    st.sampled_from(list(Action)), st.sampled_from(list(Status)), TEXT, TEXT, TEXT,
+    st.integers(0, 5), st.none() | st.integers(100, 599), st.none() | TEXT, st.none() | TEXT,
+    st.none() | TEXT, st.none() | TEXT, st.none() | TEXT, st.none() | st.sampled_from([0, 1]),
+    st.none() | st.sampled_from([0, 1]), st.none() | TEXT, st.none() | TEXT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(RESULTS)
+def test_the_fast_json_line_is_the_json_of_the_record(r: RowResult) -> None:
+    from bsg_sync import report
+
+    assert report.report_json_line(r) == report._json_line(report.report_record(r))
+    odd = dataclasses.replace(r, error_code=Status.OK, attempts=True)  # type: ignore[arg-type]
+    assert report.report_json_line(odd) == report._json_line(report.report_record(odd))
