@@ -129,7 +129,8 @@ def summarise(
 @dataclass
 class _Tally:
     """What the summary counts, in one pass over the results (a million rows made as they
-    are read are made once, not once per count)."""
+    are read are made once, not once per count): the rows counted per (status, error code,
+    HLR status, action) by Counter in C, then the few distinct combinations added up."""
 
     rows: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
@@ -140,17 +141,20 @@ class _Tally:
     @classmethod
     def of(cls, results: Iterable[RowResult]) -> _Tally:
         t = cls()
-        statuses, codes, hlr, ok = t.statuses, t.codes, t.hlr, t.ok_actions
-        for r in results:
-            t.rows += 1
-            statuses[_status_text(r.status)] += 1
-            if r.error_code:
-                codes[r.error_code] += 1
-            if r.hlr_status:
-                hlr[r.hlr_status] += 1
-            if r.status is Status.OK:
-                ok[_action_text(r.action)] += 1
+        combos = Counter(map(_TALLIED, results))  # in the order each combination first shows
+        for (status, code, hlr, action), n in combos.items():
+            t.rows += n
+            t.statuses[_status_text(status)] += n
+            if code:
+                t.codes[code] += n
+            if hlr:
+                t.hlr[hlr] += n
+            if status is Status.OK:
+                t.ok_actions[_action_text(action)] += n
         return t
+
+
+_TALLIED = attrgetter("status", "error_code", "hlr_status", "action")
 
 
 class _HasStatus(Protocol):

@@ -317,3 +317,21 @@ def test_the_fast_json_line_is_the_json_of_the_record(r: RowResult) -> None:
     assert report.report_json_line(r) == report._json_line(report.report_record(r))
     odd = dataclasses.replace(r, error_code=Status.OK, attempts=True)  # type: ignore[arg-type]
     assert report.report_json_line(odd) == report._json_line(report.report_record(odd))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RESULTS, max_size=8))
+def test_the_one_pass_summary_counts_as_the_separate_counts(results: list[RowResult]) -> None:
+    from collections import Counter
+
+    from bsg_sync import report
+
+    s = report.summarise(results, run_id=1, sheet=Path("s.csv"), sheet_sha256="x",
+                         report_path=None, errors_path=None, dry_run=True, started_at="a",
+                         finished_at="b", duration_s=0.0, options={}, requests=0, retries=0)
+    codes = Counter(r.error_code for r in results if r.error_code)
+    hlr = Counter(r.hlr_status for r in results if r.hlr_status)
+    assert s.counts == report.count_statuses(results) and s.rows == len(results)
+    assert s.error_codes == dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert s.hlr == dict(sorted(hlr.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert list(s.ok_actions.items()) == list(report.ok_actions(results).items())
