@@ -134,6 +134,10 @@ def exit_code_of(results: Sequence[RowResult], aborted: BsgSyncError | None) -> 
     return ExitCode.OK
 
 
+def _no_result(_r: RowResult) -> None:
+    """Hooks.on_result when nobody listens (the journal then skips a pass over the rows)."""
+
+
 @dataclass
 class Hooks:
     """Callbacks the CLI (or the web page) passes in; the library never prints."""
@@ -141,7 +145,7 @@ class Hooks:
     on_warning: Callable[[str], None] = lambda _msg: None
     on_stage: Callable[[str], None] = lambda _msg: None
     on_plan: Callable[[int], None] = lambda _n: None  # number of rows to send
-    on_result: Callable[[RowResult], None] = lambda _r: None
+    on_result: Callable[[RowResult], None] = _no_result
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -333,8 +337,9 @@ def _plan(run: RunContext, rows: Sequence[Desired], account: Account) -> RunPlan
 def _journal_unsent(run: RunContext, results: Sequence[RowResult]) -> None:
     """Rows that send nothing: one transaction for all of them."""
     run.store.record_results(run.run_id, results)
-    for r in results:
-        run.hooks.on_result(r)
+    if run.hooks.on_result is not _no_result:
+        for r in results:
+            run.hooks.on_result(r)
 
 
 def send_plan(run: RunContext, plan: RunPlan
