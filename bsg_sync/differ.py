@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import count
-from operator import attrgetter
 from typing import overload
 
 from bsg_sync.errors import ErrorCode, TooManyChanges
@@ -14,12 +13,15 @@ from bsg_sync.models import (
     Action,
     Contact,
     Desired,
+    DesiredRows,
     GroupsMode,
     Known,
     PlannedRow,
+    RowResult,
     Status,
     Threshold,
     paused_gc,
+    result_from_plan,
 )
 
 _DRIFT = "changed in BSG since last sync"
@@ -116,44 +118,53 @@ def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _N
                create_missing: bool, keep_drift: bool) -> PlannedRows:
     """_plan_one for a million rows: rows whose wish BSG already holds exactly (every mapped
     field, the phone and the lists) are only recorded; the rest are planned in full by
-    `_plan_row`. The exact test is inlined and the contacts looked up by `map` (per-row
-    calls cost ~25% here); equivalence with the `_plan_one` oracle is property-tested."""
-    rows = tuple(desired)
-    seen_of = list(map(known.get, map(_CONTACT_ID, rows)))  # None: no id, or not known
+    `_plan_row`, and only the writes among them are kept (an unchanged or not-found row is
+    made again from its columns when read). The exact test is inlined and the contacts looked
+    up by `map`; equivalence with the `_plan_one` oracle is property-tested."""
+    rows = DesiredRows.of(desired)
+    get = known.get
+    seen_of = [None if cid is None else get(cid) for cid in rows.contact_ids()]
     detailed: dict[int, PlannedRow] = {}
     add = GroupsMode.ADD
-    for i, d, k in zip(count(), rows, seen_of):
+    fields_at, groups_at, mode_at = rows.fields_at, rows.groups_at, rows.mode_at
+    for i, k, phone in zip(count(), seen_of, rows.phones()):
         if k is not None:
             seen = k.seen
             # a dict's items compare as sets in C: every mapped value is already held
-            if d.fields.items() <= seen.fields.items():
-                phone, g = d.phone, d.groups
+            if fields_at(i).items() <= seen.fields.items():
+                g = groups_at(i)
                 if (phone is None or phone == seen.phone) and (
-                        g is None or (g <= seen.groups if d.groups_mode is add
+                        g is None or (g <= seen.groups if mode_at(i) is add
                                       else g == seen.groups)):
                     continue
-        detailed[i] = _plan_row(d, k, names, create_missing, keep_drift)
+        elif not (create_missing and phone and rows.contact_id_at(i) is None):
+            continue  # not found: nothing to plan
+        p = _plan_row(rows[i], k, names, create_missing, keep_drift)
+        if p.action in _WRITES:
+            detailed[i] = p
     return PlannedRows(rows, seen_of, detailed)
 
 
-_CONTACT_ID = attrgetter("contact_id")
-
-
 class PlannedRows(Sequence[PlannedRow]):
-    """One PlannedRow per desired row, in order. Rows the fast test found unchanged are kept
-    as the (desired, known) pair they were planned from and become a PlannedRow only when
-    read, so a million-row plan where 1% changes holds ten thousand objects, not a million.
-    Its inputs are copied (row tuple, contacts looked up), so later edits do not show."""
+    """One PlannedRow per desired row, in order. Only the writes are held as PlannedRow
+    objects; an unchanged row is kept as the (desired, known) pair it was planned from and a
+    not-found row as its desired columns, each made into a PlannedRow only when read, so a
+    million-row plan where 1% changes holds ten thousand objects, not a million.
+    Its inputs are copied (DesiredRows, contacts looked up), so later edits do not show."""
 
     __slots__ = ("_detailed", "_known", "_rows")
 
-    def __init__(self, rows: tuple[Desired, ...], known: list[Known | None],
+    def __init__(self, rows: DesiredRows, known: list[Known | None],
                  detailed: dict[int, PlannedRow]) -> None:
         self._rows, self._known, self._detailed = rows, known, detailed
 
     def detailed_rows(self) -> list[PlannedRow]:
-        """The rows planned in full, in order: every write is among them."""
+        """The rows planned in full, in order: every write, and only writes."""
         return list(self._detailed.values())  # filled in row order
+
+    def row_numbers(self) -> Sequence[int]:
+        """Each row's spreadsheet row number, without making the rows."""
+        return self._rows.row_numbers()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -174,13 +185,39 @@ class PlannedRows(Sequence[PlannedRow]):
 
     def _at(self, i: int) -> PlannedRow:
         p = self._detailed.get(i)
-        return p if p is not None else _unchanged_known(self._rows[i], self._known[i])
+        if p is not None:
+            return p
+        rows = self._rows
+        return _recorded(rows.row_numbers()[i], rows.contact_id_at(i), rows.phones()[i],
+                         self._known[i])
 
     def __iter__(self) -> Iterator[PlannedRow]:
         get = self._detailed.get
-        for i, (d, k) in enumerate(zip(self._rows, self._known, strict=True)):
+        rows = self._rows
+        for i, (row, cid, phone, k) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+                strict=True)):
             p = get(i)
-            yield p if p is not None else _unchanged_known(d, k)
+            yield p if p is not None else _recorded(row, cid, phone, k)
+
+    def results(self) -> Iterator[RowResult]:
+        """`map(result_from_plan, self)`, an unchanged row's result made without its
+        PlannedRow (a dry run reads its results several times: journal, summary, report)."""
+        get = self._detailed.get
+        rows = self._rows
+        none, unchanged = Action.NONE, Status.UNCHANGED
+        for i, (row, cid, phone, k) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+                strict=True)):
+            p = get(i)
+            if p is not None:
+                yield result_from_plan(p)
+            elif k is not None:
+                seen = k.seen
+                yield RowResult(row, seen.id, seen.phone, none, unchanged, "", "", "", 0, None,
+                                seen.hlr_status, seen.hlr_last_check)
+            else:
+                yield result_from_plan(_not_found(row, cid, phone))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):
@@ -193,9 +230,12 @@ class PlannedRows(Sequence[PlannedRow]):
         return f"PlannedRows({len(self._rows)} rows, {len(self._detailed)} planned in full)"
 
 
-def _unchanged_known(d: Desired, k: Known | None) -> PlannedRow:
-    assert k is not None  # the fast test passes only rows with a known contact
-    return _unchanged(d.row, k.seen.id, k.seen)
+def _recorded(row: int, cid: int | None, phone: str | None, k: Known | None) -> PlannedRow:
+    """The plan of a row that writes nothing: unchanged when its contact is known (the fast
+    test or `_plan_update` found nothing to change), else not found."""
+    if k is not None:
+        return _unchanged(row, k.seen.id, k.seen)
+    return _not_found(row, cid, phone)
 
 
 def _plan_row(d: Desired, k: Known | None, names: _Names, create_missing: bool,
@@ -203,20 +243,20 @@ def _plan_row(d: Desired, k: Known | None, names: _Names, create_missing: bool,
     if d.contact_id is None:
         if create_missing and d.phone:
             return _plan_create(d, names)
-        return _not_found(d, _missing_message(d))
+        return _not_found(d.row, None, d.phone)
     if k is None:
-        return _not_found(d, f"Contact {d.contact_id} does not exist in BSG")
+        return _not_found(d.row, d.contact_id, d.phone)
     return _plan_update(d, k, names, keep_drift)
 
 
-def _missing_message(d: Desired) -> str:
-    if d.phone:
-        return f"No contact with phone {d.phone} in BSG; use --create-missing to create it"
-    return "The row gives neither a contact id nor a phone, so no contact can be found"
-
-
-def _not_found(d: Desired, message: str) -> PlannedRow:
-    return PlannedRow(d.row, Action.SKIP, Status.NOT_FOUND, d.contact_id, d.phone,
+def _not_found(row: int, cid: int | None, phone: str | None) -> PlannedRow:
+    if cid is not None:
+        message = f"Contact {cid} does not exist in BSG"
+    elif phone:
+        message = f"No contact with phone {phone} in BSG; use --create-missing to create it"
+    else:
+        message = "The row gives neither a contact id nor a phone, so no contact can be found"
+    return PlannedRow(row, Action.SKIP, Status.NOT_FOUND, cid, phone,
                       error_code=ErrorCode.NOT_FOUND, error=message)
 
 

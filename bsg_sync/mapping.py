@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, NewType, Protocol
+from functools import partial
+from typing import NewType, Protocol
 
 from bsg_sync.errors import ConfigError, ErrorCode
 from bsg_sync.mappingfile import (
@@ -30,6 +31,9 @@ from bsg_sync.models import (
     ColumnMapping,
     ColumnTarget,
     Desired,
+    DesiredBuilder,
+    DesiredRows,
+    FieldColumn,
     GroupsMode,
     RowResult,
     Sheet,
@@ -74,20 +78,12 @@ PhoneFunc = Callable[[str], PhoneLike]
 class MappedRows:
     """Every sheet row once: either a desired contact, or a result that needs no plan."""
 
-    desired: list[Desired]
+    desired: Sequence[Desired]  # DesiredRows from map_rows and dedupe
     results: list[RowResult]
 
 
 #: a column's position in the sheet's rows (0 = the first column), not a field id or a row
 ColumnIndex = NewType("ColumnIndex", int)
-
-
-class FieldColumn(NamedTuple):
-    """A column mapped to a custom field."""
-
-    column: ColumnIndex
-    field_id: int
-    clears: bool  # an empty cell clears the field
 
 
 @dataclass(frozen=True)
@@ -188,9 +184,34 @@ def _invalid(row: int, code: str, error: str, contact_id: int | None = None) -> 
 
 
 def _default_phone_func(default_country: str | None) -> PhoneFunc:
-    from bsg_sync.phones import PhoneNormaliser
+    from bsg_sync.phones import normalise_phone
 
-    return PhoneNormaliser(default_country)
+    return partial(normalise_phone, default_country=default_country)
+
+
+class _PhoneCache:
+    """The phone function's results by cell text: a value repeated down the sheet parses
+    once. Bounded: a sheet of a million distinct numbers would otherwise hold a million
+    entries that are never hit; when full it starts again (repeats are usually near)."""
+
+    __slots__ = ("_cache", "_func", "_limit")
+
+    def __init__(self, func: PhoneFunc, limit: int = 1 << 15) -> None:
+        self._func, self._limit = func, limit
+        self._cache: dict[str, PhoneLike] = {}
+
+    def __call__(self, text: str) -> PhoneLike:
+        cache = self._cache
+        res = cache.get(text)
+        if res is None:
+            res = self._func(text)
+            if len(cache) >= self._limit:
+                cache.clear()
+            cache[text] = res
+        return res
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def map_rows(
@@ -201,11 +222,12 @@ def map_rows(
     Unknown list names are collected over the whole sheet and raised as one ConfigError.
     """
     columns = _sheet_columns(sheet, mapping)
-    phones = _PhoneLookup(phone_func or _default_phone_func(mapping.options.default_country), {})
+    phones = _PhoneCache(phone_func or _default_phone_func(mapping.options.default_country))
     groups = _GroupParser(account)
-    desired: list[Desired] = []
+    desired = DesiredBuilder(sheet.rows, columns.fields, columns.groups_mode,
+                             with_groups=columns.groups_col is not None)
     results: list[RowResult] = []
-    for srow in sheet.rows:
+    for position, srow in enumerate(sheet.rows):
         bad = _mapped_problem(srow, columns, sheet.headers) if srow.problems else None
         if bad is not None:
             results.append(bad)
@@ -214,10 +236,10 @@ def map_rows(
         if isinstance(who, RowResult):
             results.append(who)
         else:
-            desired.append(_desired(srow.row, srow.values, columns, groups, *who))
+            desired.add(position, srow.row, *who, _groups(srow.row, srow.values, columns, groups))
     if groups.unknown:
         groups.raise_unknown()
-    return dedupe(desired, results)
+    return dedupe(desired.build(), results)
 
 
 _PROBLEM_SENTENCES: dict[str, str] = {
@@ -240,15 +262,8 @@ def _mapped_problem(srow: SheetRow, columns: SheetColumns, headers: Sequence[str
     return None
 
 
-class _PhoneLookup(NamedTuple):
-    """The normaliser and its results by cell text (one call per distinct value)."""
-
-    func: PhoneFunc
-    cache: dict[str, PhoneLike]
-
-
 def _identify(
-    row: int, values: tuple[str, ...], columns: SheetColumns, phones: _PhoneLookup
+    row: int, values: tuple[str, ...], columns: SheetColumns, phones: _PhoneCache
 ) -> tuple[int | None, str | None] | RowResult:
     """(contact id, phone digits) of a row, or the invalid result saying why it has none."""
     contact_id: int | None = None
@@ -260,9 +275,7 @@ def _identify(
         contact_id = int(raw_id)
     raw_phone = values[columns.phone_col] if columns.phone_col is not None else ""
     if raw_phone:
-        res = phones.cache.get(raw_phone)
-        if res is None:
-            res = phones.cache[raw_phone] = phones.func(raw_phone)
+        res = phones(raw_phone)
         if res.digits is None:
             return _invalid(row, res.error_code or ErrorCode.INVALID_PHONE, res.error, contact_id)
         return contact_id, res.digits
@@ -271,23 +284,19 @@ def _identify(
     return contact_id, None
 
 
-def _desired(
-    row: int, values: tuple[str, ...], columns: SheetColumns, groups: _GroupParser,
-    contact_id: int | None, phone: str | None,
-) -> Desired:
-    fields: dict[int, str] = {}
-    for column, field_id, clear in columns.fields:
-        value = values[column]
-        if value or clear:
-            fields[field_id] = value
-    group_ids: frozenset[int] | None = None
-    if columns.groups_col is not None:
-        cell = values[columns.groups_col]
-        if cell:
-            group_ids = groups.parse(cell, row)
-        elif columns.groups_clear:
-            group_ids = frozenset()
-    return Desired(row, contact_id, phone, fields, group_ids, columns.groups_mode)
+_NO_GROUPS: frozenset[int] = frozenset()
+
+
+def _groups(row: int, values: tuple[str, ...], columns: SheetColumns, groups: _GroupParser
+            ) -> frozenset[int] | None:
+    """The row's list ids (None: groups unmapped, or a blank cell that keeps them); the
+    fields are not read here: DesiredRows reads them from the sheet when a row is made."""
+    if columns.groups_col is None:
+        return None
+    cell = values[columns.groups_col]
+    if cell:
+        return groups.parse(cell, row)
+    return _NO_GROUPS if columns.groups_clear else None
 
 
 def _same_wish(a: Desired, b: Desired, phones: Mapping[int, str]) -> bool:
@@ -302,34 +311,53 @@ def _same_wish(a: Desired, b: Desired, phones: Mapping[int, str]) -> bool:
     )
 
 
-def dedupe(desired: list[Desired], results: list[RowResult],
+def dedupe(desired: Sequence[Desired], results: list[RowResult],
            phones: Mapping[int, str] | None = None) -> MappedRows:
     """Identical rows for one contact are sent once; conflicting ones are all invalid.
 
     Run once on the sheet (rows keyed by id, else phone) and again once phones are resolved
     to contacts, with `phones` the resolved contacts' current phones: a row by id and a row
-    by phone can be the same contact."""
+    by phone can be the same contact. The rows come back as DesiredRows."""
+    rows = DesiredRows.of(desired)
+    groups = _duplicate_keys(rows)
+    if not groups:
+        return MappedRows(rows, results)
     phones = phones or {}
-    first: dict[int | str | None, Desired] = {}
-    dupes: dict[int | str | None, list[Desired]] = {}
-    for d in desired:  # an id is an int and a phone a str, so the keys cannot collide
-        key = d.contact_id if d.contact_id is not None else d.phone
-        seen = first.setdefault(key, d)
-        if seen is not d:
-            dupes.setdefault(key, [seen]).append(d)
-    if not dupes:
-        return MappedRows(desired, results)
     dropped: set[int] = set()
-    for group in dupes.values():
+    for positions in groups:
+        group = [rows[i] for i in positions]
         head = group[0]
         if all(_same_wish(head, d, phones) for d in group[1:]):
             results.extend(_duplicate_row(d, head.row) for d in group[1:])
-            dropped.update(d.row for d in group[1:])
+            dropped.update(positions[1:])
         else:
             results.extend(_conflict(d, group) for d in group)
-            dropped.update(d.row for d in group)
+            dropped.update(positions)
     results.sort(key=lambda r: r.row)
-    return MappedRows([d for d in desired if d.row not in dropped], results)
+    return MappedRows(rows.select([i for i in range(len(rows)) if i not in dropped]), results)
+
+
+def _duplicate_keys(rows: DesiredRows) -> list[list[int]]:
+    """The positions of the rows of each contact named more than once, in order of its first
+    row; a contact is its id, else its phone (an id is an int and a phone a str, so the keys
+    cannot collide). One set of keys for the common sheet without duplicates."""
+    seen: set[int | str | None] = set()
+    repeated: set[int | str | None] = set()
+    for cid, phone in zip(rows.contact_ids(), rows.phones(), strict=True):
+        key = cid if cid is not None else phone
+        if key in seen:
+            repeated.add(key)
+        else:
+            seen.add(key)
+    if not repeated:
+        return []
+    del seen
+    by_key: dict[int | str | None, list[int]] = {}
+    for i, (cid, phone) in enumerate(zip(rows.contact_ids(), rows.phones(), strict=True)):
+        key = cid if cid is not None else phone
+        if key in repeated:
+            by_key.setdefault(key, []).append(i)
+    return list(by_key.values())
 
 
 def _duplicate_row(d: Desired, first_row: int) -> RowResult:

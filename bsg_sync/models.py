@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import gc
+import heapq
 import itertools
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Mapping as AbcMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import NamedTuple, overload
+from types import MappingProxyType
+from typing import NamedTuple, Protocol, overload
 
 # Sending defaults: BSG publishes no rate limit, so start gently (README: "Speed and the API's limits").
 DEFAULT_CONCURRENCY = 4
@@ -135,6 +137,11 @@ class CompactRows(Sequence[SheetRow]):
         return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
 
     __hash__ = None  # type: ignore[assignment]
+
+    def cell(self, index: int, column: int) -> str:
+        """One cell's text (row `index`, 0-based, of this sequence) without making the row."""
+        ends = self._ends[column]
+        return self._columns[column][(ends[index - 1] if index else 0) : ends[index]]
 
     def parts(self) -> tuple[array[int], list[str], list[array[int]], dict[int, tuple[CellProblem, ...]]]:
         """What it is made of (isolate sends these across the pipe as they are)."""
@@ -320,6 +327,226 @@ class Desired:
     groups_mode: GroupsMode = GroupsMode.ADD
 
 
+#: the fields of a row that sets none (every row of an id- or phone-only mapping): one shared,
+#: immutable mapping instead of an empty dict per row
+EMPTY_FIELDS: AbcMapping[int, str] = MappingProxyType({})
+
+
+class FieldColumn(NamedTuple):
+    """A sheet column mapped to a custom field."""
+
+    column: int  # the column's position in the sheet's rows (0 = the first column)
+    field_id: int
+    clears: bool  # an empty cell clears the field
+
+
+class _FieldSource(Protocol):
+    """Where DesiredRows finds each row's fields (by position)."""
+
+    def __len__(self) -> int: ...
+    def at(self, i: int) -> AbcMapping[int, str]: ...
+    def select(self, keep: Sequence[int]) -> _FieldSource: ...
+
+
+class SheetFields:
+    """Each desired row's fields read from the sheet's own cells when asked for, so a mapped
+    sheet holds no dict (nor copy of a cell) per row: `index` is each row's position in
+    `rows`, `columns` the mapped field columns."""
+
+    __slots__ = ("_columns", "_index", "_rows")
+
+    def __init__(self, rows: Sequence[SheetRow], index: array[int],
+                 columns: tuple[FieldColumn, ...]) -> None:
+        self._rows, self._index, self._columns = rows, index, columns
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def at(self, i: int) -> AbcMapping[int, str]:
+        if not self._columns:
+            return EMPTY_FIELDS
+        rows, j = self._rows, self._index[i]
+        if isinstance(rows, CompactRows):
+            cells = [rows.cell(j, c) for c, _, _ in self._columns]
+        else:
+            values = rows[j].values
+            cells = [values[c] for c, _, _ in self._columns]
+        fields = {fid: v for v, (_, fid, clears) in zip(cells, self._columns, strict=True)
+                  if v or clears}
+        return fields or EMPTY_FIELDS
+
+    def select(self, keep: Sequence[int]) -> SheetFields:
+        index = self._index
+        return SheetFields(self._rows, array("q", [index[i] for i in keep]), self._columns)
+
+
+class ListFields:
+    """Each desired row's fields as given (rows that were Desired objects already)."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: list[AbcMapping[int, str]]) -> None:
+        self._fields = fields
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def at(self, i: int) -> AbcMapping[int, str]:
+        return self._fields[i]
+
+    def select(self, keep: Sequence[int]) -> ListFields:
+        fields = self._fields
+        return ListFields([fields[i] for i in keep])
+
+
+_NO_ID = -(1 << 63)  # in DesiredRows' id column: the row names no contact id
+
+
+class DesiredRows(Sequence[Desired]):
+    """Desired contacts held column-wise: row numbers, contact ids, phones and lists, with the
+    fields read from the sheet when a row is made (SheetFields). A million-row sheet mapped
+    to Desired objects is a million objects and dicts (~600 bytes a row); held so it is the
+    phone's text and ~30 bytes. A Desired is made when a row is read; it is immutable, so the
+    methods that resolve ids or drop rows return a new one sharing what did not change."""
+
+    __slots__ = ("_fields", "_groups", "_ids", "_modes", "_phones", "_rows")
+
+    def __init__(self, rows: array[int], ids: array[int], phones: list[str | None],
+                 fields: _FieldSource, groups: list[frozenset[int] | None] | None,
+                 modes: GroupsMode | list[GroupsMode]) -> None:
+        if not len(rows) == len(ids) == len(phones) == len(fields):
+            raise ValueError("the columns of DesiredRows must have one entry per row")
+        self._rows, self._ids, self._phones, self._fields = rows, ids, phones, fields
+        self._groups, self._modes = groups, modes
+
+    @classmethod
+    def of(cls, desired: Iterable[Desired]) -> DesiredRows:
+        """The rows as DesiredRows (the same object when they are already)."""
+        if isinstance(desired, DesiredRows):
+            return desired
+        items = list(desired)
+        modes = [d.groups_mode for d in items]
+        one_mode = len(set(modes)) <= 1
+        groups = [d.groups for d in items]
+        return cls(array("q", [d.row for d in items]),
+                   array("q", [_NO_ID if d.contact_id is None else d.contact_id for d in items]),
+                   [d.phone for d in items], ListFields([d.fields for d in items]),
+                   groups if any(g is not None for g in groups) else None,
+                   (modes[0] if modes else GroupsMode.ADD) if one_mode else modes)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Desired: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Desired]: ...
+
+    def __getitem__(self, index: int | slice) -> Desired | list[Desired]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self)))]
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("desired row index out of range")
+        return self._at(i)
+
+    def _at(self, i: int) -> Desired:
+        cid = self._ids[i]
+        return Desired(self._rows[i], None if cid == _NO_ID else cid, self._phones[i],
+                       self._fields.at(i), self.groups_at(i), self.mode_at(i))
+
+    def __iter__(self) -> Iterator[Desired]:
+        return map(self._at, range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DesiredRows({len(self)} rows)"
+
+    # the columns, read without making Desired objects
+
+    def row_numbers(self) -> Sequence[int]:
+        return self._rows
+
+    def contact_ids(self) -> Iterator[int | None]:
+        return (None if cid == _NO_ID else cid for cid in self._ids)
+
+    def contact_id_at(self, i: int) -> int | None:
+        cid = self._ids[i]
+        return None if cid == _NO_ID else cid
+
+    def phones(self) -> Sequence[str | None]:
+        return self._phones
+
+    def fields_at(self, i: int) -> AbcMapping[int, str]:
+        return self._fields.at(i)
+
+    def groups_at(self, i: int) -> frozenset[int] | None:
+        return None if self._groups is None else self._groups[i]
+
+    def mode_at(self, i: int) -> GroupsMode:
+        modes = self._modes
+        return modes if isinstance(modes, GroupsMode) else modes[i]
+
+    # new rows from these
+
+    def with_ids(self, by_phone: AbcMapping[str, int]) -> DesiredRows:
+        """The rows with no contact id given the id of their phone in `by_phone`, if any."""
+        ids = array("q", self._ids)
+        found = 0
+        for i, (cid, phone) in enumerate(zip(self._ids, self._phones, strict=True)):
+            if cid == _NO_ID and phone and phone in by_phone:
+                ids[i] = by_phone[phone]
+                found += 1
+        if not found:
+            return self
+        return DesiredRows(self._rows, ids, self._phones, self._fields, self._groups,
+                           self._modes)
+
+    def select(self, keep: Sequence[int]) -> DesiredRows:
+        """Only the rows at these positions, in the order given."""
+        rows, ids, phones = self._rows, self._ids, self._phones
+        groups, modes = self._groups, self._modes
+        return DesiredRows(
+            array("q", [rows[i] for i in keep]), array("q", [ids[i] for i in keep]),
+            [phones[i] for i in keep], self._fields.select(keep),
+            None if groups is None else [groups[i] for i in keep],
+            modes if isinstance(modes, GroupsMode) else [modes[i] for i in keep])
+
+
+class DesiredBuilder:
+    """Collects the desired rows of a sheet as DesiredRows, one column at a time."""
+
+    def __init__(self, sheet_rows: Sequence[SheetRow], fields: tuple[FieldColumn, ...],
+                 mode: GroupsMode, with_groups: bool) -> None:
+        self._sheet_rows, self._field_columns, self._mode = sheet_rows, fields, mode
+        self._index = array("q")
+        self._rows = array("q")
+        self._ids = array("q")
+        self._phones: list[str | None] = []
+        self._groups: list[frozenset[int] | None] | None = [] if with_groups else None
+
+    def add(self, position: int, row: int, contact_id: int | None, phone: str | None,
+            groups: frozenset[int] | None) -> None:
+        """The row at `position` of the sheet's rows (spreadsheet row `row`)."""
+        self._index.append(position)
+        self._rows.append(row)
+        self._ids.append(_NO_ID if contact_id is None else contact_id)
+        self._phones.append(phone)
+        if self._groups is not None:
+            self._groups.append(groups)
+
+    def build(self) -> DesiredRows:
+        fields = SheetFields(self._sheet_rows, self._index, self._field_columns)
+        return DesiredRows(self._rows, self._ids, self._phones, fields, self._groups, self._mode)
+
+
 @dataclass(frozen=True, slots=True)
 class Contact:
     """A contact as BSG holds it, normalised (fields by int id, groups as ids, phone digits)."""
@@ -430,6 +657,161 @@ def result_from_plan(p: PlannedRow) -> RowResult:
         hlr_status=p.hlr_status,
         hlr_last_check=p.hlr_last_check,
     )
+
+
+class PlanResults(Sequence[RowResult]):
+    """The report rows of a plan that is not sent (a dry run), each made when it is read."""
+
+    __slots__ = ("_plan",)
+
+    def __init__(self, plan: Sequence[PlannedRow]) -> None:
+        self._plan = plan
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    @overload
+    def __getitem__(self, index: int) -> RowResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RowResult]: ...
+
+    def __getitem__(self, index: int | slice) -> RowResult | list[RowResult]:
+        if isinstance(index, slice):
+            return [result_from_plan(p) for p in self._plan[index]]
+        return result_from_plan(self._plan[index])
+
+    def __iter__(self) -> Iterator[RowResult]:
+        made = getattr(self._plan, "results", None)  # differ.PlannedRows makes them faster
+        if callable(made):
+            return made()  # type: ignore[no-any-return]
+        return map(result_from_plan, self._plan)
+
+    def row_numbers(self) -> Sequence[int]:
+        return row_numbers(self._plan)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return _same_items(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _HasRow(Protocol):
+    @property
+    def row(self) -> int: ...
+
+
+def row_numbers(rows: Sequence[_HasRow]) -> Sequence[int]:
+    """The spreadsheet row number of each entry, from its column when it keeps one."""
+    column = getattr(rows, "row_numbers", None)
+    return column() if callable(column) else [r.row for r in rows]  # type: ignore[no-any-return]
+
+
+def _in_row_order(rows: Sequence[_HasRow]) -> bool:
+    numbers = row_numbers(rows)
+    later = itertools.islice(numbers, 1, None)
+    return all(a <= b for a, b in zip(numbers, later, strict=False))  # one shorter
+
+
+def _same_items(a: Sequence[object], b: Sequence[object]) -> bool:
+    return len(a) == len(b) and all(x == y for x, y in zip(a, b, strict=True))
+
+
+ResultFunc = Callable[[RowResult], RowResult]
+
+
+class RowResults(Sequence[RowResult]):
+    """Every row's result in row order, merged as it is read from parts that are each in row
+    order (the invalid rows, the duplicates, the plan's rows: a list, or a lazy PlanResults),
+    so a million rows that send nothing are never a million RowResult objects at once.
+    Equal to `sorted(chain(*parts), key=row)` (a part out of order is sorted first); `fn`,
+    when given, is applied to each result as it is read (e.g. hiding secrets)."""
+
+    __slots__ = ("_fn", "_index", "_order", "_parts")
+
+    def __init__(self, parts: Iterable[Sequence[RowResult]], fn: ResultFunc | None = None
+                 ) -> None:
+        kept = [p for p in parts if len(p)]
+        self._parts: list[Sequence[RowResult]] = [
+            p if _in_row_order(p) else sorted(p, key=_row_of) for p in kept]
+        self._order = _merge_order(self._parts)  # which part each row comes from; None: one
+        self._index: array[int] | None = None  # each row's position in its part, when needed
+        self._fn = fn
+
+    def mapped(self, fn: ResultFunc) -> RowResults:
+        """The same rows with `fn` applied to each (after any function given before)."""
+        out = RowResults.__new__(RowResults)
+        out._parts, out._order, out._index = self._parts, self._order, self._index
+        first = self._fn
+        out._fn = fn if first is None else (lambda r: fn(first(r)))
+        return out
+
+    def __len__(self) -> int:
+        return sum(map(len, self._parts))
+
+    def _raw(self) -> Iterator[RowResult]:
+        parts, order = self._parts, self._order
+        if order is None:
+            return iter(parts[0]) if parts else iter(())
+        nexts = [iter(p).__next__ for p in parts]
+        return (nexts[n]() for n in order)
+
+    def __iter__(self) -> Iterator[RowResult]:
+        raw = self._raw()
+        return raw if self._fn is None else map(self._fn, raw)
+
+    @overload
+    def __getitem__(self, index: int) -> RowResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RowResult]: ...
+
+    def __getitem__(self, index: int | slice) -> RowResult | list[RowResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("result index out of range")
+        if self._order is None:
+            r = self._parts[0][i]
+        else:
+            r = self._parts[self._order[i]][self._positions()[i]]
+        return r if self._fn is None else self._fn(r)
+
+    def _positions(self) -> array[int]:
+        if self._index is None:
+            seen = [0] * len(self._parts)
+            index = array("q", bytes(8 * len(self)))
+            for i, n in enumerate(self._order or ()):
+                index[i] = seen[n]
+                seen[n] += 1
+            self._index = index
+        return self._index
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return _same_items(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RowResults({len(self)} rows from {len(self._parts)} parts)"
+
+
+def _row_of(r: RowResult) -> int:
+    return r.row
+
+
+def _merge_order(parts: list[Sequence[RowResult]]) -> array[int] | None:
+    """For each merged row, the part it comes from (ties keep the parts' order)."""
+    if len(parts) <= 1:
+        return None
+    if len(parts) > 255:
+        raise ValueError("RowResults merges at most 255 parts")
+    tagged = [zip(row_numbers(p), itertools.repeat(n)) for n, p in enumerate(parts)]
+    return array("B", (n for _, n in heapq.merge(*tagged)))
 
 
 @dataclass(frozen=True, slots=True)

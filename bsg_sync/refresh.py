@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Collection, Iterable, Sequence
@@ -10,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bsg_sync.client import BsgClient
-from bsg_sync.models import Account, Contact, Desired, Known
+from bsg_sync.models import Account, Contact, Desired, DesiredRows, Known
 from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class _Live:
 
 
 def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desired],
-                  stats: RefreshStats | None = None) -> tuple[list[Desired], dict[int, Known]]:
+                  stats: RefreshStats | None = None) -> tuple[DesiredRows, dict[int, Known]]:
     """Resolve phones to ids, fetch the live state of exactly the referenced contacts, save it.
 
     Returns the rows with `contact_id` filled where a contact was found, the known state (live
@@ -50,9 +49,10 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     the snapshot and are absent from `known`. The requests made are logged, and copied into
     `stats` when one is given.
     """
-    phones = {d.phone for d in desired if d.contact_id is None and d.phone}
+    rows = DesiredRows.of(desired)
+    phones = _unplaced_phones(rows)
     snapshot = store.ids_by_phone(phones) if phones else {}
-    ids = {d.contact_id for d in desired if d.contact_id is not None} | set(snapshot.values())
+    ids = {cid for cid in rows.contact_ids() if cid is not None} | set(snapshot.values())
     # each phone the snapshot cannot place costs a search, unless the whole book is listed
     live = _fetch(client, store, ids, searches=len(phones - snapshot.keys()),
                   stats=stats if stats is not None else RefreshStats())
@@ -61,16 +61,16 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     gone = ids - live.contacts.keys()
     if gone:
         store.forget_contacts(gone)
-    rows = [_with_id(d, resolved) for d in desired]
-    wanted = {d.contact_id for d in rows if d.contact_id is not None} & live.contacts.keys()
+    rows = rows.with_ids(resolved)
+    wanted = {cid for cid in rows.contact_ids() if cid is not None} & live.contacts.keys()
     log.info("refresh: %s", live.stats)
     return rows, store.load_known(wanted)
 
 
-def _with_id(d: Desired, resolved: dict[str, int]) -> Desired:
-    if d.contact_id is not None or not d.phone or d.phone not in resolved:
-        return d
-    return dataclasses.replace(d, contact_id=resolved[d.phone])
+def _unplaced_phones(rows: DesiredRows) -> set[str]:
+    """The phones of the rows that give no contact id."""
+    return {phone for cid, phone in zip(rows.contact_ids(), rows.phones(), strict=True)
+            if cid is None and phone}
 
 
 def _fetch(client: BsgClient, store: StateStore, ids: Collection[int], *, searches: int,
@@ -136,12 +136,12 @@ def _resolve_phones(client: BsgClient, phones: Iterable[str], snapshot: dict[str
 
 
 def resolve_offline(store: StateStore, desired: Sequence[Desired]
-                    ) -> tuple[list[Desired], dict[int, Known]]:
+                    ) -> tuple[DesiredRows, dict[int, Known]]:
     """--offline: resolve phones and read known state from the snapshot alone (no requests)."""
-    phones = {d.phone for d in desired if d.contact_id is None and d.phone}
-    snapshot = store.ids_by_phone(phones) if phones else {}
-    rows = [_with_id(d, snapshot) for d in desired]
-    return rows, store.load_known({d.contact_id for d in rows if d.contact_id is not None})
+    rows = DesiredRows.of(desired)
+    phones = _unplaced_phones(rows)
+    rows = rows.with_ids(store.ids_by_phone(phones) if phones else {})
+    return rows, store.load_known({cid for cid in rows.contact_ids() if cid is not None})
 
 
 def load_account(client: BsgClient) -> Account:

@@ -35,11 +35,12 @@ from bsg_sync.models import (
     Contact,
     Desired,
     PlannedRow,
+    PlanResults,
     RowResult,
+    RowResults,
     Sheet,
     Status,
     Threshold,
-    result_from_plan,
 )
 from bsg_sync.scrub import scrub
 from bsg_sync.state import StateStore
@@ -109,13 +110,18 @@ class SyncOutcome:
     """What a finished (or aborted) run produced."""
 
     summary: report.RunSummary
-    results: list[RowResult]
+    results: Sequence[RowResult]  # in row order; RowResults, made as read, after a sync
     warnings: list[str]
     aborted: BsgSyncError | None
     verified: Mapping[str, Verified] = field(default_factory=dict)  # the rows' HLR checks
+    # exit_code_of(results, aborted), when the run worked it out already (a pass less over
+    # a million results made as they are read)
+    known_exit: ExitCode | None = field(default=None, repr=False, compare=False)
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.known_exit is not None:
+            return self.known_exit
         return exit_code_of(self.results, self.aborted)
 
 
@@ -128,6 +134,10 @@ def exit_code_of(results: Sequence[RowResult], aborted: BsgSyncError | None) -> 
     return ExitCode.OK
 
 
+def _no_result(_r: RowResult) -> None:
+    """Hooks.on_result when nobody listens (the journal then skips a pass over the rows)."""
+
+
 @dataclass
 class Hooks:
     """Callbacks the CLI (or the web page) passes in; the library never prints."""
@@ -135,7 +145,7 @@ class Hooks:
     on_warning: Callable[[str], None] = lambda _msg: None
     on_stage: Callable[[str], None] = lambda _msg: None
     on_plan: Callable[[int], None] = lambda _n: None  # number of rows to send
-    on_result: Callable[[RowResult], None] = lambda _r: None
+    on_result: Callable[[RowResult], None] = _no_result
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -246,7 +256,7 @@ def _run_locked(run: RunContext, raw: mapping_mod.RawMapping) -> SyncOutcome:
     _begin(run)
     _journal_unsent(run, [*mapped.results, *plan.duplicates])
     sent_rows, aborted = send_plan(run, plan)
-    results = sorted([*mapped.results, *plan.duplicates, *sent_rows], key=lambda r: r.row)
+    results = RowResults([mapped.results, plan.duplicates, sent_rows])
     return finish_run(run, results, warnings, aborted)
 
 
@@ -312,7 +322,7 @@ def _plan(run: RunContext, rows: Sequence[Desired], account: Account) -> RunPlan
         desired, known = refresh.refresh_known(run.client, run.store, rows)
     # a row by id and a row by phone may be one contact: one write per contact per run
     phones = {cid: k.seen.phone for cid, k in known.items()}
-    once = mapping_mod.dedupe(list(desired), [], phones)
+    once = mapping_mod.dedupe(desired, [], phones)
     plan = plan_changes(
         once.desired,
         known,
@@ -324,17 +334,20 @@ def _plan(run: RunContext, rows: Sequence[Desired], account: Account) -> RunPlan
     return RunPlan(plan, Replanner.of(account, known, keep_drift=opts.keep_drift), once.results)
 
 
-def _journal_unsent(run: RunContext, results: list[RowResult]) -> None:
+def _journal_unsent(run: RunContext, results: Sequence[RowResult]) -> None:
     """Rows that send nothing: one transaction for all of them."""
     run.store.record_results(run.run_id, results)
-    for r in results:
-        run.hooks.on_result(r)
+    if run.hooks.on_result is not _no_result:
+        for r in results:
+            run.hooks.on_result(r)
 
 
-def send_plan(run: RunContext, plan: RunPlan) -> tuple[list[RowResult], BsgSyncError | None]:
-    """The plan's results: sent and journalled row by row, or (dry run) only journalled."""
+def send_plan(run: RunContext, plan: RunPlan
+              ) -> tuple[Sequence[RowResult], BsgSyncError | None]:
+    """The plan's results: sent and journalled row by row, or (dry run) only journalled
+    (made from the plan as they are read: a dry run of a million rows holds no result each)."""
     if run.opts.dry_run or run.client is None:
-        rows = [result_from_plan(p) for p in plan.rows]
+        rows = PlanResults(plan.rows)
         _journal_unsent(run, rows)
         return rows, None
     store, run_id = run.store, run.run_id
@@ -359,12 +372,15 @@ def send_plan(run: RunContext, plan: RunPlan) -> tuple[list[RowResult], BsgSyncE
 
 
 def finish_run(
-    run: RunContext, results: list[RowResult], warnings: list[str], aborted: BsgSyncError | None
+    run: RunContext, results: Sequence[RowResult], warnings: list[str],
+    aborted: BsgSyncError | None
 ) -> SyncOutcome:
     """Summary, report, errors file, and the run's end in the store."""
     opts, client = run.opts, run.client
-    results = [_scrubbed(r) for r in results]
-    results, verified = attach_verified(run.store, run.run_id, results, opts.verified)
+    results = _all_scrubbed(results)
+    verified: Mapping[str, Verified] = {}
+    if opts.verified or run.store.has_verified():  # else there is no check to attach
+        results, verified = attach_verified(run.store, run.run_id, results, opts.verified)
     summary = report.summarise(
         results,
         run_id=run.run_id,
@@ -390,10 +406,11 @@ def finish_run(
     elif failures:
         for text in failures:
             run.hooks.on_warning(text)
-    run.store.end_run(run.run_id, summary.counts, outcome, int(exit_code_of(results, aborted)))
+    code = exit_code_of(results, aborted)
+    run.store.end_run(run.run_id, summary.counts, outcome, int(code))
     _prune(run.store)
     return SyncOutcome(summary=summary, results=results, warnings=warnings, aborted=aborted,
-                       verified=verified)
+                       verified=verified, known_exit=code)
 
 
 def _outcome(aborted: BsgSyncError | None) -> str:
@@ -411,7 +428,7 @@ def _prune(store: StateStore) -> None:
 
 
 def _write_outputs(
-    run: RunContext, results: list[RowResult], summary: report.RunSummary
+    run: RunContext, results: Sequence[RowResult], summary: report.RunSummary
 ) -> tuple[report.RunSummary, list[str]]:
     """Report and errors file; a disk that fails now costs the file, not the run's end."""
     failures: list[str] = []
@@ -429,6 +446,13 @@ def _write_outputs(
             )
             summary = dataclasses.replace(summary, errors_path=None)
     return summary, failures
+
+
+def _all_scrubbed(results: Sequence[RowResult]) -> Sequence[RowResult]:
+    """Every result scrubbed: as each is read, for RowResults; else now."""
+    if isinstance(results, RowResults):
+        return results.mapped(_scrubbed)
+    return [_scrubbed(r) for r in results]
 
 
 def _scrubbed(r: RowResult) -> RowResult:

@@ -17,7 +17,9 @@ from bsg_sync.models import (
     GroupsMode,
     Known,
     PlannedRow,
+    PlanResults,
     Status,
+    result_from_plan,
 )
 
 ACCOUNT = Account((Field(1, "City"), Field(2, "Name")), (Group(10, "VIP"), Group(11, "News")))
@@ -68,6 +70,8 @@ def test_fast_path_equals_the_oracle(rows: list[Desired], known: dict[int, Known
     assert [plan[i] for i in range(-len(want), len(want))] == want + want
     assert plan[1:-1] == want[1:-1]
     assert count_changes(plan) == count_changes(want)
+    # a dry run's results, made from the plan's columns without its PlannedRows
+    assert list(PlanResults(plan)) == [result_from_plan(p) for p in want]
 
 
 def unchanged_book(n: int) -> tuple[list[Desired], dict[int, Known]]:
