@@ -35,10 +35,13 @@ def list_contacts(call: Call) -> Reply:
     group_ids = id_list(query, "groups")
     call.store.check_group_refs(group_ids)
     wanted = set(group_ids)
-    recs = [c for c in call.store.contacts.values() if not wanted or wanted & set(c.groups)]
-    recs.sort(key=lambda c: c.id)
-    data = [call.store.contact_wire(c) for c in recs[offset : offset + limit]]
-    return 200, {"data": data, "total": len(recs)}
+    contacts = call.store.contacts
+    if wanted:
+        ids = sorted(c.id for c in contacts.values() if wanted & set(c.groups))
+    else:  # the whole book: the ids sorted in C, a page's records looked up (an index's cost)
+        ids = sorted(contacts)
+    data = [call.store.contact_wire(contacts[i]) for i in ids[offset : offset + limit]]
+    return 200, {"data": data, "total": len(ids)}
 
 
 def search_contacts(call: Call) -> Reply:
