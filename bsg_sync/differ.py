@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import count
-from typing import overload
 
 from bsg_sync.errors import ErrorCode, TooManyChanges
 from bsg_sync.models import (
@@ -16,6 +15,7 @@ from bsg_sync.models import (
     DesiredRows,
     GroupsMode,
     Known,
+    MadeWhenRead,
     PlannedRow,
     RowResult,
     Status,
@@ -145,7 +145,7 @@ def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _N
     return PlannedRows(rows, seen_of, detailed)
 
 
-class PlannedRows(Sequence[PlannedRow]):
+class PlannedRows(MadeWhenRead[PlannedRow]):
     """One PlannedRow per desired row, in order. Only the writes are held as PlannedRow
     objects; an unchanged row is kept as the (desired, known) pair it was planned from and a
     not-found row as its desired columns, each made into a PlannedRow only when read, so a
@@ -153,6 +153,7 @@ class PlannedRows(Sequence[PlannedRow]):
     Its inputs are copied (DesiredRows, contacts looked up), so later edits do not show."""
 
     __slots__ = ("_detailed", "_known", "_rows")
+    _item = "plan"
 
     def __init__(self, rows: DesiredRows, known: list[Known | None],
                  detailed: dict[int, PlannedRow]) -> None:
@@ -168,20 +169,6 @@ class PlannedRows(Sequence[PlannedRow]):
 
     def __len__(self) -> int:
         return len(self._rows)
-
-    @overload
-    def __getitem__(self, index: int) -> PlannedRow: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[PlannedRow]: ...
-
-    def __getitem__(self, index: int | slice) -> PlannedRow | list[PlannedRow]:
-        if isinstance(index, slice):
-            return [self._at(i) for i in range(*index.indices(len(self._rows)))]
-        n = len(self._rows)
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("plan index out of range")
-        return self._at(i)
 
     def _at(self, i: int) -> PlannedRow:
         p = self._detailed.get(i)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple, Protocol, overload
+from typing import NamedTuple, Protocol, TypeVar, overload
 
 # Sending defaults: BSG publishes no rate limit, so start gently (README: "Speed and the API's limits").
 DEFAULT_CONCURRENCY = 4
@@ -88,7 +88,35 @@ class SheetRow(NamedTuple):
     problems: tuple[CellProblem, ...] = ()
 
 
-class CompactRows(Sequence[SheetRow]):
+_T = TypeVar("_T")
+
+
+class MadeWhenRead(Sequence[_T]):
+    """A sequence whose items are made when read: a subclass gives `__len__` and `_at(i)` (for
+    0 <= i < len); indexing, negative indexes and slices are done here once for all of them."""
+
+    __slots__ = ()
+    _item = "row"  # what an item is, for the IndexError
+
+    def _at(self, i: int) -> _T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[_T]: ...
+
+    def __getitem__(self, index: int | slice) -> _T | list[_T]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self)))]
+        n = len(self)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(f"{self._item} index out of range")
+        return self._at(i)
+
+
+class CompactRows(MadeWhenRead[SheetRow]):
     """Many rows held as one string per column (its cells end to end) and their end offsets.
 
     A million-row x 12-column sheet as SheetRows is 12 M str objects (~60 bytes each) and a
@@ -104,22 +132,7 @@ class CompactRows(Sequence[SheetRow]):
     def __len__(self) -> int:
         return len(self._numbers)
 
-    @overload
-    def __getitem__(self, index: int) -> SheetRow: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[SheetRow]: ...
-
-    def __getitem__(self, index: int | slice) -> SheetRow | list[SheetRow]:
-        if isinstance(index, slice):
-            return [self._row(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("row index out of range")
-        return self._row(index)
-
-    def _row(self, i: int) -> SheetRow:
+    def _at(self, i: int) -> SheetRow:
         values = tuple(col[(ends[i - 1] if i else 0) : ends[i]]
                        for col, ends in zip(self._columns, self._ends, strict=True))
         return SheetRow(self._numbers[i], values, self._problems.get(i, ()))
@@ -402,7 +415,7 @@ class ListFields:
 _NO_ID = -(1 << 63)  # in DesiredRows' id column: the row names no contact id
 
 
-class DesiredRows(Sequence[Desired]):
+class DesiredRows(MadeWhenRead[Desired]):
     """Desired contacts held column-wise: row numbers, contact ids, phones and lists, with the
     fields read from the sheet when a row is made (SheetFields). A million-row sheet mapped
     to Desired objects is a million objects and dicts (~600 bytes a row); held so it is the
@@ -410,6 +423,7 @@ class DesiredRows(Sequence[Desired]):
     methods that resolve ids or drop rows return a new one sharing what did not change."""
 
     __slots__ = ("_fields", "_groups", "_ids", "_modes", "_phones", "_rows")
+    _item = "desired row"
 
     def __init__(self, rows: array[int], ids: array[int], phones: list[str | None],
                  fields: _FieldSource, groups: list[frozenset[int] | None] | None,
@@ -436,20 +450,6 @@ class DesiredRows(Sequence[Desired]):
 
     def __len__(self) -> int:
         return len(self._rows)
-
-    @overload
-    def __getitem__(self, index: int) -> Desired: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Desired]: ...
-
-    def __getitem__(self, index: int | slice) -> Desired | list[Desired]:
-        if isinstance(index, slice):
-            return [self._at(i) for i in range(*index.indices(len(self)))]
-        n = len(self)
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("desired row index out of range")
-        return self._at(i)
 
     def _at(self, i: int) -> Desired:
         cid = self._ids[i]
@@ -721,7 +721,7 @@ def _same_items(a: Sequence[object], b: Sequence[object]) -> bool:
 ResultFunc = Callable[[RowResult], RowResult]
 
 
-class RowResults(Sequence[RowResult]):
+class RowResults(MadeWhenRead[RowResult]):
     """Every row's result in row order, merged as it is read from parts that are each in row
     order (the invalid rows, the duplicates, the plan's rows: a list, or a lazy PlanResults),
     so a million rows that send nothing are never a million RowResult objects at once.
@@ -729,6 +729,7 @@ class RowResults(Sequence[RowResult]):
     when given, is applied to each result as it is read (e.g. hiding secrets)."""
 
     __slots__ = ("_fn", "_index", "_order", "_parts")
+    _item = "result"
 
     def __init__(self, parts: Iterable[Sequence[RowResult]], fn: ResultFunc | None = None
                  ) -> None:
@@ -761,18 +762,7 @@ class RowResults(Sequence[RowResult]):
         raw = self._raw()
         return raw if self._fn is None else map(self._fn, raw)
 
-    @overload
-    def __getitem__(self, index: int) -> RowResult: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[RowResult]: ...
-
-    def __getitem__(self, index: int | slice) -> RowResult | list[RowResult]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        n = len(self)
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError("result index out of range")
+    def _at(self, i: int) -> RowResult:
         if self._order is None:
             r = self._parts[0][i]
         else:
