@@ -8,33 +8,26 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from test_web_browser import TIMEOUT_MS, chromium, pytestmark
 
 from bsg_sync.client import RetryPolicy
 from bsg_sync.emulator import Emulator, EmulatorConfig
 from bsg_sync.web import WebConfig, create_app
 from bsg_sync.web.app import services
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-TIMEOUT_MS = 20_000
 HLR_KEY = "hlrBrowserKey0123"
 SEED = {"fields": [{"id": 387714, "name": "Name", "type": "text"}], "groups": [],
         "contacts": [{"id": 1001, "phone": 447700900101, "fields": {"387714": "A"}}]}
 # last digit: 4 active, 6 absent, 8 failed
 SHEET = b"phone,Name\n447700900101,A2\n447700900104,D\n447700900106,F\n447700900108,H\n"
 
-try:
-    from playwright.sync_api import FilePayload, Page, sync_playwright
-except ImportError:  # pragma: no cover - CI installs it
-    sync_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.sync_api import FilePayload, Page
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="/usr/bin/chromium is missing"),
-]
+__all__ = ["pytestmark"]  # the browser tests' skips: no playwright, or no Chromium
 
 
 @pytest.fixture
@@ -64,16 +57,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Emulator]]:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    assert sync_playwright is not None
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        yield context.new_page()
 
 
 def test_check_numbers_first_then_apply_without_the_dead_ones(

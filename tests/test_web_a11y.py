@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, pytestmark, served
+from test_web_browser import TIMEOUT_MS, chromium, pytestmark, served
 from test_web_browser_flows import titled_workbook
 
 from bsg_sync.emulator import Emulator
@@ -41,16 +41,8 @@ CODES = (
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One browser for the module (each test has its own context: its own cookies)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

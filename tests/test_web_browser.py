@@ -4,6 +4,7 @@ app served on 127.0.0.1 and the emulator. Screenshots of each step go to the tes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator
@@ -49,8 +50,9 @@ def served(emulator: Emulators, web_app: WebApp, serve_app: ServeApp) -> tuple[s
     return serve_app(web_app(emu, concurrency=2)), emu
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, closed at the end (every browser test starts it so)."""
     assert sync_playwright is not None
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -60,6 +62,12 @@ def browser() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
 
 
 def new_page(browser: Browser) -> Page:
