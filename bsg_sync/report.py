@@ -456,18 +456,17 @@ def _write_report_jsonl(path: Path, results: Sequence[RowResult], summary: RunSu
 
 
 def _write_report_xlsx(path: Path, results: Sequence[RowResult], summary: RunSummary) -> None:
-    last = xlsxwrite.column_letter(len(REPORT_COLUMNS) - 1)
-    report = xlsxwrite.XlsxSheet(
-        "Report",
-        _report_rows(results),
-        widths=_REPORT_WIDTHS,
-        autofilter=f"A1:{last}{len(results) + 1}",
-    )
+    """The report on "Report" (then "Report (2)", ... past Excel's row limit), then
+    "Summary"."""
+    body = _report_rows(results)
+    heading = next(body)
+    reports = xlsxwrite.split_sheets("Report", heading, body, len(results),
+                                     widths=_REPORT_WIDTHS)
     summary_sheet = xlsxwrite.XlsxSheet(
         "Summary", _summary_sheet_rows(summary), widths=(28, 66), freeze_header=False
     )
     with _private_file(path, "wb") as (handle, _tmp):
-        xlsxwrite.write_workbook(handle, [report, summary_sheet], list(STATUS_COLOURS.values()))
+        xlsxwrite.write_workbook(handle, [*reports, summary_sheet], list(STATUS_COLOURS.values()))
 
 
 def _report_rows(results: Iterable[RowResult]) -> Iterator[list[xlsxwrite.Cell]]:
@@ -591,12 +590,11 @@ def errors_table(sheet: Sheet, results: Sequence[RowResult]) -> tuple[list[str],
 
 
 def _write_text_workbook(path: Path, headers: list[str], rows: list[list[str]]) -> None:
-    """Every cell a text cell with its exact value (a text cell never runs as a formula)."""
-    body = (
-        [(h, xlsxwrite.BOLD) for h in headers],
-        *([(v, xlsxwrite.TEXT) for v in row] for row in rows),
-    )
+    """Every cell a text cell with its exact value (a text cell never runs as a formula);
+    past Excel's row limit the rows go on in "Errors (2)", ..."""
+    body = ([(v, xlsxwrite.TEXT) for v in row] for row in rows)
     widths = [min(60, max(10, len(h) + 4)) for h in headers]
-    sheet = xlsxwrite.XlsxSheet("Errors", body, widths=widths, autofilter=None)
+    sheets = xlsxwrite.split_sheets("Errors", [(h, xlsxwrite.BOLD) for h in headers], body,
+                                    len(rows), widths=widths, filtered=False)
     with _private_file(path, "wb") as (handle, _tmp):
-        xlsxwrite.write_workbook(handle, [sheet])
+        xlsxwrite.write_workbook(handle, sheets)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import IO, Any
 
 Cell = tuple[Any, int]  # (value, style: PLAIN, BOLD, TEXT or fill_style(i))
@@ -20,6 +21,7 @@ _NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _XML_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+MAX_ROWS = 1_048_576  # Excel's rows a sheet; a sheet with more does not open
 
 
 def fill_style(index: int) -> int:
@@ -36,6 +38,34 @@ class XlsxSheet:
     widths: Sequence[float] = ()
     autofilter: str | None = None
     freeze_header: bool = True
+
+
+class TooManyRows(ValueError):
+    """A sheet was given more rows than Excel opens (MAX_ROWS)."""
+
+
+def split_sheets(name: str, heading: list[Cell], body: Iterable[list[Cell]], count: int, *,
+                 widths: Sequence[float] = (), filtered: bool = True) -> list[XlsxSheet]:
+    """`count` body rows under one heading as as many sheets as Excel's row limit needs:
+    "Report", then "Report (2)", ... each with the heading on its first row and at most
+    MAX_ROWS - 1 body rows. The sheets share one pass over `body` (it is not copied), so
+    they must be written in order, as `write_workbook` does."""
+    per = MAX_ROWS - 1
+    rows = iter(body)
+    last = column_letter(max(len(heading), 1) - 1)
+    sheets = []
+    for k in range(max(1, -(-count // per))):
+        n = min(per, count - k * per) if count else 0
+        sheets.append(XlsxSheet(
+            name if k == 0 else f"{name} ({k + 1})", _with_heading(heading, rows, per),
+            widths=widths, autofilter=f"A1:{last}{n + 1}" if filtered else None))
+    return sheets
+
+
+def _with_heading(heading: list[Cell], rows: Iterator[list[Cell]],
+                  most: int) -> Iterator[list[Cell]]:
+    yield heading
+    yield from islice(rows, most)
 
 
 def write_workbook(
@@ -57,6 +87,8 @@ def _write_sheet_xml(out: IO[bytes], sheet: XlsxSheet) -> None:
     out.write(_sheet_head(sheet).encode("utf-8"))
     chunk: list[str] = []
     for number, cells in enumerate(sheet.rows, 1):
+        if number > MAX_ROWS:
+            raise TooManyRows(f"sheet {sheet.name!r} has more than Excel's {MAX_ROWS:,} rows")
         chunk.append(_row_xml(number, cells))
         if len(chunk) >= 1000:
             out.write("".join(chunk).encode("utf-8"))

@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 from python_calamine import CalamineWorkbook
 
-from bsg_sync import report
+from bsg_sync import report, xlsxwrite
 from bsg_sync.errors import UsageError
 from bsg_sync.models import REPORT_COLUMNS, Action, RowResult, Sheet, SheetRow, Status
 
@@ -474,3 +474,74 @@ def test_jsonl_keeps_one_record_per_line_whatever_the_text(tmp_path: Path) -> No
     assert len(lines) == 2
     assert json.loads(lines[0])["error"] == odd
     assert "é" in lines[0]  # accents stay readable
+
+
+# --------------------------------------------------------------------------- Excel's row limit
+
+
+def test_excel_row_limit_is_excels() -> None:
+    assert xlsxwrite.MAX_ROWS == 1_048_576  # XFD1048576: Excel opens no sheet with more rows
+
+
+def test_xlsx_report_past_the_row_limit_goes_on_in_more_sheets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """130 results with room for 59 under each heading (a limit of 60 rows, the Summary's
+    fit): Report, Report (2), Report (3), every row once, in order, each sheet opening with
+    the heading and filtered to its own rows."""
+    monkeypatch.setattr(xlsxwrite, "MAX_ROWS", 60)
+    results = [RowResult(n, n + 100, f"44770090{n:04d}", Action.UPDATE, Status.OK)
+               for n in range(2, 132)]
+    path = tmp_path / "big.report.xlsx"
+    report.write_report(path, results, make_summary(tmp_path, results))
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Report", "Report (2)", "Report (3)", "Summary"]
+    rows = []
+    last = xlsxwrite.column_letter(len(REPORT_COLUMNS) - 1)
+    for name, size in (("Report", 59), ("Report (2)", 59), ("Report (3)", 12)):
+        ws = book[name]
+        got = [[c.value for c in r] for r in ws.iter_rows()]
+        assert got[0] == [report.REPORT_HEADINGS[c] for c in REPORT_COLUMNS]
+        assert len(got) == size + 1
+        assert ws.auto_filter.ref == f"A1:{last}{size + 1}"
+        rows += got[1:]
+    assert [r[0] for r in rows] == list(range(2, 132))
+
+
+def test_xlsx_report_at_exactly_the_limit_is_one_sheet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xlsxwrite, "MAX_ROWS", 60)
+    results = [RowResult(n, status=Status.UNCHANGED) for n in range(2, 61)]
+    path = tmp_path / "full.report.xlsx"
+    report.write_report(path, results, make_summary(tmp_path, results))
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Report", "Summary"]
+    assert book["Report"].max_row == 60
+
+
+def test_errors_xlsx_past_the_row_limit_goes_on_in_more_sheets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xlsxwrite, "MAX_ROWS", 3)
+    rows = [SheetRow(n, (f"name{n}", f"44770090{n:04d}")) for n in range(2, 7)]
+    sheet = make_sheet(tmp_path, ("Name", "Mobile"), rows)
+    results = [RowResult(n, status=Status.INVALID, error_code="invalid-phone", error="bad")
+               for n in range(2, 7)]
+    path = tmp_path / "errors.xlsx"
+    assert report.write_errors(path, sheet, results) == 5
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["Errors", "Errors (2)", "Errors (3)"]
+    names = []
+    for ws in book.worksheets:
+        got = [[c.value for c in r] for r in ws.iter_rows()]
+        assert got[0] == ["Name", "Mobile", "error_code", "error"]
+        names += [r[0] for r in got[1:]]
+    assert names == [f"name{n}" for n in range(2, 7)]
+
+
+def test_a_sheet_longer_than_excel_allows_is_never_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's own guard: one sheet given more rows than the limit raises, not a file
+    Excel calls damaged."""
+    monkeypatch.setattr(xlsxwrite, "MAX_ROWS", 3)
+    sheet = xlsxwrite.XlsxSheet("S", ([(str(i), xlsxwrite.PLAIN)] for i in range(4)))
+    with (tmp_path / "x.xlsx").open("wb") as fh, pytest.raises(xlsxwrite.TooManyRows):
+        xlsxwrite.write_workbook(fh, [sheet])
