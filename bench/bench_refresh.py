@@ -8,7 +8,9 @@ wrapped to classify every request (list page, count, single GET, phone search, a
      cold state, dry run: same target (smaller, because the emulator's search is a scan);
   3. a 50-row sheet with ids, cold state: contact GETs <= 50;
   4. a 50-row phone-only sheet after a `pull`: contact GETs + searches <= 50;
-  5. a real sync of the BOOK-row sheet with 1% changed, then a dry run: zero planned.
+  5. a real sync of the BOOK-row sheet with 1% changed, then a dry run: zero planned;
+  6. listing the BOOK-contact book at 50 ms latency (emulator in its own process), the pages
+     after the first GET_WORKERS at a time vs one at a time, alternated, best of 2.
 Usage: .venv/bin/python -m bench.bench_refresh [BOOK]
 """
 
@@ -32,7 +34,7 @@ from bench.common import DATA_DIR, append_results, format_table
 from bsg_sync.client import BsgClient, RetryPolicy
 from bsg_sync.emulator import Emulator
 from bsg_sync.models import Status
-from bsg_sync.refresh import pull_all
+from bsg_sync.refresh import GET_WORKERS, pull_all
 from bsg_sync.state import StateStore
 from bsg_sync.sync import SyncOptions, SyncOutcome, run_sync
 
@@ -118,6 +120,21 @@ def _pull(emu: Emulator, state: Path) -> None:
         pull_all(client, store)
 
 
+def _listing_speed(seed: Path) -> tuple[float, float]:
+    """Seconds to list the whole book one page at a time, and GET_WORKERS pages at a time."""
+    from bench.bench_read import timed_pair
+    from bench.bench_send import emulator
+
+    with emulator(seed, latency_ms=50) as url:
+        client = BsgClient(url, KEY, policy=RetryPolicy.fast())
+        client.login()
+
+        def listing(workers: int) -> None:
+            assert sum(1 for _ in client.iter_contacts(page_limit=PAGE, workers=workers))
+
+        return timed_pair(lambda: listing(1), lambda: listing(GET_WORKERS), repeat=2)
+
+
 def main(argv: list[str]) -> None:
     logging.getLogger("bsg_sync").setLevel(logging.ERROR)
     book = int(argv[0]) if argv else 100_000
@@ -183,6 +200,10 @@ def main(argv: list[str]) -> None:
         line(f"2 {PHONE_BOOK:,} rows by phone vs {PHONE_BOOK:,}, cold: GETs", c, s, gets,
              f"ceil({PHONE_BOOK:,}/500) = {phone_pages}", phone_pages,
              f"<= {phone_pages} (+1 count)", gets <= phone_pages and c["count"] <= 1)
+    one, parallel = _listing_speed(seed)
+    rows.append([f"6 list {book:,} contacts at 50 ms, {GET_WORKERS} pages in flight (s)",
+                 f"{parallel:.2f}", f"one page at a time {one:.2f}", f"{parallel / one:.2f}",
+                 "<= 0.5", parallel / one <= 0.5, f"{one + parallel:.1f}", ""])
     rows.sort(key=lambda r: str(r[0]).split()[0])
 
     table = format_table(["figure", "value", "anchor", "ratio", "target", "met?", "seconds",

@@ -12,8 +12,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -729,10 +731,12 @@ class BsgClient:
         contact = wire.answer_contact(wire.answer_data(reply.payload))
         return CallResult(contact, reply.attempts, reply.status)
 
-    def iter_contacts(self, *, page_limit: int = 500) -> Iterator[Contact]:
-        """Every contact of the book, each exactly once (GET /api/contacts, paged)."""
+    def iter_contacts(self, *, page_limit: int = 500, workers: int = 1) -> Iterator[Contact]:
+        """Every contact of the book, each exactly once (GET /api/contacts, paged). With
+        `workers` > 1 the pages after the first are asked for that many at a time (their
+        offsets known from the first page's `total`), and still come out in order."""
         seen: set[int] = set()
-        for obj in self._pages("/api/contacts", page_limit):
+        for obj in self._pages("/api/contacts", page_limit, workers):
             contact = wire.answer_contact(obj)
             if contact.id not in seen:
                 seen.add(contact.id)
@@ -746,18 +750,48 @@ class BsgClient:
             raise TransportError("BSG answered the contact list without a `total`")
         return total
 
-    def _pages(self, path: str, page_limit: int) -> Iterator[dict[str, Any]]:
+    def _pages(self, path: str, page_limit: int, workers: int = 1) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list: the first page, then (with `workers` > 1) the pages up
+        to the first page's `total` concurrently, then page by page for as long as pages come
+        back full and the latest `total` says there are more (the list grew meanwhile)."""
         limit = min(max(page_limit, 15), PAGE_LIMIT_MAX)
-        offset = 0
-        while True:
-            params = {"page[limit]": limit, "page[offset]": offset}
-            reply = self._call("GET", path, params=params)
-            data = wire.answer_list(reply.payload)
+        data, total = self._page(path, limit, 0)
+        yield from data
+        offset = len(data)
+        if workers > 1 and total is not None and len(data) == limit and offset < total:
+            pages = self._pages_at(path, limit, range(offset, total, limit), workers)
+            for at, page in pages:
+                data, total = page
+                yield from data
+                offset = at + len(data)
+        while len(data) == limit and (total is None or offset < total):
+            data, total = self._page(path, limit, offset)
             yield from data
             offset += len(data)
-            total = wire.answer_total(reply.payload)
-            if len(data) < limit or (total is not None and offset >= total):
-                return
+
+    def _page(self, path: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
+        reply = self._call("GET", path, params={"page[limit]": limit, "page[offset]": offset})
+        return wire.answer_list(reply.payload), wire.answer_total(reply.payload)
+
+    def _pages_at(self, path: str, limit: int, offsets: range, workers: int
+                  ) -> Iterator[tuple[int, tuple[list[dict[str, Any]], int | None]]]:
+        """(offset, page) for each offset in order, at most 2 x `workers` pages asked for
+        ahead of the one being read (a slow reader does not hold the whole book)."""
+        todo = iter(offsets)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bsg-pages") as pool:
+            pending = deque((at, pool.submit(self._page, path, limit, at))
+                            for at in islice(todo, 2 * workers))
+            try:
+                while pending:
+                    at, future = pending.popleft()
+                    page = future.result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append((nxt, pool.submit(self._page, path, limit, nxt)))
+                    yield at, page
+            finally:
+                for _, future in pending:
+                    future.cancel()
 
     def find_by_phone(self, phone: str) -> Contact | None:
         """The contact with exactly this phone (digits), or None."""

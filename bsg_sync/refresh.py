@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 PAGE = 500  # contacts per list page (the API's maximum)
 COLD_GET_LIMIT = 5  # without a snapshot, this many GETs are tried before counting the book
-GET_WORKERS = 4  # parallel GETs when refreshing contact by contact
+GET_WORKERS = 4  # parallel GETs when refreshing contact by contact, and list pages
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _fetch_by_get(client: BsgClient, ids: Collection[int], stats: RefreshStats) 
 
 def _fetch_by_list(client: BsgClient, stats: RefreshStats) -> _Live:
     stats.strategy = "list"
-    everyone = list(client.iter_contacts(page_limit=PAGE))
+    everyone = list(client.iter_contacts(page_limit=PAGE, workers=GET_WORKERS))
     stats.list_pages = max(1, math.ceil(len(everyone) / PAGE))
     # The whole book went past anyway: all of it refreshes the snapshot and resolves phones.
     return _Live({c.id: c for c in everyone}, {c.phone: c.id for c in everyone}, stats,
@@ -155,7 +155,7 @@ def pull_all(client: BsgClient, store: StateStore) -> tuple[int, Account]:
     seen: set[int] = set()
 
     def contacts() -> Iterable[Contact]:
-        for c in client.iter_contacts(page_limit=PAGE):
+        for c in client.iter_contacts(page_limit=PAGE, workers=GET_WORKERS):
             seen.add(c.id)
             yield c
 

@@ -408,6 +408,45 @@ def test_paging_returns_each_of_1234_contacts_once() -> None:
     assert total == 1234
 
 
+def _book(n: int) -> dict[str, Any]:
+    return {**SEED, "contacts": [
+        {"id": 1000 + i, "phone": 447700000000 + i, "fields": [], "groups": []}
+        for i in range(n)]}
+
+
+@pytest.mark.parametrize("size", [15, 16, 44, 45, 46, 1234])
+def test_paging_with_workers_returns_what_one_page_at_a_time_does(size: int) -> None:
+    """Four pages in flight: the same contacts in the same order, one GET a page (a book that
+    is an exact number of pages costs no extra request)."""
+    with Emulator(_config(), seed=_book(size)) as server, _client(server.url) as client:
+        client.login()
+        before = server.stats()["requests"]["GET"]
+        one = [c.id for c in client.iter_contacts(page_limit=15)]
+        middle = server.stats()["requests"]["GET"]
+        four = [c.id for c in client.iter_contacts(page_limit=15, workers=4)]
+        after = server.stats()["requests"]["GET"]
+    assert one == four == [1000 + i for i in range(size)]
+    pages = -(-size // 15)
+    assert middle - before == after - middle == pages
+
+
+def test_paging_with_workers_asks_for_pages_on_other_threads_and_stops_when_left() -> None:
+    """The pages after the first are fetched by the pool's threads, at most 2 x workers ahead
+    of the reader; a reader that stops early leaves no thread behind."""
+    with Emulator(_config(), seed=_book(40 * 15)) as server, _client(server.url) as client:
+        client.login()
+        before = server.stats()["requests"]["GET"]
+        contacts = client.iter_contacts(page_limit=15, workers=3)
+        first = [next(contacts).id for _ in range(20)]  # into the second page
+        fetching = [t.name for t in threading.enumerate() if t.name.startswith("bsg-pages")]
+        contacts.close()
+        asked = server.stats()["requests"]["GET"] - before
+    assert first == [1000 + i for i in range(20)]
+    assert fetching, "no page was fetched by a worker thread"
+    assert asked <= 1 + 2 * 3 + 1  # the first page, the read-ahead, the one that replaced it
+    assert not [t for t in threading.enumerate() if t.name.startswith("bsg-pages")]
+
+
 @pytest.mark.parametrize(("fault", "words"), [("truncated", "not valid JSON"),
                                               ("empty200", "empty body"), ("huge", "5 MB")])
 def test_garbage_bodies_are_transport_errors(live: Any, fault: str, words: str) -> None:
