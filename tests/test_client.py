@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -437,6 +438,7 @@ def test_paging_with_workers_asks_for_pages_on_other_threads_and_stops_when_left
         client.login()
         before = server.stats()["requests"]["GET"]
         contacts = client.iter_contacts(page_limit=15, workers=3)
+        assert isinstance(contacts, Generator)
         first = [next(contacts).id for _ in range(20)]  # into the second page
         fetching = [t.name for t in threading.enumerate() if t.name.startswith("bsg-pages")]
         contacts.close()
