@@ -145,20 +145,30 @@ def full_size_dry_run(rows: int) -> tuple[float, float, int]:
 
 
 def write_sync_seed(path: Path, rows: int, book: int) -> None:
-    """`book` contacts holding the phones of every (rows / book)-th row of make_xlsx's sheet
-    (its generator replayed), with no field values: a sync of the sheet writes each of them."""
+    """`book` contacts holding the phones of about every (rows / book)-th row of make_xlsx's
+    sheet (its generator replayed), each a phone that no other row has, with no field values:
+    a sync of the sheet writes each of them once."""
+    from collections import Counter
+
     from bench.bench_read import _row
     from bsg_sync.phones import PhoneNormaliser
 
     if path.exists():
         return
-    rng, step, normalise = random.Random(1), max(1, rows // book), PhoneNormaliser("GB")
-    phones: list[str] = []
+    rng, cells = random.Random(1), []
     for i in range(rows):
-        cell = _row(rng, i)[0]
-        digits = normalise(str(cell)).digits if i % step == 0 else None
-        if digits and digits not in phones and len(phones) < book:
-            phones.append(digits)
+        cells.append(str(_row(rng, i)[0]))
+    # the sheet's three phone styles: +44 7xxx xxxxxx, 07xxx xxxxxx, 447xxxxxxxxx
+    digits = ["44" + d[1:] if d.startswith("0") else d
+              for d in ("".join(ch for ch in c if ch.isdigit()) for c in cells)]
+    once = Counter(digits)
+    normalise, step, phones = PhoneNormaliser("GB"), max(1, rows // book), []
+    for i in range(0, rows):
+        if len(phones) == book:
+            break
+        if (i % step == 0 or len(phones) < i // step) and once[digits[i]] == 1 \
+                and normalise(cells[i]).digits == digits[i]:
+            phones.append(digits[i])
     contacts = [{"id": FIRST_ID + n, "phone": int(p), "fields": {}, "groups": []}
                 for n, p in enumerate(phones)]
     seed = {"fields": [{"id": i, "name": name, "type": "text"} for name, i in FIELDS.items()],
