@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
@@ -26,11 +26,14 @@ from bsg_sync.errors import (
 from bsg_sync.models import (
     Action,
     Contact,
+    MadeWhenRead,
     PlannedRow,
+    PlanResults,
     RowResult,
     Status,
     Threshold,
     result_from_plan,
+    row_numbers,
 )
 from bsg_sync.ratelimit import RateLimiter
 
@@ -254,7 +257,7 @@ def send_row(
 
 @dataclass(frozen=True)
 class ExecutionOutcome:
-    results: list[RowResult]
+    results: Sequence[RowResult]
     aborted: errors.BsgSyncError | None
 
 
@@ -365,7 +368,8 @@ class _Run:
         self.max_failures = max_failures
         self.stop = stop
         self.results: list[RowResult | None] = [None] * len(plan)
-        self.queue = deque(i for i, p in enumerate(plan) if p.status is Status.PLANNED)
+        self.queue_all = [i for i, p in enumerate(plan) if p.status is Status.PLANNED]
+        self.queue = deque(self.queue_all)
         self.planned = len(self.queue)
         self.lock = threading.Lock()
         self.halt = threading.Event()
@@ -374,7 +378,7 @@ class _Run:
         self.closed = False
         self.inflight: set[int] = set()
         self.limiter: RateLimiter | None = None
-        self.journal_many: Callable[[list[RowResult]], None] | None = None
+        self.journal_many: Callable[[Iterable[RowResult]], None] | None = None
         self.slots = Slots(1)
         self.workers: list[threading.Thread] = []
 
@@ -416,23 +420,22 @@ class _Run:
         if result.status is Status.FAILED:
             self.count_failure()
 
-    def deliver_unsent(self, rows: list[tuple[int, RowResult]]) -> None:
+    def deliver_unsent(self, rows: _Unsent) -> None:
         """Journal rows that send nothing in one transaction (a million-row sheet is mostly
-        unchanged rows; one commit each would cost more than the diff)."""
+        unchanged rows; one commit each would cost more than the diff). With `journal_many`
+        their results are not kept: `_finish` makes them again from the plan when read."""
         if self.journal_many is None:
-            for index, result in rows:
+            for index, result in rows.indexed():
                 self.deliver(index, result, None)
             return
         many = self.journal_many
         with self.lock:
-            for index, result in rows:
-                self.results[index] = result
-            journal_error = _guarded(lambda: many([r for _, r in rows]))
+            journal_error = _guarded(lambda: many(rows))
         if journal_error is not None:
             self.abort(journal_error)
             return
         if self.on_result is not None:
-            for _, result in rows:
+            for result in rows:
                 self.on_result(result)
 
     def count_failure(self) -> None:
@@ -511,10 +514,59 @@ def _not_sent(p: PlannedRow, reason: str) -> RowResult:
 
 
 def _pass_through(run: _Run) -> None:
-    rows = [(i, result_from_plan(p)) for i, p in enumerate(run.plan)
-            if p.status is not Status.PLANNED]
-    if rows and not run.halt.is_set():
-        run.deliver_unsent(rows)
+    if run.planned < len(run.plan) and not run.halt.is_set():
+        run.deliver_unsent(_Unsent(run.plan, len(run.plan) - run.planned))
+
+
+class _Unsent(Iterable[RowResult]):
+    """The results of the plan's rows that send nothing (unchanged, invalid, not found), in
+    plan order, each made when read (a million of them are never held at once); it can be
+    read more than once."""
+
+    def __init__(self, plan: Sequence[PlannedRow], count: int) -> None:
+        self._plan, self._count = plan, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def indexed(self) -> Iterator[tuple[int, RowResult]]:
+        planned = Status.PLANNED
+        return ((i, r) for i, r in enumerate(PlanResults(self._plan)) if r.status is not planned)
+
+    def __iter__(self) -> Iterator[RowResult]:
+        return (r for _, r in self.indexed())
+
+
+class _Results(MadeWhenRead[RowResult]):
+    """Every row's result in plan order: the rows sent (or not sent) as the run ended, and
+    the others made from the plan when read."""
+
+    __slots__ = ("_plan", "_sent")
+    _item = "result"
+
+    def __init__(self, plan: Sequence[PlannedRow], sent: list[RowResult | None]) -> None:
+        self._plan, self._sent = plan, sent
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    def _at(self, i: int) -> RowResult:
+        r = self._sent[i]
+        return r if r is not None else result_from_plan(self._plan[i])
+
+    def __iter__(self) -> Iterator[RowResult]:
+        return (r if s is None else s
+                for r, s in zip(PlanResults(self._plan), self._sent, strict=True))
+
+    def row_numbers(self) -> Sequence[int]:
+        return row_numbers(self._plan)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _wait_for_workers(run: _Run, drain_timeout: float) -> None:
@@ -544,15 +596,13 @@ def _finish(run: _Run) -> ExecutionOutcome:
         reason = "Not sent: the run was interrupted (Ctrl-C or a stop signal)"
     else:
         reason = f"Not sent: the run was aborted ({aborted})"
-    results: list[RowResult] = []
     unsent: list[RowResult] = []
-    for i, (p, r) in enumerate(zip(run.plan, run.results, strict=True)):
-        if r is None and p.status is not Status.PLANNED:
-            r = result_from_plan(p)  # not journalled: the store failed before it
-        elif r is None:
-            r = _not_sent(p, UNCONFIRMED if i in run.inflight else reason)
+    for i in run.queue_all:
+        if run.results[i] is None:
+            r = _not_sent(run.plan[i], UNCONFIRMED if i in run.inflight else reason)
+            run.results[i] = r
             unsent.append(r)
-        results.append(r)
+    results = _Results(run.plan, run.results)
     if unsent and not isinstance(aborted, errors.StateStoreError):
         _journal_quietly(run, unsent)
     if run.on_result is not None:
@@ -584,7 +634,7 @@ def execute_plan(
     stop: threading.Event | None = None,
     on_result: Callable[[RowResult], None] | None = None,
     drain_timeout: float = 30.0,
-    journal_many: Callable[[list[RowResult]], None] | None = None,
+    journal_many: Callable[[Iterable[RowResult]], None] | None = None,
     replan: Replan | None = None,
 ) -> ExecutionOutcome:
     """Send every PLANNED row (others pass through); results come back in plan order.
