@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,7 @@ def sequential_rate(url: str, sample: int) -> float:
 
 def timed_run(
     client: BsgClient, plan: list[PlannedRow], **kwargs: Any
-) -> tuple[float, list[RowResult]]:
+) -> tuple[float, Sequence[RowResult]]:
     started = time.perf_counter()
     outcome = execute_plan(plan, client, journal=no_journal, **kwargs)
     seconds = time.perf_counter() - started
