@@ -56,7 +56,7 @@ def _possible_lengths(country_code: int) -> tuple[int, ...] | None:
 
 def _split_country_code(digits: str) -> tuple[int, str] | None:
     """The calling code at the start of international digits, and the rest."""
-    for size in (1, 2, 3):
+    for size in range(1, min(len(digits), 3) + 1):  # none in "" (a cell of just "00")
         code = int(digits[:size])
         if code in COUNTRY_CODE_TO_REGION_CODE:
             return code, digits[size:]

@@ -63,6 +63,8 @@ ERROR_CASES = [
     ("+44 7700 9001 2312 3", None, "invalid-phone", "after country code +44"),
     ("+44 7700 9001 2312 34", None, "invalid-phone", "at most 15"),
     ("+999 123456789", None, "invalid-phone", "known country calling code"),
+    ("00", "GB", "invalid-phone", "known country calling code"),
+    ("+", None, "invalid-phone", "other than digits"),
     ("+1 800 FLOWERS", None, "invalid-phone", "other than digits"),
     ("call me", "GB", "invalid-phone", "'call me'"),
     ("+447700900123 ext 12", None, "invalid-phone", "other than digits"),
