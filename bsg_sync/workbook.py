@@ -117,7 +117,6 @@ class RenderedRows:
 
 
 _BLOCK = 2048  # rows converted a column at a time (bounded: calamine holds the tab anyway)
-_OTHER_SPACE = re.compile(r"[^\S ]")  # whitespace but a space (\s is what str.strip() strips)
 
 
 def _first_blank(block: list[list[Any]]) -> int:
@@ -128,9 +127,9 @@ def _first_blank(block: list[list[Any]]) -> int:
 def plain_cells(block: list[list[Any]]) -> list[tuple[str, ...]]:
     """Rows of a sheet without formats as General shows them, converted a column at a time.
 
-    A column of text whose cells need no trimming (one join and one search tell) is kept as
-    calamine gave it and a column of floats is mapped in C: no Python step per cell for the
-    common shapes (bench/bench_read.py)."""
+    A column of text is trimmed by str.strip mapped in C (it hands back the very cell when
+    there is nothing to trim) and a column of floats is formatted in C: no Python step per
+    cell for the common shapes (bench/bench_read.py)."""
     if not block:
         return []
     width = len(block[0])
@@ -142,19 +141,10 @@ def plain_cells(block: list[list[Any]]) -> list[tuple[str, ...]]:
 def _plain_column(col: tuple[Any, ...]) -> Sequence[str]:
     kinds = set(map(type, col))
     if kinds == {str}:
-        return col if _trimmed(col) else [v.strip() for v in col]
+        return list(map(str.strip, col))  # quicker than telling whether any cell needs it
     if kinds == {float}:
         return general_column(col)
     return [v.strip() if type(v) is str else _plain(v) for v in col]
-
-
-def _trimmed(col: tuple[str, ...]) -> bool:
-    """Whether no cell starts or ends with whitespace: no space beside a joint or at an end,
-    and no other whitespace at all (a tab, a line break, a NUL in a cell: say no, and strip)."""
-    joined = "\x00".join(col)
-    if " \x00" in joined or "\x00 " in joined or joined[:1] == " " or joined[-1:] == " ":
-        return False
-    return joined.count("\x00") == len(col) - 1 and _OTHER_SPACE.search(joined) is None
 
 
 def _plain(value: Any) -> str:
