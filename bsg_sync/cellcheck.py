@@ -43,7 +43,8 @@ def sheet_rows(data: Sequence[tuple[int, Sequence[str]]], width: int) -> list[Sh
     values: list[tuple[str, ...]] = list(map(itemgetter(1), data))
     if set(map(len, values)) - {width} or set(map(type, values)) - {tuple}:
         values = [tuple(c) + ("",) * (width - len(c)) for c in values]
-    # rows as they are are the common case: made without a Python step per row
+    # the rows are made without a Python step per row (as are, above, the common rows' cells:
+    # tuples of `width` cells already, as the plain XLSX path gives them)
     out = list(map(_new_row, zip(map(itemgetter(0), data), values, repeat(()))))
     for start in range(0, len(out), _BATCH):  # one C-level test per batch: most hold none
         text = "".join(map("".join, values[start : start + _BATCH]))  # the fastest way measured

@@ -31,6 +31,7 @@ from bsg_sync.workbook import (
 log = logging.getLogger(__name__)
 
 COMPACT_FROM = 200_000  # rows from which a sheet is held as CompactRows (models.py)
+_BATCH = 4096  # rows taken at a time: a batch whose rows all end in a filled cell is kept whole
 MAX_FILE_BYTES = 1 << 30  # refuse files above 1 GiB before reading them
 MAX_UNCOMPRESSED_BYTES = 8 << 30  # a workbook whose parts unpack to more is refused
 MAX_COMPRESSION_RATIO = 200  # ... and so is a large part that compresses better than this
@@ -269,9 +270,6 @@ def _collect(
     headers = _name_headers(path, header_cells, width)
     out = sheet_rows(data, width)
     return headers, out, header_at
-
-
-_BATCH = 4096  # rows taken at a time: a batch whose rows all end in a filled cell is kept whole
 
 
 def _end_filled(batch: list[tuple[int, Sequence[str]]]) -> bool:
