@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import operator
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -117,44 +118,37 @@ class RenderedRows:
 
 
 _BLOCK = 2048  # rows converted a column at a time (bounded: calamine holds the tab anyway)
-_OTHER_SPACE = re.compile(r"[^\S ]")  # whitespace but a space (\s is what str.strip() strips)
 
 
 def _first_blank(block: list[list[Any]]) -> int:
-    """Index of the first row with a cell calamine reads as empty (an error cell reads so)."""
-    return next((i for i, raw in enumerate(block) if "" in raw), len(block))
+    """Index of the first row with a cell calamine reads as empty (an error cell reads so),
+    told in C: no Python step per row."""
+    return next(itertools.compress(itertools.count(), map(operator.contains, block,
+                                                          itertools.repeat(""))), len(block))
 
 
 def plain_cells(block: list[list[Any]]) -> list[tuple[str, ...]]:
     """Rows of a sheet without formats as General shows them, converted a column at a time.
 
-    A column of text whose cells need no trimming (one join and one search tell) is kept as
-    calamine gave it and a column of floats is mapped in C: no Python step per cell for the
-    common shapes (bench/bench_read.py)."""
+    A column of text is trimmed by str.strip mapped in C (it hands back the very cell when
+    there is nothing to trim) and a column of floats is formatted in C: no Python step per
+    cell for the common shapes (bench/bench_read.py)."""
     if not block:
         return []
-    width = len(block[0])
-    if any(len(raw) != width for raw in block):
+    if len(set(map(len, block))) > 1:
         return [tuple(_plain_column(tuple(raw))) for raw in block]
     return list(zip(*(_plain_column(col) for col in zip(*block, strict=True)), strict=True))
 
 
 def _plain_column(col: tuple[Any, ...]) -> Sequence[str]:
+    try:  # text (most columns): str.strip refuses anything else, so no test of types first
+        return list(map(str.strip, col))
+    except TypeError:
+        pass
     kinds = set(map(type, col))
-    if kinds == {str}:
-        return col if _trimmed(col) else [v.strip() for v in col]
     if kinds == {float}:
         return general_column(col)
     return [v.strip() if type(v) is str else _plain(v) for v in col]
-
-
-def _trimmed(col: tuple[str, ...]) -> bool:
-    """Whether no cell starts or ends with whitespace: no space beside a joint or at an end,
-    and no other whitespace at all (a tab, a line break, a NUL in a cell: say no, and strip)."""
-    joined = "\x00".join(col)
-    if " \x00" in joined or "\x00 " in joined or joined[:1] == " " or joined[-1:] == " ":
-        return False
-    return joined.count("\x00") == len(col) - 1 and _OTHER_SPACE.search(joined) is None
 
 
 def _plain(value: Any) -> str:

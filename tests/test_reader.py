@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import zipfile
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bsg_sync.errors import InputFileError
+from bsg_sync.models import CellProblem
 from bsg_sync.reader import (
     list_sheet_names,
     read_sheet,
@@ -230,3 +232,59 @@ def test_undecodable_with_forced_encoding(tmp_path: Path) -> None:
     path.write_bytes(b"Name\n\xff\xfe\xfa\n")
     with pytest.raises(InputFileError, match=r"not valid utf-8.*--encoding"):
         read_sheet(path, encoding="utf-8")
+
+
+def _messy_rows(count: int) -> list[list[str]]:
+    """Rows of three cells with blank rows, trailing empty cells, short rows and control
+    characters scattered across many of the reader's batches (4,096 rows each)."""
+    rows = []
+    for i in range(count):
+        cells = [f"0770090{i:04d}", f"name {i}", f"city {i % 7}"]
+        if i % 997 == 60:
+            cells = []  # a blank line (the first before any row ending in an empty cell)
+        elif i % 1009 == 8:
+            cells = ["", "", ""]
+        elif i % 2999 == 7:
+            cells.append("past the header")
+        elif i % 13 == 12 and i > 100:
+            cells[2] = ""
+        elif i % 17 == 0:
+            cells = cells[:1]
+        elif i % 1499 == 3:
+            cells[1] = "bad\x1bname"
+        rows.append(cells)
+    return rows
+
+
+def _expected(rows: list[list[str]]) -> list[tuple[int, tuple[str, ...], tuple[CellProblem, ...]]]:
+    """Row by row: blank rows left out, each row padded to four cells, a control noted."""
+    out: list[tuple[int, tuple[str, ...], tuple[CellProblem, ...]]] = []
+    for number, cells in enumerate(rows, start=2):
+        if any(cells):
+            control = len(cells) > 1 and "\x1b" in cells[1]
+            problems = (CellProblem(1, "control-character", "U+001B"),) if control else ()
+            out.append((number, tuple(cells) + ("",) * (4 - len(cells)), problems))
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_many_rows_with_blanks_short_rows_and_controls_read_row_by_row(
+    tmp_path: Path, suffix: str
+) -> None:
+    rows = _messy_rows(9_000)
+    if suffix == ".xlsx":  # a workbook holds no control characters: those rows are plain here
+        rows = [[c.replace("\x1b", "") for c in r] for r in rows]
+    path = tmp_path / f"messy{suffix}"
+    if suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([["Mobile", "Name", "City"], *rows])
+    else:
+        import openpyxl
+
+        book = openpyxl.Workbook()
+        for r in [["Mobile", "Name", "City"], *rows]:
+            book.active.append([c or None for c in r])  # type: ignore[union-attr]
+        book.save(path)
+    sheet = read_sheet(path)
+    assert sheet.headers == ("Mobile", "Name", "City", "Column 4")
+    assert [(r.row, r.values, r.problems) for r in sheet.rows] == _expected(rows)
