@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import re
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import count
+from itertools import accumulate, chain, compress, count, repeat
+from operator import eq, le, ne, not_
+from typing import TypeVar, cast
 
 from bsg_sync.errors import ErrorCode, TooManyChanges
 from bsg_sync.models import (
+    MISSING,
     Account,
     Action,
+    BookColumn,
     Contact,
     Desired,
     DesiredRows,
     GroupsMode,
     Known,
+    KnownBook,
     MadeWhenRead,
     PlannedRow,
     RowResult,
@@ -24,6 +32,7 @@ from bsg_sync.models import (
     result_from_plan,
 )
 
+_T = TypeVar("_T")
 _DRIFT = "changed in BSG since last sync"
 _WRITES = frozenset({Action.UPDATE, Action.CREATE, Action.DELETE})
 _EMPTY = "(empty)"
@@ -71,8 +80,7 @@ class Replanner:
     @classmethod
     def of(cls, account: Account, known: Mapping[int, Known], *,
            keep_drift: bool = False) -> Replanner:
-        written = {cid: k.written for cid, k in known.items() if k.written is not None}
-        return cls(_Names.of(account), written, keep_drift)
+        return cls(_Names.of(account), KnownBook.of(known).written_by_id(), keep_drift)
 
     @classmethod
     def bare(cls) -> Replanner:
@@ -116,48 +124,235 @@ def _same(d: Desired, seen: Contact) -> bool:
 
 def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _Names,
                create_missing: bool, keep_drift: bool) -> PlannedRows:
-    """_plan_one for a million rows: rows whose wish BSG already holds exactly (every mapped
-    field, the phone and the lists) are only recorded; the rest are planned in full by
-    `_plan_row`, and only the writes among them are kept (an unchanged or not-found row is
-    made again from its columns when read). The exact test is inlined and the contacts looked
-    up by `map`; equivalence with the `_plan_one` oracle is property-tested."""
+    """_plan_one for a million rows: the sheet's columns (phones, lists, each mapped field)
+    are compared with the book's in C, column by column, and only the rows where some column
+    differs, and the rows whose contact is not in the book but that may be created, are planned
+    by `_plan_row`; every other row is unchanged (its wish BSG already holds exactly) or not
+    found, and only recorded (made again from the columns when read). Of the rows planned,
+    only the writes are kept. Equivalence with the `_plan_one` oracle is property-tested."""
     rows = DesiredRows.of(desired)
-    get = known.get
-    seen_of = [None if cid is None else get(cid) for cid in rows.contact_ids()]
+    book = KnownBook.of(known)
+    at = book.positions(rows.id_column())
     detailed: dict[int, PlannedRow] = {}
-    add = GroupsMode.ADD
-    fields_at, groups_at, mode_at = rows.fields_at, rows.groups_at, rows.mode_at
-    for i, k, phone in zip(count(), seen_of, rows.phones()):
-        if k is not None:
-            seen = k.seen
-            # a dict's items compare as sets in C: every mapped value is already held
-            if fields_at(i).items() <= seen.fields.items():
-                g = groups_at(i)
-                if (phone is None or phone == seen.phone) and (
-                        g is None or (g <= seen.groups if mode_at(i) is add
-                                      else g == seen.groups)):
-                    continue
-        elif not (create_missing and phone and rows.contact_id_at(i) is None):
-            continue  # not found: nothing to plan
-        p = _plan_row(rows[i], k, names, create_missing, keep_drift)
-        if p.action in _WRITES:
-            detailed[i] = p
-    return PlannedRows(rows, seen_of, detailed)
+    for i in _rows_to_plan(rows, book, at, create_missing):
+        p = at[i]
+        k = None if p == MISSING else book.known_at(p)
+        planned = _plan_row(rows[i], k, names, create_missing, keep_drift)
+        if planned.action in _WRITES:
+            detailed[i] = planned
+    return PlannedRows(rows, book, at, detailed)
+
+
+def _rows_to_plan(rows: DesiredRows, book: KnownBook, at: Sequence[int],
+                  create_missing: bool) -> list[int]:
+    """The rows that need `_plan_row`, in order: a known contact where a column differs from
+    the sheet's wish, or no known contact where the row may be created."""
+    differ = _phones_differ(rows, book, at) | _groups_differ(rows, book, at)
+    differ |= _fields_differ(rows, book, at)
+    absent = _positions_of(at, MISSING)
+    if absent:
+        differ.difference_update(absent)
+        if create_missing:
+            phones = rows.phones()
+            differ.update(i for i in absent if rows.contact_id_at(i) is None and phones[i])
+    return sorted(differ)
+
+
+def _positions_of(values: Sequence[int], value: int) -> list[int]:
+    """Where `values` holds `value`."""
+    if isinstance(values, range) or value not in values:
+        return []
+    return list(compress(count(), map(eq, values, repeat(value))))
+
+
+def _gathered(column: list[_T], at: Sequence[int]) -> Iterable[_T]:
+    """The column's entry at each position (in order already when `at` is a range)."""
+    return column if isinstance(at, range) else map(column.__getitem__, at)
+
+
+def _phones_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """Rows whose phone is given and is not the contact's."""
+    phones = rows.phones()
+    if not any(phones):
+        return set()
+    differ = compress(count(), map(ne, phones, _gathered(book.phones(), at)))
+    return {i for i in differ if phones[i] is not None}
+
+
+def _groups_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """Rows whose lists are given and the contact is not in them (add), or not in exactly
+    them (exact). Settled once per pair of distinct sets when that settles every row."""
+    wanted, modes = rows.groups_column(), rows.modes()
+    if wanted is None:
+        return set()
+    blank = None in wanted
+    distinct = {w for w in set(wanted) if w is not None}
+    held = book.groups()
+    if isinstance(modes, GroupsMode):
+        if modes is GroupsMode.ADD:
+            if all(w <= h for w in distinct for h in book.distinct_groups()):
+                return set()  # every row's lists are already held by every contact
+        elif not distinct or (len(distinct) == 1 and book.distinct_groups() <= distinct):
+            return set()  # one set of lists, and every contact is in exactly those
+        if not blank:  # every row gives its lists: compared in C
+            test = cast(Callable[[frozenset[int] | None, frozenset[int]], bool],
+                        le if modes is GroupsMode.ADD else eq)
+            return set(compress(count(), map(not_, map(test, wanted, _gathered(held, at)))))
+    differ = set()
+    for i, (w, p) in enumerate(zip(wanted, at, strict=True)):
+        if w is not None and not (
+                w <= held[p] if rows.mode_at(i) is GroupsMode.ADD else w == held[p]):
+            differ.add(i)
+    return differ
+
+
+def _fields_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """Rows where a mapped field's cell is not the contact's value (an empty cell counts only
+    where it clears the field; a field the contact lacks is ""). Column by column, in C; when
+    the rows are the book's contacts in the book's order, each column is compared with the
+    book's as two texts and their value ends, without a string per row."""
+    source = rows.sheet_fields()
+    if source is None:
+        return _fields_differ_by_row(rows, book, at)
+    aligned = isinstance(at, range)
+    differ: set[int] = set()
+    for column, fid, clears in source.columns:
+        held = book.field(fid)
+        whole = source.whole_column(column)
+        if whole is None:
+            cells = source.cells(column)
+            found = _cells_differ(cells, held.values_at(at))
+            if not clears:
+                found = [i for i in found if cells[i]]
+            differ.update(found)
+            continue
+        text, ends = whole
+        if aligned and held.sparse is None:
+            found = _text_differs(text, ends, held.text, held.ends)
+        else:
+            values = held.values_at(at)
+            found = _text_differs(text, ends, "".join(values), _ends_of(values, ends.typecode))
+        if not clears:
+            found = [i for i in found if ends[i] != (ends[i - 1] if i else 0)]
+        differ.update(found)
+    return differ
+
+
+def _ends_of(values: list[str], typecode: str) -> array[int]:
+    """Where each value ends when they are joined."""
+    try:
+        return array(typecode, accumulate(map(len, values)))
+    except OverflowError:  # longer than the column's offsets allow: lengths differ
+        return array("q", accumulate(map(len, values)))
+
+
+def _fields_differ_by_row(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """_fields_differ for rows whose fields are not the sheet's cells (Desired objects)."""
+    differ: set[int] = set()
+    held: dict[int, BookColumn] = {}
+    for i, p in enumerate(at):
+        if p == MISSING:
+            continue
+        for fid, value in rows.fields_at(i).items():
+            column = held.get(fid)
+            if column is None:
+                column = held[fid] = book.field(fid)
+            if column.at(p) != value:
+                differ.add(i)
+                break
+    return differ
+
+
+def _cells_differ(cells: list[str], held: list[str]) -> list[int]:
+    return list(compress(count(), map(ne, cells, held)))
+
+
+def _cells_of(text: str, ends: array[int]) -> list[str]:
+    return list(map(text.__getitem__, map(slice, chain((0,), ends), ends)))
+
+
+def _text_differs(text: str, ends: array[int], held: str, held_ends: array[int]) -> list[int]:
+    """The rows where two columns of as many values differ, each given as its values end to
+    end and where each ends, compared without cutting them into values: when every value
+    has the same length in both and the texts are equal, none; else the rows whose lengths
+    differ, and between them each run of rows compared as one slice (halved where it
+    differs)."""
+    if held_ends == ends:
+        return [] if held == text else _runs_differ(text, ends, held, held_ends, [])
+    resized = _resized(ends, held_ends)
+    if len(resized) * 8 > len(ends):  # many: comparing each value is quicker
+        return _cells_differ(_cells_of(text, ends), _cells_of(held, held_ends))
+    return sorted([*resized, *_runs_differ(text, ends, held, held_ends, resized)])
+
+
+_NONZERO = re.compile(rb"[^\x00]+")
+
+
+def _resized(ends: array[int], held_ends: array[int]) -> list[int]:
+    """The rows whose values differ in length, from the two columns' value ends, in C: each
+    array is read as one little-endian int, a lane per row, and less itself shifted one lane
+    it is the values' lengths, lane by lane (ends never fall, so no lane borrows); the lanes
+    of the two lengths' xor that are not zero are the rows."""
+    if ends.itemsize != held_ends.itemsize:
+        ends, held_ends = array("q", ends), array("q", held_ends)
+    width = ends.itemsize
+    xor = _lengths(ends) ^ _lengths(held_ends)
+    out: list[int] = []
+    for run in _NONZERO.finditer(xor.to_bytes(len(ends) * width, "little")):
+        out.extend(range(run.start() // width, (run.end() - 1) // width + 1))
+    return out
+
+
+def _lengths(ends: array[int]) -> int:
+    """The lengths of the values that end at `ends`, as one int with a lane per value."""
+    if sys.byteorder != "little":
+        ends = array(ends.typecode, ends)
+        ends.byteswap()
+    whole = int.from_bytes(ends.tobytes(), "little")
+    bits = ends.itemsize * 8
+    return whole - ((whole << bits) & ((1 << (bits * len(ends))) - 1))
+
+
+def _runs_differ(text: str, ends: array[int], joined: str, held_ends: array[int],
+                 resized: list[int]) -> list[int]:
+    """The rows, other than `resized` ones, where text and joined differ: the rows between
+    two resized rows have their cells' lengths, so each run is compared as one slice."""
+    out: list[int] = []
+    a = 0
+    for b in [*resized, len(ends)]:
+        if a < b:
+            _halve(text, ends, joined, held_ends, a, b, out)
+        a = b + 1
+    return out
+
+
+def _halve(text: str, ends: array[int], joined: str, held_ends: array[int], a: int, b: int,
+           out: list[int]) -> None:
+    """Rows a..b-1 (cells of their held values' lengths) that differ, appended in order."""
+    if text[(ends[a - 1] if a else 0):ends[b - 1]] == joined[
+            (held_ends[a - 1] if a else 0):held_ends[b - 1]]:
+        return
+    if b - a == 1:
+        out.append(a)
+        return
+    m = (a + b) // 2
+    _halve(text, ends, joined, held_ends, a, m, out)
+    _halve(text, ends, joined, held_ends, m, b, out)
 
 
 class PlannedRows(MadeWhenRead[PlannedRow]):
     """One PlannedRow per desired row, in order. Only the writes are held as PlannedRow
-    objects; an unchanged row is kept as the (desired, known) pair it was planned from and a
-    not-found row as its desired columns, each made into a PlannedRow only when read, so a
-    million-row plan where 1% changes holds ten thousand objects, not a million.
-    Its inputs are copied (DesiredRows, contacts looked up), so later edits do not show."""
+    objects; an unchanged row is kept as its contact's position in the book it was planned
+    against and a not-found row as its desired columns, each made into a PlannedRow only when
+    read, so a million-row plan where 1% changes holds ten thousand objects, not a million.
+    Its inputs are copied or immutable (DesiredRows, a KnownBook), so later edits do not show."""
 
-    __slots__ = ("_detailed", "_known", "_rows")
+    __slots__ = ("_book", "_detailed", "_rows", "_where")
     _item = "plan"
 
-    def __init__(self, rows: DesiredRows, known: list[Known | None],
+    def __init__(self, rows: DesiredRows, book: KnownBook, where: Sequence[int],
                  detailed: dict[int, PlannedRow]) -> None:
-        self._rows, self._known, self._detailed = rows, known, detailed
+        self._rows, self._book, self._where, self._detailed = rows, book, where, detailed
 
     def detailed_rows(self) -> list[PlannedRow]:
         """The rows planned in full, in order: every write, and only writes."""
@@ -175,34 +370,45 @@ class PlannedRows(MadeWhenRead[PlannedRow]):
         if p is not None:
             return p
         rows = self._rows
-        return _recorded(rows.row_numbers()[i], rows.contact_id_at(i), rows.phones()[i],
-                         self._known[i])
+        return self._recorded(rows.row_numbers()[i], rows.contact_id_at(i), rows.phones()[i],
+                              self._where[i])
+
+    def _recorded(self, row: int, cid: int | None, phone: str | None, p: int) -> PlannedRow:
+        """The plan of a row that writes nothing: unchanged when its contact is known (the
+        columns or `_plan_update` found nothing to change), else not found."""
+        if p == MISSING:
+            return _not_found(row, cid, phone)
+        book = self._book
+        hlr, checked = book.hlr()
+        return PlannedRow(row, Action.NONE, Status.UNCHANGED, book.seen_ids()[p],
+                          book.phones()[p], hlr_status=hlr[p], hlr_last_check=checked[p])
 
     def __iter__(self) -> Iterator[PlannedRow]:
-        get = self._detailed.get
+        get, recorded = self._detailed.get, self._recorded
         rows = self._rows
-        for i, (row, cid, phone, k) in enumerate(zip(
-                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+        for i, (row, cid, phone, p) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._where,
                 strict=True)):
-            p = get(i)
-            yield p if p is not None else _recorded(row, cid, phone, k)
+            planned = get(i)
+            yield planned if planned is not None else recorded(row, cid, phone, p)
 
     def results(self) -> Iterator[RowResult]:
         """`map(result_from_plan, self)`, an unchanged row's result made without its
         PlannedRow (a dry run reads its results several times: journal, summary, report)."""
         get = self._detailed.get
-        rows = self._rows
+        rows, book = self._rows, self._book
+        ids, phones = book.seen_ids(), book.phones()
+        hlr, checked = book.hlr()
         none, unchanged = Action.NONE, Status.UNCHANGED
-        for i, (row, cid, phone, k) in enumerate(zip(
-                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+        for i, (row, cid, phone, p) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._where,
                 strict=True)):
-            p = get(i)
-            if p is not None:
-                yield result_from_plan(p)
-            elif k is not None:
-                seen = k.seen
-                yield RowResult(row, seen.id, seen.phone, none, unchanged, "", "", "", 0, None,
-                                seen.hlr_status, seen.hlr_last_check)
+            planned = get(i)
+            if planned is not None:
+                yield result_from_plan(planned)
+            elif p != MISSING:
+                yield RowResult(row, ids[p], phones[p], none, unchanged, "", "", "", 0, None,
+                                hlr[p], checked[p])
             else:
                 yield result_from_plan(_not_found(row, cid, phone))
 
@@ -215,14 +421,6 @@ class PlannedRows(MadeWhenRead[PlannedRow]):
 
     def __repr__(self) -> str:
         return f"PlannedRows({len(self._rows)} rows, {len(self._detailed)} planned in full)"
-
-
-def _recorded(row: int, cid: int | None, phone: str | None, k: Known | None) -> PlannedRow:
-    """The plan of a row that writes nothing: unchanged when its contact is known (the fast
-    test or `_plan_update` found nothing to change), else not found."""
-    if k is not None:
-        return _unchanged(row, k.seen.id, k.seen)
-    return _not_found(row, cid, phone)
 
 
 def _plan_row(d: Desired, k: Known | None, names: _Names, create_missing: bool,

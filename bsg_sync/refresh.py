@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bsg_sync.client import BsgClient
-from bsg_sync.models import Account, Contact, Desired, DesiredRows, Known
+from bsg_sync.models import Account, Contact, Desired, DesiredRows, KnownBook
 from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class _Live:
 
 
 def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desired],
-                  stats: RefreshStats | None = None) -> tuple[DesiredRows, dict[int, Known]]:
+                  stats: RefreshStats | None = None) -> tuple[DesiredRows, KnownBook]:
     """Resolve phones to ids, fetch the live state of exactly the referenced contacts, save it.
 
     Returns the rows with `contact_id` filled where a contact was found, the known state (live
@@ -136,7 +136,7 @@ def _resolve_phones(client: BsgClient, phones: Iterable[str], snapshot: dict[str
 
 
 def resolve_offline(store: StateStore, desired: Sequence[Desired]
-                    ) -> tuple[DesiredRows, dict[int, Known]]:
+                    ) -> tuple[DesiredRows, KnownBook]:
     """--offline: resolve phones and read known state from the snapshot alone (no requests)."""
     rows = DesiredRows.of(desired)
     phones = _unplaced_phones(rows)
