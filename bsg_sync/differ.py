@@ -146,23 +146,24 @@ def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _N
 def _rows_to_plan(rows: DesiredRows, book: KnownBook, at: Sequence[int],
                   create_missing: bool) -> list[int]:
     """The rows that need `_plan_row`, in order: a known contact where a column differs from
-    the sheet's wish, or no known contact where the row may be created."""
-    differ = _phones_differ(rows, book, at) | _groups_differ(rows, book, at)
-    differ |= _fields_differ(rows, book, at)
-    absent = _positions_of(at, MISSING)
-    if absent:
-        differ.difference_update(absent)
-        if create_missing:
-            phones = rows.phones()
-            differ.update(i for i in absent if rows.contact_id_at(i) is None and phones[i])
-    return sorted(differ)
+    the sheet's wish, or no known contact where the row may be created. Only the rows with
+    a known contact are compared (a sheet of new numbers compares nothing)."""
+    if isinstance(at, range) or MISSING not in at:
+        return sorted(_rows_that_differ(rows, book, at))
+    present = list(compress(count(), map(ne, at, repeat(MISSING))))
+    differ = _rows_that_differ(rows.select(present), book, [at[i] for i in present])
+    plan = [present[k] for k in differ]
+    if create_missing:
+        phones = rows.phones()
+        plan += [i for i in compress(count(), map(eq, at, repeat(MISSING)))
+                 if phones[i] and rows.contact_id_at(i) is None]
+    return sorted(plan)
 
 
-def _positions_of(values: Sequence[int], value: int) -> list[int]:
-    """Where `values` holds `value`."""
-    if isinstance(values, range) or value not in values:
-        return []
-    return list(compress(count(), map(eq, values, repeat(value))))
+def _rows_that_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """The rows (each with a contact: no MISSING in `at`) where a column differs."""
+    return _phones_differ(rows, book, at) | _groups_differ(rows, book, at) | _fields_differ(
+        rows, book, at)
 
 
 def _gathered(column: list[_T], at: Sequence[int]) -> Iterable[_T]:
@@ -185,8 +186,9 @@ def _groups_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set
     wanted, modes = rows.groups_column(), rows.modes()
     if wanted is None:
         return set()
-    blank = None in wanted
-    distinct = {w for w in set(wanted) if w is not None}
+    kinds = set(wanted)
+    blank = None in kinds
+    distinct = {w for w in kinds if w is not None}
     held = book.groups()
     if isinstance(modes, GroupsMode):
         if modes is GroupsMode.ADD:
@@ -340,6 +342,10 @@ def _halve(text: str, ends: array[int], joined: str, held_ends: array[int], a: i
     _halve(text, ends, joined, held_ends, m, b, out)
 
 
+_NO_DETACH: frozenset[int] = PlannedRow._field_defaults["detach"]
+_new_tuple: Callable[[type[PlannedRow], tuple[object, ...]], PlannedRow] = tuple.__new__
+
+
 class PlannedRows(MadeWhenRead[PlannedRow]):
     """One PlannedRow per desired row, in order. Only the writes are held as PlannedRow
     objects; an unchanged row is kept as its contact's position in the book it was planned
@@ -384,13 +390,22 @@ class PlannedRows(MadeWhenRead[PlannedRow]):
                           book.phones()[p], hlr_status=hlr[p], hlr_last_check=checked[p])
 
     def __iter__(self) -> Iterator[PlannedRow]:
-        get, recorded = self._detailed.get, self._recorded
-        rows = self._rows
+        get = self._detailed.get
+        rows, book = self._rows, self._book
+        ids, phones = book.seen_ids(), book.phones()
+        hlr, checked = book.hlr()
+        none, unchanged, no_detach = Action.NONE, Status.UNCHANGED, _NO_DETACH
         for i, (row, cid, phone, p) in enumerate(zip(
                 rows.row_numbers(), rows.contact_ids(), rows.phones(), self._where,
                 strict=True)):
             planned = get(i)
-            yield planned if planned is not None else recorded(row, cid, phone, p)
+            if planned is not None:
+                yield planned
+            elif p != MISSING:  # _recorded's unchanged row, made as a tuple (3x quicker)
+                yield _new_tuple(PlannedRow, (row, none, unchanged, ids[p], phones[p], "", "",
+                                              "", None, no_detach, hlr[p], checked[p], None))
+            else:
+                yield _not_found(row, cid, phone)
 
     def results(self) -> Iterator[RowResult]:
         """`map(result_from_plan, self)`, an unchanged row's result made without its

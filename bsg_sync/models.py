@@ -368,11 +368,16 @@ class SheetFields:
     sheet holds no dict (nor copy of a cell) per row: `index` is each row's position in
     `rows`, `columns` the mapped field columns."""
 
-    __slots__ = ("_columns", "_index", "_rows")
+    __slots__ = ("_columns", "_compact", "_index", "_rows")
 
     def __init__(self, rows: Sequence[SheetRow], index: array[int],
                  columns: tuple[FieldColumn, ...]) -> None:
         self._rows, self._index, self._columns = rows, index, columns
+        # CompactRows: each field column's text, cell ends, field id and blank rule
+        self._compact: list[tuple[str, array[int], int, bool]] | None = None
+        if isinstance(rows, CompactRows):
+            _, texts, ends, _ = rows.parts()
+            self._compact = [(texts[c], ends[c], fid, clears) for c, fid, clears in columns]
 
     def __len__(self) -> int:
         return len(self._index)
@@ -380,14 +385,19 @@ class SheetFields:
     def at(self, i: int) -> AbcMapping[int, str]:
         if not self._columns:
             return EMPTY_FIELDS
-        rows, j = self._rows, self._index[i]
-        if isinstance(rows, CompactRows):
-            cells = [rows.cell(j, c) for c, _, _ in self._columns]
+        j = self._index[i]
+        fields: dict[int, str] = {}
+        if self._compact is not None:
+            for text, ends, fid, clears in self._compact:
+                value = text[(ends[j - 1] if j else 0):ends[j]]
+                if value or clears:
+                    fields[fid] = value
         else:
-            values = rows[j].values
-            cells = [values[c] for c, _, _ in self._columns]
-        fields = {fid: v for v, (_, fid, clears) in zip(cells, self._columns, strict=True)
-                  if v or clears}
+            values = self._rows[j].values
+            for c, fid, clears in self._columns:
+                value = values[c]
+                if value or clears:
+                    fields[fid] = value
         return fields or EMPTY_FIELDS
 
     def select(self, keep: Sequence[int]) -> SheetFields:
@@ -674,7 +684,7 @@ class KnownBook(AbcMapping[int, Known]):
     entry at the end, so that position MISSING (-1) reads as "no contact"."""
 
     __slots__ = ("_at", "_checked", "_distinct_groups", "_field_ids", "_fields", "_groups",
-                 "_hlr", "_ids", "_made", "_phones", "_seen_ids", "_written")
+                 "_hlr", "_id_array", "_ids", "_made", "_phones", "_seen_ids", "_written")
 
     def __init__(self, builder: KnownBuilder) -> None:
         b = builder
@@ -684,6 +694,7 @@ class KnownBook(AbcMapping[int, Known]):
         size = len(b.ids)
         self._fields = {fid: BookColumn.of(size, *held) for fid, held in b.fields.items()}
         self._at: dict[int, int] = dict(zip(b.ids, itertools.count()))
+        self._id_array = array("q", b.ids)
         self._distinct_groups = frozenset(b.groups)
         self._seen_ids.append(0)
         self._phones.append("")
@@ -737,7 +748,7 @@ class KnownBook(AbcMapping[int, Known]):
     def positions(self, ids: array[int]) -> Sequence[int]:
         """Each id's position in the book, MISSING where it holds no such contact: a range
         when the ids are the book's own, in its order (a sheet in the snapshot's order)."""
-        if len(ids) == len(self._ids) and ids == array("q", self._ids):
+        if ids == self._id_array:
             return range(len(ids))
         return list(map(self._at.get, ids, itertools.repeat(MISSING)))
 
