@@ -4,28 +4,28 @@ Issue 15's target: plan 1M desired vs 1M known (1% changed) in < 0.5 s (best CPU
 3, process_time), and the plan with every row read afterwards (a dry run's report) in < 2 s.
 
 What is timed, and what is not:
-- "plan_changes" times `plan_changes(rows, known)` with the inputs the pipeline gives it:
-  `rows` are the DesiredRows that mapping.map_rows makes of a 1M-row sheet held as
-  CompactRows (id, phone, three mapped fields and the lists cell, every 100th City
-  changed), and `known` is what StateStore.load_known returns for a store holding the 1M
-  contacts (a KnownBook). Every row is planned against its contact; the count of changed
-  rows is asserted. Not timed: reading the sheet, mapping it (the phone parser is replaced
-  by one that takes the sheet's digits as they are, so that setting up stays quick), filling
-  the store and load_known itself, which has its own line ("load_known, every contact").
+- "plan_changes" times `plan_changes(rows, known)` with the inputs `sync --offline` gives
+  it: `rows` are the DesiredRows that mapping.map_rows makes of a 1M-row sheet held as
+  CompactRows (contact id, phone, three mapped fields and a lists cell, every 100th City
+  changed), and `known` is what refresh.resolve_offline returns for them from a state store
+  holding the 1M contacts: StateStore.load_known's KnownBook, in the sheet's order. Every
+  row is planned against its own contact; the count of changed rows is asserted. Not timed:
+  reading the sheet, mapping it (its phone parser is replaced by one that takes the sheet's
+  digits as they are, to keep the set-up quick), filling the store, and resolve_offline
+  (load_known), which has its own line.
   Before 2026-12-06 the timed call also turned a list of 1M Desired objects into DesiredRows
-  and planned against a dict of 1M Known objects; the pipeline never did either.
+  and planned against a dict of 1M Known objects; the pipeline does neither.
 - "plan_changes + every row read" is the same plan, then each of its 1M rows made and read.
+- "the sheet's rows shuffled": the same rows in a random order (and its resolve_offline).
 - The anchor (dict of tuples on each side, compared with ==) runs on plain objects (1M
   Desired, 1M Known) as before, in the same run: the ratio to it is the figure to compare
   between runs on this shared, loaded 2-core machine.
-- The sheet's rows are in contact-id order, as is the book that load_known returns: the
-  plan then compares each field column with the book's as two texts (`KnownBook.positions`
-  is a range). A sheet in any other order costs a per-row gather per column instead.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import sys
 import tempfile
 import time
@@ -50,6 +50,7 @@ from bsg_sync.models import (
     Sheet,
 )
 from bsg_sync.phones import PhoneResult
+from bsg_sync.refresh import resolve_offline
 from bsg_sync.state import StateStore
 
 ACCOUNT = Account(tuple(Field(i, f"Field {i}") for i in range(1, 6)),
@@ -89,12 +90,16 @@ def _digits(text: str) -> PhoneResult:
     return PhoneResult(text)
 
 
-def pipeline_rows(n: int) -> DesiredRows:
+def pipeline_rows(n: int, shuffled: bool = False) -> DesiredRows:
     """The same n rows as the pipeline plans them: a sheet of n rows held as CompactRows (as
-    the reader holds a big sheet), mapped by mapping.map_rows to DesiredRows."""
+    the reader holds a big sheet), mapped by mapping.map_rows to DesiredRows; in contact-id
+    order, or shuffled."""
+    order = list(range(1, n + 1))
+    if shuffled:
+        random.Random(7).shuffle(order)
     builder = CompactBuilder()
-    for i in range(1, n + 1):
-        builder.add(i + 1, (str(i), f"4477{i:08d}", f"First{i}", f"Last{i}", _city(i), "10"))
+    for row, i in enumerate(order, start=2):
+        builder.add(row, (str(i), f"4477{i:08d}", f"First{i}", f"Last{i}", _city(i), "10"))
     sheet = Sheet(Path("bench.xlsx"), HEADERS, builder.build(), "-")
     mapping = resolve_mapping(parse_mapping(MAPPING), HEADERS, ACCOUNT)
     mapped = map_rows(sheet, mapping, ACCOUNT, phone_func=_digits)
@@ -148,17 +153,31 @@ def timed_anchor(n: int) -> tuple[float, int]:
     return timed(lambda: anchor(plain, book))
 
 
-def bench_plan(n: int) -> tuple[float, float, float, float]:
-    """Best of three each, in one run: (anchor, load_known, plan, plan + every row read)."""
+def timed_pipeline(store: StateStore, sheet_rows: DesiredRows, *, read: bool
+                   ) -> dict[str, tuple[float, int]]:
+    """resolve_offline (what `sync --offline` plans from), then the plan, and (read) the
+    plan with every row read, each the best CPU seconds of three with its count."""
+    out = {"load": timed(lambda: len(resolve_offline(store, sheet_rows)[1]))}
+    rows, known = resolve_offline(store, sheet_rows)
+    out["plan"] = timed(lambda: ours(rows, known))
+    if read:
+        out["read"] = timed(lambda: ours_read(rows, known))
+    return out
+
+
+def bench_plan(n: int) -> dict[str, float]:
+    """In one run: the anchor; resolve_offline (load_known of the rows' contacts, in the
+    sheet's order); the plan; the plan + every row read; and the plan of the same sheet with
+    its rows shuffled (each row still against its own contact)."""
     t_anchor, c_anchor = timed_anchor(n)
-    rows = pipeline_rows(n)
     with snapshot(n) as store:
-        t_load, c_load = timed(lambda: len(store.load_known()))
-        known = store.load_known()
-    t_ours, c_ours = timed(lambda: ours(rows, known))
-    t_read, c_read = timed(lambda: ours_read(rows, known))
-    assert c_load == n and c_anchor == c_ours == c_read == n // 100, (c_anchor, c_ours, c_read)
-    return t_anchor, t_load, t_ours, t_read
+        ordered = timed_pipeline(store, pipeline_rows(n), read=True)
+        shuffled = timed_pipeline(store, pipeline_rows(n, shuffled=True), read=False)
+    counts = [c_anchor, ordered["plan"][1], ordered["read"][1], shuffled["plan"][1]]
+    assert counts == [n // 100] * 4, counts
+    return {"anchor": t_anchor, "load": ordered["load"][0], "plan": ordered["plan"][0],
+            "read": ordered["read"][0], "shuffled": shuffled["plan"][0],
+            "shuffled load": shuffled["load"][0]}
 
 
 def bench_save_seen(n: int) -> tuple[float, float]:
@@ -175,17 +194,23 @@ def bench_save_seen(n: int) -> tuple[float, float]:
 def main(argv: list[str]) -> None:
     n = int(argv[0]) if argv else 1_000_000
     m = int(argv[1]) if len(argv) > 1 else 500_000
-    t_anchor, t_load, t_ours, t_read = bench_plan(n)
+    t = bench_plan(n)
+    t_anchor = t["anchor"]
     t_insert, t_upsert = bench_save_seen(m)
+
+    def line(step: str, size: str, key: str, target: str = "") -> list[str]:
+        return [step, size, f"{t[key]:.2f}", f"{t[key] / n * 1e6:.2f}",
+                f"{t[key] / t_anchor:.2f}x", target]
+
+    both, changed = f"{n:,} vs {n:,}", f"{n:,} vs {n:,}, 1% changed"
     table = format_table(["step", "size", "seconds", "per row (µs)", "vs anchor", "target"], [
-        ["dict-of-tuples anchor (count only)", f"{n:,} vs {n:,}", f"{t_anchor:.2f}",
-         f"{t_anchor / n * 1e6:.2f}", "1.0x", ""],
-        ["load_known, every contact (not in the plan)", f"{n:,}", f"{t_load:.2f}",
-         f"{t_load / n * 1e6:.2f}", "", ""],
-        ["plan_changes (unchanged rows recorded)", f"{n:,} vs {n:,}, 1% changed",
-         f"{t_ours:.2f}", f"{t_ours / n * 1e6:.2f}", f"{t_ours / t_anchor:.2f}x", "< 0.5 s"],
-        ["plan_changes + every row read", f"{n:,} vs {n:,}, 1% changed", f"{t_read:.2f}",
-         f"{t_read / n * 1e6:.2f}", f"{t_read / t_anchor:.2f}x", "< 2 s"],
+        line("dict-of-tuples anchor (count only)", both, "anchor"),
+        line("resolve_offline: load_known in sheet order (not in the plan)", f"{n:,}", "load"),
+        line("plan_changes (unchanged rows recorded)", changed, "plan", "< 0.5 s"),
+        line("plan_changes + every row read", changed, "read", "< 2 s"),
+        line("plan_changes, the sheet's rows shuffled", changed, "shuffled"),
+        line("resolve_offline of the shuffled sheet (not in the plan)", f"{n:,}",
+             "shuffled load"),
         ["save_seen, empty store", f"{m:,}", f"{t_insert:.2f}", f"{t_insert / m * 1e6:.2f}",
          "", "< 5 s"],
         ["save_seen, upsert over it", f"{m:,}", f"{t_upsert:.2f}", f"{t_upsert / m * 1e6:.2f}",

@@ -62,9 +62,15 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     if gone:
         store.forget_contacts(gone)
     rows = rows.with_ids(resolved)
-    wanted = {cid for cid in rows.contact_ids() if cid is not None} & live.contacts.keys()
     log.info("refresh: %s", live.stats)
-    return rows, store.load_known(wanted)
+    return rows, store.load_known(_in_sheet_order(rows, live.contacts.keys()))
+
+
+def _in_sheet_order(rows: DesiredRows, among: Collection[int] | None = None) -> list[int]:
+    """The rows' contact ids (among these), each once, in the order of the rows: the book
+    comes back in the sheet's order (StateStore.load_known)."""
+    ids = (cid for cid in dict.fromkeys(rows.contact_ids()) if cid is not None)
+    return list(ids) if among is None else [cid for cid in ids if cid in among]
 
 
 def _unplaced_phones(rows: DesiredRows) -> set[str]:
@@ -141,7 +147,7 @@ def resolve_offline(store: StateStore, desired: Sequence[Desired]
     rows = DesiredRows.of(desired)
     phones = _unplaced_phones(rows)
     rows = rows.with_ids(store.ids_by_phone(phones) if phones else {})
-    return rows, store.load_known({cid for cid in rows.contact_ids() if cid is not None})
+    return rows, store.load_known(_in_sheet_order(rows))
 
 
 def load_account(client: BsgClient) -> Account:

@@ -554,18 +554,22 @@ class StateStore:
         cur.execute(_UPSERT_WRITTEN, (*_seen_row(contact, now), _written_json(contact), now))
 
     def load_known(self, ids: Iterable[int] | None = None) -> KnownBook:
-        """The known state of these contacts (every contact: None), a Known made when read."""
+        """The known state of these contacts (every contact: None), a Known made when read,
+        in the order the ids come (each at its first), so that a sheet's rows and the book
+        they are planned against are in one order (the plan then compares their columns
+        whole: differ._fields_differ)."""
         base = ("SELECT id, phone, fields, groups, hlr_status, hlr_last_check, written "
                 "FROM contacts")
         if ids is None:
             return _known_by_id(self._query(base))
-        wanted = sorted(set(ids))
-        rows: list[Sequence[Any]] = []
+        order = list(dict.fromkeys(ids))
+        wanted = sorted(order)
+        by_id: dict[int, Sequence[Any]] = {}
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i:i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows += self._query(f"{base} WHERE id IN ({marks})", chunk)
-        return _known_by_id(rows)
+            by_id.update((r[0], r) for r in self._query(f"{base} WHERE id IN ({marks})", chunk))
+        return _known_by_id(list(filter(None, map(by_id.get, order))))
 
     def ids_by_phone(self, phones: Iterable[str]) -> dict[str, int]:
         """Snapshot lookup; where a phone appears twice, the most recently seen contact wins."""
