@@ -7,8 +7,8 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import accumulate, chain, compress, count, repeat
-from operator import eq, le, ne, not_
+from itertools import chain, compress, count, repeat
+from operator import eq, le, ne, not_, sub
 from typing import TypeVar, cast
 
 from bsg_sync.errors import ErrorCode, TooManyChanges
@@ -210,42 +210,71 @@ def _groups_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set
 
 def _fields_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
     """Rows where a mapped field's cell is not the contact's value (an empty cell counts only
-    where it clears the field; a field the contact lacks is ""). Column by column, in C; when
-    the rows are the book's contacts in the book's order, each column is compared with the
-    book's as two texts and their value ends, without a string per row."""
+    where it clears the field; a field the contact lacks is ""). Column by column, in C:
+    where runs of rows are runs of the sheet's rows and of the book's contacts, in the same
+    order (load_known returns the book in the sheet's order), the column's text is compared
+    with the book's run by run (_spans_differ), without a string per row; else each row's
+    cell with its contact's value, gathered."""
     source = rows.sheet_fields()
     if source is None:
         return _fields_differ_by_row(rows, book, at)
-    aligned = isinstance(at, range)
+    spans = _spans(source.index, at)
     differ: set[int] = set()
     for column, fid, clears in source.columns:
-        held = book.field(fid)
-        whole = source.whole_column(column)
-        if whole is None:
+        held, texts = book.field(fid), source.sheet_column(column)
+        if texts is not None and held.sparse is None and spans is not None:
+            text, ends = texts
+            found = _spans_differ(text, ends, held.text, held.ends, spans)
+            if not clears:
+                index = source.index
+                found = [i for i in found if ends[index[i]] != (ends[index[i] - 1]
+                                                                 if index[i] else 0)]
+        else:
             cells = source.cells(column)
             found = _cells_differ(cells, held.values_at(at))
             if not clears:
                 found = [i for i in found if cells[i]]
-            differ.update(found)
-            continue
-        text, ends = whole
-        if aligned and held.sparse is None:
-            found = _text_differs(text, ends, held.text, held.ends)
-        else:
-            values = held.values_at(at)
-            found = _text_differs(text, ends, "".join(values), _ends_of(values, ends.typecode))
-        if not clears:
-            found = [i for i in found if ends[i] != (ends[i - 1] if i else 0)]
         differ.update(found)
     return differ
 
 
-def _ends_of(values: list[str], typecode: str) -> array[int]:
-    """Where each value ends when they are joined."""
-    try:
-        return array(typecode, accumulate(map(len, values)))
-    except OverflowError:  # longer than the column's offsets allow: lengths differ
-        return array("q", accumulate(map(len, values)))
+Span = tuple[int, int, int, int]  # rows i.., the sheet's rows s.., the book's p.., how many
+
+
+def _spans(index: array[int], at: Sequence[int]) -> list[Span] | None:
+    """The runs of rows whose sheet rows (`index`) and book positions (`at`) both go up one
+    by one, found in C: a run is where index[i] - i and at[i] - i stay the same, and where
+    each changes shows as a lane that is not zero in the xor of its array with itself one
+    lane on. None when runs are too short to be worth it (a sheet in another order)."""
+    n = len(index)
+    if not n:
+        return []
+    if isinstance(at, range) and at.step == 1 and index[-1] == n - 1:
+        return [(0, 0, at.start, n)]  # every sheet row (the index grows strictly)
+    breaks = set(_changes(array("q", map(sub, index, count()))))
+    breaks.update(_changes(array("q", map(sub, at, count()))))
+    if len(breaks) * 8 > n:
+        return None
+    starts = [0, *sorted(breaks)]
+    return [(a, index[a], at[a], b - a) for a, b in zip(starts, [*starts[1:], n], strict=True)]
+
+
+def _changes(values: array[int]) -> list[int]:
+    """The positions i > 0 where values[i] != values[i - 1]."""
+    data, width = values.tobytes(), values.itemsize
+    xor = int.from_bytes(data[width:], "little") ^ int.from_bytes(data[:-width], "little")
+    return [i + 1 for i in _nonzero_lanes(xor, len(values) - 1, width)]
+
+
+def _nonzero_lanes(value: int, lanes: int, width: int) -> list[int]:
+    """The lanes (`width` bytes each, little-endian) of `value` that are not zero."""
+    out: list[int] = []
+    for run in _NONZERO.finditer(value.to_bytes(lanes * width, "little")):
+        out.extend(range(run.start() // width, (run.end() - 1) // width + 1))
+    return out
+
+
+_NONZERO = re.compile(rb"[^\x00]+")
 
 
 def _fields_differ_by_row(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
@@ -269,44 +298,67 @@ def _cells_differ(cells: list[str], held: list[str]) -> list[int]:
     return list(compress(count(), map(ne, cells, held)))
 
 
-def _cells_of(text: str, ends: array[int]) -> list[str]:
-    return list(map(text.__getitem__, map(slice, chain((0,), ends), ends)))
+def _cells_of(text: str, ends: array[int], a: int, n: int) -> list[str]:
+    """Values a..a+n-1, each cut out (in C)."""
+    stops = ends[a:a + n]
+    return list(map(text.__getitem__, map(slice, chain((ends[a - 1] if a else 0,), stops),
+                                          stops)))
 
 
 def _text_differs(text: str, ends: array[int], held: str, held_ends: array[int]) -> list[int]:
-    """The rows where two columns of as many values differ, each given as its values end to
-    end and where each ends, compared without cutting them into values: when every value
-    has the same length in both and the texts are equal, none; else the rows whose lengths
-    differ, and between them each run of rows compared as one slice (halved where it
-    differs)."""
-    if held_ends == ends:
-        return [] if held == text else _runs_differ(text, ends, held, held_ends, [])
-    resized = _resized(ends, held_ends)
-    if len(resized) * 8 > len(ends):  # many: comparing each value is quicker
-        return _cells_differ(_cells_of(text, ends), _cells_of(held, held_ends))
-    return sorted([*resized, *_runs_differ(text, ends, held, held_ends, resized)])
+    """The rows where two columns of as many values differ (_spans_differ of one span)."""
+    return _spans_differ(text, ends, held, held_ends, [(0, 0, 0, len(ends))])
 
 
-_NONZERO = re.compile(rb"[^\x00]+")
-
-
-def _resized(ends: array[int], held_ends: array[int]) -> list[int]:
-    """The rows whose values differ in length, from the two columns' value ends, in C: each
-    array is read as one little-endian int, a lane per row, and less itself shifted one lane
-    it is the values' lengths, lane by lane (ends never fall, so no lane borrows); the lanes
-    of the two lengths' xor that are not zero are the rows."""
+def _spans_differ(text: str, ends: array[int], held: str, held_ends: array[int],
+                  spans: list[Span], few: int = 8) -> list[int]:
+    """The rows where two columns differ, each given as its values end to end (`text`) and
+    where each ends, compared span by span without cutting them into values: when every
+    value has the same length in both and the texts are equal, none; else the rows whose
+    lengths differ (the lanes of the xor of the spans' lengths, _lengths, laid end to end:
+    a lane per row), and between them each run of rows compared as one slice, halved where
+    it differs; when more than 1 row in `few` is resized, each value is cut out and compared
+    instead (quicker then). `spans` cover the rows 0..n-1 in order."""
+    whole = spans == [(0, 0, 0, len(ends))] and len(held_ends) == len(ends)
+    if not spans or (whole and held_ends == ends and held == text):
+        return []  # nothing, or the whole of both and equal
     if ends.itemsize != held_ends.itemsize:
         ends, held_ends = array("q", ends), array("q", held_ends)
     width = ends.itemsize
-    xor = _lengths(ends) ^ _lengths(held_ends)
+    mine = _lengths(ends).to_bytes(len(ends) * width, "little")
+    theirs = _lengths(held_ends).to_bytes(len(held_ends) * width, "little")
+    if not whole:
+        mine = b"".join([mine[s * width:(s + n) * width] for _, s, _, n in spans])
+        theirs = b"".join([theirs[p * width:(p + n) * width] for _, _, p, n in spans])
+    rows = len(mine) // width
+    resized = [] if mine == theirs else _nonzero_lanes(
+        int.from_bytes(mine, "little") ^ int.from_bytes(theirs, "little"), rows, width)
+    if len(resized) * few > rows:
+        mine_cells = chain.from_iterable(_cells_of(text, ends, s, n) for _, s, _, n in spans)
+        held_cells = chain.from_iterable(_cells_of(held, held_ends, p, n)
+                                         for _, _, p, n in spans)
+        return list(compress(count(), map(ne, mine_cells, held_cells)))
     out: list[int] = []
-    for run in _NONZERO.finditer(xor.to_bytes(len(ends) * width, "little")):
-        out.extend(range(run.start() // width, (run.end() - 1) // width + 1))
+    cut = iter(resized)
+    next_cut = next(cut, rows)
+    for row, s, p, n in spans:
+        start = 0
+        while start < n:
+            stop = min(next_cut - row, n)
+            if start < stop:
+                _halve(text, ends, s + start, held, held_ends, p + start, stop - start,
+                       out, row - s)
+            if stop < n:  # a resized row
+                out.append(row + stop)
+                next_cut = next(cut, rows)
+            start = stop + 1
     return out
 
 
 def _lengths(ends: array[int]) -> int:
-    """The lengths of the values that end at `ends`, as one int with a lane per value."""
+    """The lengths of the values that end at `ends`, as one int with a lane per value: the
+    array read as one little-endian int less itself shifted one lane (ends never fall, so
+    no lane borrows)."""
     if sys.byteorder != "little":
         ends = array(ends.typecode, ends)
         ends.byteswap()
@@ -315,31 +367,23 @@ def _lengths(ends: array[int]) -> int:
     return whole - ((whole << bits) & ((1 << (bits * len(ends))) - 1))
 
 
-def _runs_differ(text: str, ends: array[int], joined: str, held_ends: array[int],
-                 resized: list[int]) -> list[int]:
-    """The rows, other than `resized` ones, where text and joined differ: the rows between
-    two resized rows have their cells' lengths, so each run is compared as one slice."""
-    out: list[int] = []
-    a = 0
-    for b in [*resized, len(ends)]:
-        if a < b:
-            _halve(text, ends, joined, held_ends, a, b, out)
-        a = b + 1
-    return out
+def _cut(text: str, ends: array[int], a: int, n: int) -> str:
+    """Values a..a+n-1 (n > 0) end to end."""
+    return text[(ends[a - 1] if a else 0):ends[a + n - 1]]
 
 
-def _halve(text: str, ends: array[int], joined: str, held_ends: array[int], a: int, b: int,
-           out: list[int]) -> None:
-    """Rows a..b-1 (cells of their held values' lengths) that differ, appended in order."""
-    if text[(ends[a - 1] if a else 0):ends[b - 1]] == joined[
-            (held_ends[a - 1] if a else 0):held_ends[b - 1]]:
+def _halve(text: str, ends: array[int], a: int, held: str, held_ends: array[int], p: int,
+           n: int, out: list[int], shift: int) -> None:
+    """Of values a..a+n-1 and held values p..p+n-1, of equal lengths one by one, the
+    positions where they differ, plus `shift` (the row of value 0), appended in order."""
+    if _cut(text, ends, a, n) == _cut(held, held_ends, p, n):
         return
-    if b - a == 1:
-        out.append(a)
+    if n == 1:
+        out.append(a + shift)
         return
-    m = (a + b) // 2
-    _halve(text, ends, joined, held_ends, a, m, out)
-    _halve(text, ends, joined, held_ends, m, b, out)
+    half = n // 2
+    _halve(text, ends, a, held, held_ends, p, half, out, shift)
+    _halve(text, ends, a + half, held, held_ends, p + half, n - half, out, shift)
 
 
 _NO_DETACH: frozenset[int] = PlannedRow._field_defaults["detach"]

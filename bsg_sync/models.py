@@ -401,19 +401,24 @@ class SheetFields:
         return fields or EMPTY_FIELDS
 
     def select(self, keep: Sequence[int]) -> SheetFields:
-        index = self._index
-        return SheetFields(self._rows, array("q", [index[i] for i in keep]), self._columns)
+        return SheetFields(self._rows, array("q", map(self._index.__getitem__, keep)),
+                           self._columns)
 
     @property
     def columns(self) -> tuple[FieldColumn, ...]:
         return self._columns
 
-    def whole_column(self, column: int) -> tuple[str, array[int]] | None:
-        """The sheet column's text and cell ends (CompactRows), when the desired rows are
-        every row of the sheet in order, so that desired row i is the column's cell i."""
+    @property
+    def index(self) -> array[int]:
+        """Each desired row's position in the sheet's rows (growing strictly)."""
+        return self._index
+
+    def sheet_column(self, column: int) -> tuple[str, array[int]] | None:
+        """The sheet column's text and cell ends (CompactRows: the whole column, every sheet
+        row; `index` says which cell is which desired row's), else None."""
         rows = self._rows
-        if not isinstance(rows, CompactRows) or len(self._index) != len(rows):
-            return None  # the index grows strictly: as long as the rows, it is 0..n-1
+        if not isinstance(rows, CompactRows):
+            return None
         _, texts, ends, _ = rows.parts()
         return texts[column], ends[column]
 
@@ -449,8 +454,7 @@ class ListFields:
         return self._fields[i]
 
     def select(self, keep: Sequence[int]) -> ListFields:
-        fields = self._fields
-        return ListFields([fields[i] for i in keep])
+        return ListFields(list(map(self._fields.__getitem__, keep)))
 
 
 _NO_ID = -(1 << 63)  # in DesiredRows' id column: the row names no contact id
@@ -569,13 +573,13 @@ class DesiredRows(MadeWhenRead[Desired]):
 
     def select(self, keep: Sequence[int]) -> DesiredRows:
         """Only the rows at these positions, in the order given."""
-        rows, ids, phones = self._rows, self._ids, self._phones
         groups, modes = self._groups, self._modes
         return DesiredRows(
-            array("q", [rows[i] for i in keep]), array("q", [ids[i] for i in keep]),
-            [phones[i] for i in keep], self._fields.select(keep),
-            None if groups is None else [groups[i] for i in keep],
-            modes if isinstance(modes, GroupsMode) else [modes[i] for i in keep])
+            array("q", map(self._rows.__getitem__, keep)),
+            array("q", map(self._ids.__getitem__, keep)),
+            list(map(self._phones.__getitem__, keep)), self._fields.select(keep),
+            None if groups is None else list(map(groups.__getitem__, keep)),
+            modes if isinstance(modes, GroupsMode) else list(map(modes.__getitem__, keep)))
 
 
 class DesiredBuilder:

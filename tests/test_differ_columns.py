@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import json
 from array import array
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsg_sync.differ import _Names, _plan_one, _resized, _text_differs, plan_changes
+from bsg_sync.differ import (
+    _changes,
+    _Names,
+    _plan_one,
+    _spans,
+    _spans_differ,
+    _text_differs,
+    plan_changes,
+)
 from bsg_sync.mapping import map_rows, parse_mapping, resolve_mapping
 from bsg_sync.models import (
     MISSING,
@@ -183,7 +191,49 @@ def test_the_text_comparison_equals_comparing_each_value(
     a, b = pair
     (text, ends), (held, held_ends) = column(a, code_a), column(b, code_b)
     assert _text_differs(text, ends, held, held_ends) == plain_differs(a, b)
-    assert _resized(ends, held_ends) == [i for i in range(len(a)) if len(a[i]) != len(b[i])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([(1, 1)] * 40 + [(2, 1), (1, 0), (1, -2), (3, 2), (1, 2)]),
+                max_size=80),
+       st.integers(0, 5), st.integers(0, 5), st.data())
+def test_spans_are_the_runs_where_both_positions_go_up_by_one(
+        steps: list[tuple[int, int]], first: int, book_first: int, data: st.DataObject) -> None:
+    index, at = [first], [book_first]
+    for step, book_step in steps:
+        index.append(index[-1] + step)
+        at.append(max(at[-1] + book_step, 0))
+    spans = _spans(array("q", index), at)
+    if spans is None:  # left to the per-row path when runs are short
+        return
+    rows = [i for r, _, _, n in spans for i in range(r, r + n)]
+    assert rows == list(range(len(index)))
+    for r, s, p, n in spans:
+        assert index[r:r + n] == list(range(s, s + n)) and at[r:r + n] == list(range(p, p + n))
+    for (r, _, _, n), (r2, _, _, _) in pairwise(spans):
+        assert index[r2] != index[r + n - 1] + 1 or at[r2] != at[r + n - 1] + 1  # maximal
+    values = array("q", data.draw(st.lists(st.integers(-3, 3), min_size=1, max_size=20)))
+    assert _changes(values) == [i for i in range(1, len(values)) if values[i] != values[i - 1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(VALUES, max_size=30), st.data())
+def test_spans_of_a_column_against_the_book_equal_comparing_each_value(
+        sheet: list[str], data: st.DataObject) -> None:
+    """Some of the sheet's cells (in order) against as many book values, placed in runs."""
+    rows = sorted(data.draw(st.sets(st.integers(0, max(len(sheet) - 1, 0)), max_size=len(sheet))))
+    rows = [r for r in rows if r < len(sheet)]
+    held = data.draw(st.lists(VALUES, min_size=len(rows), max_size=len(rows)))
+    first = data.draw(st.integers(0, 3))  # the book's values start here
+    held = [*data.draw(st.lists(VALUES, min_size=first, max_size=first)), *held]
+    text, ends = column(sheet, "I")
+    held_text, held_ends = column(held, "q")
+    want = plain_differs([sheet[r] for r in rows], held[first:])
+    runs = _spans(array("q", rows), range(first, first + len(rows)))  # None: runs short
+    for spans in ([] if runs is None else [runs]) + [
+            [(i, r, first + i, 1) for i, r in enumerate(rows)]]:  # one row a span
+        for few in (0, 8):  # 0: never each value on its own
+            assert _spans_differ(text, ends, held_text, held_ends, spans, few) == want
 
 
 def test_many_resized_rows_and_long_runs_are_found() -> None:
