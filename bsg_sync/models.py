@@ -808,6 +808,7 @@ class KnownBuilder:
         self.written: dict[int, Contact] = {}  # by position
         self.made: list[Known] | None = [] if keep else None  # keep: add_known's objects
         self._shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._built = False
 
     def add(self, cid: int, phone: str, field_ids: tuple[int, ...], values: Iterable[str],
             groups: frozenset[int], hlr: str | None, checked: str | None,
@@ -846,6 +847,10 @@ class KnownBuilder:
         self.made.append(k)
 
     def build(self) -> KnownBook:
+        """The book (once: it takes over the lists collected here)."""
+        if self._built:
+            raise ValueError("a KnownBuilder builds one KnownBook")
+        self._built = True
         return KnownBook(self)
 
 

@@ -37,6 +37,7 @@ from bsg_sync.models import (
     Group,
     Known,
     KnownBook,
+    KnownBuilder,
     PlannedRow,
     PlanResults,
     Sheet,
@@ -269,6 +270,10 @@ def test_a_book_reads_as_the_mapping_it_was_made_from() -> None:
         assert book.written_by_id() == {7: known[7].written}
         assert book.phones_by_id() == {7: "447700900001", 3: "447700900002"}
     assert KnownBook.of(known)[7] is known[7]
+    builder = KnownBuilder()
+    builder.build()
+    with pytest.raises(ValueError, match="builds one KnownBook"):
+        builder.build()  # it would add the empty last entries twice
     assert list(loaded(known)[7].seen.fields) == [2, 1, 9]  # each contact's own order
     assert json.loads(_written_json(seen))["fields"] == {"2": "b", "1": "", "9": "x"}
 
