@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import re
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import count
+from itertools import chain, compress, count, repeat
+from operator import eq, le, ne, not_, sub
+from typing import TypeVar, cast
 
 from bsg_sync.errors import ErrorCode, TooManyChanges
 from bsg_sync.models import (
+    MISSING,
     Account,
     Action,
+    BookColumn,
     Contact,
     Desired,
     DesiredRows,
     GroupsMode,
     Known,
+    KnownBook,
     MadeWhenRead,
     PlannedRow,
     RowResult,
@@ -24,6 +32,7 @@ from bsg_sync.models import (
     result_from_plan,
 )
 
+_T = TypeVar("_T")
 _DRIFT = "changed in BSG since last sync"
 _WRITES = frozenset({Action.UPDATE, Action.CREATE, Action.DELETE})
 _EMPTY = "(empty)"
@@ -71,8 +80,7 @@ class Replanner:
     @classmethod
     def of(cls, account: Account, known: Mapping[int, Known], *,
            keep_drift: bool = False) -> Replanner:
-        written = {cid: k.written for cid, k in known.items() if k.written is not None}
-        return cls(_Names.of(account), written, keep_drift)
+        return cls(_Names.of(account), KnownBook.of(known).written_by_id(), keep_drift)
 
     @classmethod
     def bare(cls) -> Replanner:
@@ -116,48 +124,285 @@ def _same(d: Desired, seen: Contact) -> bool:
 
 def _plan_fast(desired: Sequence[Desired], known: Mapping[int, Known], names: _Names,
                create_missing: bool, keep_drift: bool) -> PlannedRows:
-    """_plan_one for a million rows: rows whose wish BSG already holds exactly (every mapped
-    field, the phone and the lists) are only recorded; the rest are planned in full by
-    `_plan_row`, and only the writes among them are kept (an unchanged or not-found row is
-    made again from its columns when read). The exact test is inlined and the contacts looked
-    up by `map`; equivalence with the `_plan_one` oracle is property-tested."""
+    """_plan_one for a million rows: the sheet's columns (phones, lists, each mapped field)
+    are compared with the book's in C, column by column, and only the rows where some column
+    differs, and the rows whose contact is not in the book but that may be created, are planned
+    by `_plan_row`; every other row is unchanged (its wish BSG already holds exactly) or not
+    found, and only recorded (made again from the columns when read). Of the rows planned,
+    only the writes are kept. Equivalence with the `_plan_one` oracle is property-tested."""
     rows = DesiredRows.of(desired)
-    get = known.get
-    seen_of = [None if cid is None else get(cid) for cid in rows.contact_ids()]
+    book = KnownBook.of(known)
+    at = book.positions(rows.id_column())
     detailed: dict[int, PlannedRow] = {}
-    add = GroupsMode.ADD
-    fields_at, groups_at, mode_at = rows.fields_at, rows.groups_at, rows.mode_at
-    for i, k, phone in zip(count(), seen_of, rows.phones()):
-        if k is not None:
-            seen = k.seen
-            # a dict's items compare as sets in C: every mapped value is already held
-            if fields_at(i).items() <= seen.fields.items():
-                g = groups_at(i)
-                if (phone is None or phone == seen.phone) and (
-                        g is None or (g <= seen.groups if mode_at(i) is add
-                                      else g == seen.groups)):
-                    continue
-        elif not (create_missing and phone and rows.contact_id_at(i) is None):
-            continue  # not found: nothing to plan
-        p = _plan_row(rows[i], k, names, create_missing, keep_drift)
-        if p.action in _WRITES:
-            detailed[i] = p
-    return PlannedRows(rows, seen_of, detailed)
+    for i in _rows_to_plan(rows, book, at, create_missing):
+        p = at[i]
+        k = None if p == MISSING else book.known_at(p)
+        planned = _plan_row(rows[i], k, names, create_missing, keep_drift)
+        if planned.action in _WRITES:
+            detailed[i] = planned
+    return PlannedRows(rows, book, at, detailed)
+
+
+def _rows_to_plan(rows: DesiredRows, book: KnownBook, at: Sequence[int],
+                  create_missing: bool) -> list[int]:
+    """The rows that need `_plan_row`, in order: a known contact where a column differs from
+    the sheet's wish, or no known contact where the row may be created. Only the rows with
+    a known contact are compared (a sheet of new numbers compares nothing)."""
+    if isinstance(at, range) or MISSING not in at:
+        return sorted(_rows_that_differ(rows, book, at))
+    present = list(compress(count(), map(ne, at, repeat(MISSING))))
+    differ = _rows_that_differ(rows.select(present), book, [at[i] for i in present])
+    plan = [present[k] for k in differ]
+    if create_missing:
+        phones = rows.phones()
+        plan += [i for i in compress(count(), map(eq, at, repeat(MISSING)))
+                 if phones[i] and rows.contact_id_at(i) is None]
+    return sorted(plan)
+
+
+def _rows_that_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """The rows (each with a contact: no MISSING in `at`) where a column differs."""
+    return _phones_differ(rows, book, at) | _groups_differ(rows, book, at) | _fields_differ(
+        rows, book, at)
+
+
+def _gathered(column: list[_T], at: Sequence[int]) -> Iterable[_T]:
+    """The column's entry at each position (in order already when `at` is a range)."""
+    return column if isinstance(at, range) else map(column.__getitem__, at)
+
+
+def _phones_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """Rows whose phone is given and is not the contact's."""
+    phones = rows.phones()
+    if not any(phones):
+        return set()
+    differ = compress(count(), map(ne, phones, _gathered(book.phones(), at)))
+    return {i for i in differ if phones[i] is not None}
+
+
+def _groups_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """Rows whose lists are given and the contact is not in them (add), or not in exactly
+    them (exact). Settled once per pair of distinct sets when that settles every row."""
+    wanted, modes = rows.groups_column(), rows.modes()
+    if wanted is None:
+        return set()
+    kinds = set(wanted)
+    blank = None in kinds
+    distinct = {w for w in kinds if w is not None}
+    held = book.groups()
+    if isinstance(modes, GroupsMode):
+        if modes is GroupsMode.ADD:
+            if all(w <= h for w in distinct for h in book.distinct_groups()):
+                return set()  # every row's lists are already held by every contact
+        elif not distinct or (len(distinct) == 1 and book.distinct_groups() <= distinct):
+            return set()  # one set of lists, and every contact is in exactly those
+        if not blank:  # every row gives its lists: compared in C
+            test = cast(Callable[[frozenset[int] | None, frozenset[int]], bool],
+                        le if modes is GroupsMode.ADD else eq)
+            return set(compress(count(), map(not_, map(test, wanted, _gathered(held, at)))))
+    differ = set()
+    for i, (w, p) in enumerate(zip(wanted, at, strict=True)):
+        if w is not None and not (
+                w <= held[p] if rows.mode_at(i) is GroupsMode.ADD else w == held[p]):
+            differ.add(i)
+    return differ
+
+
+def _fields_differ(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """Rows where a mapped field's cell is not the contact's value (an empty cell counts only
+    where it clears the field; a field the contact lacks is ""). Column by column, in C:
+    where runs of rows are runs of the sheet's rows and of the book's contacts, in the same
+    order (load_known returns the book in the sheet's order), the column's text is compared
+    with the book's run by run (_spans_differ), without a string per row; else each row's
+    cell with its contact's value, gathered."""
+    source = rows.sheet_fields()
+    if source is None:
+        return _fields_differ_by_row(rows, book, at)
+    spans = _spans(source.index, at)
+    differ: set[int] = set()
+    for column, fid, clears in source.columns:
+        held, texts = book.field(fid), source.sheet_column(column)
+        if texts is not None and held.sparse is None and spans is not None:
+            text, ends = texts
+            found = _spans_differ(text, ends, held.text, held.ends, spans)
+            if not clears:
+                index = source.index
+                found = [i for i in found if ends[index[i]] != (ends[index[i] - 1]
+                                                                 if index[i] else 0)]
+        else:
+            cells = source.cells(column)
+            found = _cells_differ(cells, held.values_at(at))
+            if not clears:
+                found = [i for i in found if cells[i]]
+        differ.update(found)
+    return differ
+
+
+Span = tuple[int, int, int, int]  # rows i.., the sheet's rows s.., the book's p.., how many
+
+
+def _spans(index: array[int], at: Sequence[int]) -> list[Span] | None:
+    """The runs of rows whose sheet rows (`index`) and book positions (`at`) both go up one
+    by one, found in C: a run is where index[i] - i and at[i] - i stay the same, and where
+    each changes shows as a lane that is not zero in the xor of its array with itself one
+    lane on. None when runs are too short to be worth it (a sheet in another order)."""
+    n = len(index)
+    if not n:
+        return []
+    if isinstance(at, range) and at.step == 1 and index[-1] == n - 1:
+        return [(0, 0, at.start, n)]  # every sheet row (the index grows strictly)
+    breaks = set(_changes(array("q", map(sub, index, count()))))
+    breaks.update(_changes(array("q", map(sub, at, count()))))
+    if len(breaks) * 8 > n:
+        return None
+    starts = [0, *sorted(breaks)]
+    return [(a, index[a], at[a], b - a) for a, b in zip(starts, [*starts[1:], n], strict=True)]
+
+
+def _changes(values: array[int]) -> list[int]:
+    """The positions i > 0 where values[i] != values[i - 1]."""
+    data, width = values.tobytes(), values.itemsize
+    xor = int.from_bytes(data[width:], "little") ^ int.from_bytes(data[:-width], "little")
+    return [i + 1 for i in _nonzero_lanes(xor, len(values) - 1, width)]
+
+
+def _nonzero_lanes(value: int, lanes: int, width: int) -> list[int]:
+    """The lanes (`width` bytes each, little-endian) of `value` that are not zero."""
+    out: list[int] = []
+    for run in _NONZERO.finditer(value.to_bytes(lanes * width, "little")):
+        out.extend(range(run.start() // width, (run.end() - 1) // width + 1))
+    return out
+
+
+_NONZERO = re.compile(rb"[^\x00]+")
+
+
+def _fields_differ_by_row(rows: DesiredRows, book: KnownBook, at: Sequence[int]) -> set[int]:
+    """_fields_differ for rows whose fields are not the sheet's cells (Desired objects)."""
+    differ: set[int] = set()
+    held: dict[int, BookColumn] = {}
+    for i, p in enumerate(at):
+        if p == MISSING:
+            continue
+        for fid, value in rows.fields_at(i).items():
+            column = held.get(fid)
+            if column is None:
+                column = held[fid] = book.field(fid)
+            if column.at(p) != value:
+                differ.add(i)
+                break
+    return differ
+
+
+def _cells_differ(cells: list[str], held: list[str]) -> list[int]:
+    return list(compress(count(), map(ne, cells, held)))
+
+
+def _cells_of(text: str, ends: array[int], a: int, n: int) -> list[str]:
+    """Values a..a+n-1, each cut out (in C)."""
+    stops = ends[a:a + n]
+    return list(map(text.__getitem__, map(slice, chain((ends[a - 1] if a else 0,), stops),
+                                          stops)))
+
+
+def _text_differs(text: str, ends: array[int], held: str, held_ends: array[int]) -> list[int]:
+    """The rows where two columns of as many values differ (_spans_differ of one span)."""
+    return _spans_differ(text, ends, held, held_ends, [(0, 0, 0, len(ends))])
+
+
+def _spans_differ(text: str, ends: array[int], held: str, held_ends: array[int],
+                  spans: list[Span], few: int = 8) -> list[int]:
+    """The rows where two columns differ, each given as its values end to end (`text`) and
+    where each ends, compared span by span without cutting them into values: when every
+    value has the same length in both and the texts are equal, none; else the rows whose
+    lengths differ (the lanes of the xor of the spans' lengths, _lengths, laid end to end:
+    a lane per row), and between them each run of rows compared as one slice, halved where
+    it differs; when more than 1 row in `few` is resized, each value is cut out and compared
+    instead (quicker then). `spans` cover the rows 0..n-1 in order."""
+    whole = spans == [(0, 0, 0, len(ends))] and len(held_ends) == len(ends)
+    if not spans or (whole and held_ends == ends and held == text):
+        return []  # nothing, or the whole of both and equal
+    if ends.itemsize != held_ends.itemsize:
+        ends, held_ends = array("q", ends), array("q", held_ends)
+    width = ends.itemsize
+    mine = _lengths(ends).to_bytes(len(ends) * width, "little")
+    theirs = _lengths(held_ends).to_bytes(len(held_ends) * width, "little")
+    if not whole:
+        mine = b"".join([mine[s * width:(s + n) * width] for _, s, _, n in spans])
+        theirs = b"".join([theirs[p * width:(p + n) * width] for _, _, p, n in spans])
+    rows = len(mine) // width
+    resized = [] if mine == theirs else _nonzero_lanes(
+        int.from_bytes(mine, "little") ^ int.from_bytes(theirs, "little"), rows, width)
+    if len(resized) * few > rows:
+        mine_cells = chain.from_iterable(_cells_of(text, ends, s, n) for _, s, _, n in spans)
+        held_cells = chain.from_iterable(_cells_of(held, held_ends, p, n)
+                                         for _, _, p, n in spans)
+        return list(compress(count(), map(ne, mine_cells, held_cells)))
+    out: list[int] = []
+    cut = iter(resized)
+    next_cut = next(cut, rows)
+    for row, s, p, n in spans:
+        start = 0
+        while start < n:
+            stop = min(next_cut - row, n)
+            if start < stop:
+                _halve(text, ends, s + start, held, held_ends, p + start, stop - start,
+                       out, row - s)
+            if stop < n:  # a resized row
+                out.append(row + stop)
+                next_cut = next(cut, rows)
+            start = stop + 1
+    return out
+
+
+def _lengths(ends: array[int]) -> int:
+    """The lengths of the values that end at `ends`, as one int with a lane per value: the
+    array read as one little-endian int less itself shifted one lane (ends never fall, so
+    no lane borrows)."""
+    if sys.byteorder != "little":
+        ends = array(ends.typecode, ends)
+        ends.byteswap()
+    whole = int.from_bytes(ends.tobytes(), "little")
+    bits = ends.itemsize * 8
+    return whole - ((whole << bits) & ((1 << (bits * len(ends))) - 1))
+
+
+def _cut(text: str, ends: array[int], a: int, n: int) -> str:
+    """Values a..a+n-1 (n > 0) end to end."""
+    return text[(ends[a - 1] if a else 0):ends[a + n - 1]]
+
+
+def _halve(text: str, ends: array[int], a: int, held: str, held_ends: array[int], p: int,
+           n: int, out: list[int], shift: int) -> None:
+    """Of values a..a+n-1 and held values p..p+n-1, of equal lengths one by one, the
+    positions where they differ, plus `shift` (the row of value 0), appended in order."""
+    if _cut(text, ends, a, n) == _cut(held, held_ends, p, n):
+        return
+    if n == 1:
+        out.append(a + shift)
+        return
+    half = n // 2
+    _halve(text, ends, a, held, held_ends, p, half, out, shift)
+    _halve(text, ends, a + half, held, held_ends, p + half, n - half, out, shift)
+
+
+_NO_DETACH: frozenset[int] = PlannedRow._field_defaults["detach"]
+_new_tuple: Callable[[type[PlannedRow], tuple[object, ...]], PlannedRow] = tuple.__new__
 
 
 class PlannedRows(MadeWhenRead[PlannedRow]):
     """One PlannedRow per desired row, in order. Only the writes are held as PlannedRow
-    objects; an unchanged row is kept as the (desired, known) pair it was planned from and a
-    not-found row as its desired columns, each made into a PlannedRow only when read, so a
-    million-row plan where 1% changes holds ten thousand objects, not a million.
-    Its inputs are copied (DesiredRows, contacts looked up), so later edits do not show."""
+    objects; an unchanged row is kept as its contact's position in the book it was planned
+    against and a not-found row as its desired columns, each made into a PlannedRow only when
+    read, so a million-row plan where 1% changes holds ten thousand objects, not a million.
+    Its inputs are copied or immutable (DesiredRows, a KnownBook), so later edits do not show."""
 
-    __slots__ = ("_detailed", "_known", "_rows")
+    __slots__ = ("_book", "_detailed", "_rows", "_where")
     _item = "plan"
 
-    def __init__(self, rows: DesiredRows, known: list[Known | None],
+    def __init__(self, rows: DesiredRows, book: KnownBook, where: Sequence[int],
                  detailed: dict[int, PlannedRow]) -> None:
-        self._rows, self._known, self._detailed = rows, known, detailed
+        self._rows, self._book, self._where, self._detailed = rows, book, where, detailed
 
     def detailed_rows(self) -> list[PlannedRow]:
         """The rows planned in full, in order: every write, and only writes."""
@@ -175,34 +420,54 @@ class PlannedRows(MadeWhenRead[PlannedRow]):
         if p is not None:
             return p
         rows = self._rows
-        return _recorded(rows.row_numbers()[i], rows.contact_id_at(i), rows.phones()[i],
-                         self._known[i])
+        return self._recorded(rows.row_numbers()[i], rows.contact_id_at(i), rows.phones()[i],
+                              self._where[i])
+
+    def _recorded(self, row: int, cid: int | None, phone: str | None, p: int) -> PlannedRow:
+        """The plan of a row that writes nothing: unchanged when its contact is known (the
+        columns or `_plan_update` found nothing to change), else not found."""
+        if p == MISSING:
+            return _not_found(row, cid, phone)
+        book = self._book
+        hlr, checked = book.hlr()
+        return PlannedRow(row, Action.NONE, Status.UNCHANGED, book.seen_ids()[p],
+                          book.phones()[p], hlr_status=hlr[p], hlr_last_check=checked[p])
 
     def __iter__(self) -> Iterator[PlannedRow]:
         get = self._detailed.get
-        rows = self._rows
-        for i, (row, cid, phone, k) in enumerate(zip(
-                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+        rows, book = self._rows, self._book
+        ids, phones = book.seen_ids(), book.phones()
+        hlr, checked = book.hlr()
+        none, unchanged, no_detach = Action.NONE, Status.UNCHANGED, _NO_DETACH
+        for i, (row, cid, phone, p) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._where,
                 strict=True)):
-            p = get(i)
-            yield p if p is not None else _recorded(row, cid, phone, k)
+            planned = get(i)
+            if planned is not None:
+                yield planned
+            elif p != MISSING:  # _recorded's unchanged row, made as a tuple (3x quicker)
+                yield _new_tuple(PlannedRow, (row, none, unchanged, ids[p], phones[p], "", "",
+                                              "", None, no_detach, hlr[p], checked[p], None))
+            else:
+                yield _not_found(row, cid, phone)
 
     def results(self) -> Iterator[RowResult]:
         """`map(result_from_plan, self)`, an unchanged row's result made without its
         PlannedRow (a dry run reads its results several times: journal, summary, report)."""
         get = self._detailed.get
-        rows = self._rows
+        rows, book = self._rows, self._book
+        ids, phones = book.seen_ids(), book.phones()
+        hlr, checked = book.hlr()
         none, unchanged = Action.NONE, Status.UNCHANGED
-        for i, (row, cid, phone, k) in enumerate(zip(
-                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._known,
+        for i, (row, cid, phone, p) in enumerate(zip(
+                rows.row_numbers(), rows.contact_ids(), rows.phones(), self._where,
                 strict=True)):
-            p = get(i)
-            if p is not None:
-                yield result_from_plan(p)
-            elif k is not None:
-                seen = k.seen
-                yield RowResult(row, seen.id, seen.phone, none, unchanged, "", "", "", 0, None,
-                                seen.hlr_status, seen.hlr_last_check)
+            planned = get(i)
+            if planned is not None:
+                yield result_from_plan(planned)
+            elif p != MISSING:
+                yield RowResult(row, ids[p], phones[p], none, unchanged, "", "", "", 0, None,
+                                hlr[p], checked[p])
             else:
                 yield result_from_plan(_not_found(row, cid, phone))
 
@@ -215,14 +480,6 @@ class PlannedRows(MadeWhenRead[PlannedRow]):
 
     def __repr__(self) -> str:
         return f"PlannedRows({len(self._rows)} rows, {len(self._detailed)} planned in full)"
-
-
-def _recorded(row: int, cid: int | None, phone: str | None, k: Known | None) -> PlannedRow:
-    """The plan of a row that writes nothing: unchanged when its contact is known (the fast
-    test or `_plan_update` found nothing to change), else not found."""
-    if k is not None:
-        return _unchanged(row, k.seen.id, k.seen)
-    return _not_found(row, cid, phone)
 
 
 def _plan_row(d: Desired, k: Known | None, names: _Names, create_missing: bool,

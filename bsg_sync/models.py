@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import gc
 import heapq
 import itertools
@@ -11,6 +12,7 @@ from collections.abc import Mapping as AbcMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple, Protocol, TypeVar, overload
@@ -366,11 +368,16 @@ class SheetFields:
     sheet holds no dict (nor copy of a cell) per row: `index` is each row's position in
     `rows`, `columns` the mapped field columns."""
 
-    __slots__ = ("_columns", "_index", "_rows")
+    __slots__ = ("_columns", "_compact", "_index", "_rows")
 
     def __init__(self, rows: Sequence[SheetRow], index: array[int],
                  columns: tuple[FieldColumn, ...]) -> None:
         self._rows, self._index, self._columns = rows, index, columns
+        # CompactRows: each field column's text, cell ends, field id and blank rule
+        self._compact: list[tuple[str, array[int], int, bool]] | None = None
+        if isinstance(rows, CompactRows):
+            _, texts, ends, _ = rows.parts()
+            self._compact = [(texts[c], ends[c], fid, clears) for c, fid, clears in columns]
 
     def __len__(self) -> int:
         return len(self._index)
@@ -378,19 +385,58 @@ class SheetFields:
     def at(self, i: int) -> AbcMapping[int, str]:
         if not self._columns:
             return EMPTY_FIELDS
-        rows, j = self._rows, self._index[i]
-        if isinstance(rows, CompactRows):
-            cells = [rows.cell(j, c) for c, _, _ in self._columns]
+        j = self._index[i]
+        fields: dict[int, str] = {}
+        if self._compact is not None:
+            for text, ends, fid, clears in self._compact:
+                value = text[(ends[j - 1] if j else 0):ends[j]]
+                if value or clears:
+                    fields[fid] = value
         else:
-            values = rows[j].values
-            cells = [values[c] for c, _, _ in self._columns]
-        fields = {fid: v for v, (_, fid, clears) in zip(cells, self._columns, strict=True)
-                  if v or clears}
+            values = self._rows[j].values
+            for c, fid, clears in self._columns:
+                value = values[c]
+                if value or clears:
+                    fields[fid] = value
         return fields or EMPTY_FIELDS
 
     def select(self, keep: Sequence[int]) -> SheetFields:
-        index = self._index
-        return SheetFields(self._rows, array("q", [index[i] for i in keep]), self._columns)
+        return SheetFields(self._rows, array("q", map(self._index.__getitem__, keep)),
+                           self._columns)
+
+    @property
+    def columns(self) -> tuple[FieldColumn, ...]:
+        return self._columns
+
+    @property
+    def index(self) -> array[int]:
+        """Each desired row's position in the sheet's rows (growing strictly)."""
+        return self._index
+
+    def sheet_column(self, column: int) -> tuple[str, array[int]] | None:
+        """The sheet column's text and cell ends (CompactRows: the whole column, every sheet
+        row; `index` says which cell is which desired row's), else None."""
+        rows = self._rows
+        if not isinstance(rows, CompactRows):
+            return None
+        _, texts, ends, _ = rows.parts()
+        return texts[column], ends[column]
+
+    def cells(self, column: int) -> list[str]:
+        """The cell of sheet column `column` in each desired row, made in C."""
+        rows, index = self._rows, self._index
+        if isinstance(rows, CompactRows):
+            _, texts, ends, _ = rows.parts()
+            text, cell_ends = texts[column], ends[column]
+            starts = array("q", bytes(8)) + array("q", cell_ends)  # starts[j]: cell j's start
+            if len(index) == len(rows):
+                bounds = map(slice, starts, cell_ends)
+            else:
+                bounds = map(slice, map(starts.__getitem__, index),
+                             map(cell_ends.__getitem__, index))
+            return list(map(text.__getitem__, bounds))
+        values = map(attrgetter("values"), map(rows.__getitem__, index))
+        return list(map(itemgetter(column), values))
 
 
 class ListFields:
@@ -408,8 +454,7 @@ class ListFields:
         return self._fields[i]
 
     def select(self, keep: Sequence[int]) -> ListFields:
-        fields = self._fields
-        return ListFields([fields[i] for i in keep])
+        return ListFields(list(map(self._fields.__getitem__, keep)))
 
 
 _NO_ID = -(1 << 63)  # in DesiredRows' id column: the row names no contact id
@@ -487,6 +532,23 @@ class DesiredRows(MadeWhenRead[Desired]):
     def fields_at(self, i: int) -> AbcMapping[int, str]:
         return self._fields.at(i)
 
+    def sheet_fields(self) -> SheetFields | None:
+        """Where the fields are read from, when it is the sheet's cells (mapping's rows)."""
+        fields = self._fields
+        return fields if isinstance(fields, SheetFields) else None
+
+    def id_column(self) -> array[int]:
+        """Each row's contact id; a row without one holds a number no contact has."""
+        return self._ids
+
+    def groups_column(self) -> list[frozenset[int] | None] | None:
+        """Each row's lists (None: the sheet maps no lists)."""
+        return self._groups
+
+    def modes(self) -> GroupsMode | list[GroupsMode]:
+        """The rows' one groups mode, or each row's."""
+        return self._modes
+
     def groups_at(self, i: int) -> frozenset[int] | None:
         return None if self._groups is None else self._groups[i]
 
@@ -511,13 +573,13 @@ class DesiredRows(MadeWhenRead[Desired]):
 
     def select(self, keep: Sequence[int]) -> DesiredRows:
         """Only the rows at these positions, in the order given."""
-        rows, ids, phones = self._rows, self._ids, self._phones
         groups, modes = self._groups, self._modes
         return DesiredRows(
-            array("q", [rows[i] for i in keep]), array("q", [ids[i] for i in keep]),
-            [phones[i] for i in keep], self._fields.select(keep),
-            None if groups is None else [groups[i] for i in keep],
-            modes if isinstance(modes, GroupsMode) else [modes[i] for i in keep])
+            array("q", map(self._rows.__getitem__, keep)),
+            array("q", map(self._ids.__getitem__, keep)),
+            list(map(self._phones.__getitem__, keep)), self._fields.select(keep),
+            None if groups is None else list(map(groups.__getitem__, keep)),
+            modes if isinstance(modes, GroupsMode) else list(map(modes.__getitem__, keep)))
 
 
 class DesiredBuilder:
@@ -565,6 +627,231 @@ class Known:
 
     seen: Contact
     written: Contact | None = None
+
+
+MISSING = -1  # KnownBook.positions: the row's contact is not in the book
+
+
+class BookColumn:
+    """One custom field's values in a KnownBook, by position: held as one text (the values
+    end to end, "" where a contact lacks the field) and its value ends, like a CompactRows
+    column, when enough contacts hold it; else as a dict of the positions that hold it."""
+
+    __slots__ = ("ends", "sparse", "text")
+
+    def __init__(self, text: str, ends: array[int], sparse: dict[int, str] | None) -> None:
+        self.text, self.ends, self.sparse = text, ends, sparse
+
+    @classmethod
+    def of(cls, size: int, positions: list[int], values: list[str]) -> BookColumn:
+        """The column of a book of `size` contacts where `positions` hold `values`."""
+        if len(positions) * 8 < size:
+            return cls("", array("I"), dict(zip(positions, values, strict=True)))
+        full = [""] * size
+        collections.deque(map(full.__setitem__, positions, values), maxlen=0)
+        lengths = itertools.accumulate(map(len, full))
+        try:
+            ends = array("I", lengths)
+        except OverflowError:
+            ends = array("q", itertools.accumulate(map(len, full)))
+        return cls("".join(full), ends, None)
+
+    def at(self, p: int) -> str:
+        """The value at position p ("" when that contact lacks the field)."""
+        if self.sparse is not None:
+            return self.sparse.get(p, "")
+        ends = self.ends
+        return self.text[(ends[p - 1] if p else 0):ends[p]]
+
+    def values_at(self, positions: Sequence[int]) -> list[str]:
+        """The value at each position, made in C (at MISSING: anything)."""
+        if self.sparse is not None:
+            return list(map(self.sparse.get, positions, itertools.repeat("")))
+        ends = self.ends
+        starts = array(ends.typecode, bytes(ends.itemsize)) + ends
+        return list(map(self.text.__getitem__, map(slice, map(starts.__getitem__, positions),
+                                                   map(ends.__getitem__, positions))))
+
+
+_NO_COLUMN = BookColumn("", array("I"), {})
+
+
+class KnownBook(AbcMapping[int, Known]):
+    """What the state store knows of many contacts, held column-wise: a Known is made when it
+    is read (`book[cid]`), so a million-contact snapshot is not a million Known, Contact and
+    fields dicts (each field is one BookColumn). The differ compares a sheet's columns with
+    these in C (phones, lists, each mapped field's values by position) and reads whole Known
+    objects only for the rows that may change. Immutable; `KnownBook.of` turns any mapping of
+    Known into one.
+
+    Lists by position (0..n-1, the order contacts were added), each with one extra, empty
+    entry at the end, so that position MISSING (-1) reads as "no contact"."""
+
+    __slots__ = ("_at", "_checked", "_distinct_groups", "_field_ids", "_fields", "_groups",
+                 "_hlr", "_id_array", "_ids", "_made", "_phones", "_seen_ids", "_written")
+
+    def __init__(self, builder: KnownBuilder) -> None:
+        b = builder
+        self._ids, self._seen_ids, self._phones = b.ids, b.seen_ids, b.phones
+        self._field_ids, self._groups = b.field_ids, b.groups
+        self._hlr, self._checked, self._written, self._made = b.hlr, b.checked, b.written, b.made
+        size = len(b.ids)
+        self._fields = {fid: BookColumn.of(size, *held) for fid, held in b.fields.items()}
+        self._at: dict[int, int] = dict(zip(b.ids, itertools.count()))
+        self._id_array = array("q", b.ids)
+        self._distinct_groups = frozenset(b.groups)
+        self._seen_ids.append(0)
+        self._phones.append("")
+        self._field_ids.append(())
+        self._groups.append(frozenset())
+        self._hlr.append(None)
+        self._checked.append(None)
+
+    @classmethod
+    def of(cls, known: AbcMapping[int, Known]) -> KnownBook:
+        """The contacts as a KnownBook (the same object when they are one already)."""
+        if isinstance(known, KnownBook):
+            return known
+        builder = KnownBuilder(keep=True)
+        for cid, k in known.items():
+            builder.add_known(cid, k)
+        return builder.build()
+
+    # Mapping
+
+    def __getitem__(self, cid: int) -> Known:
+        p = self._at.get(cid)
+        if p is None:
+            raise KeyError(cid)
+        return self.known_at(p)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self._at
+
+    def __repr__(self) -> str:
+        return f"KnownBook({len(self)} contacts)"
+
+    # columns, for the differ and the plan
+
+    def known_at(self, p: int) -> Known:
+        """The Known at position `p` (0 <= p < len)."""
+        if self._made is not None:
+            return self._made[p]
+        fields = self._fields
+        seen = Contact(self._seen_ids[p], self._phones[p],
+                       {fid: fields[fid].at(p) for fid in self._field_ids[p]}, self._groups[p],
+                       self._hlr[p], self._checked[p])
+        return Known(seen, self._written.get(p))
+
+    def positions(self, ids: array[int]) -> Sequence[int]:
+        """Each id's position in the book, MISSING where it holds no such contact: a range
+        when the ids are the book's own, in its order (a sheet in the snapshot's order)."""
+        if ids == self._id_array:
+            return range(len(ids))
+        return list(map(self._at.get, ids, itertools.repeat(MISSING)))
+
+    def seen_ids(self) -> list[int]:
+        """The seen contact's id at each position (MISSING's entry: 0)."""
+        return self._seen_ids
+
+    def phones(self) -> list[str]:
+        """The seen phone at each position (MISSING's entry: "")."""
+        return self._phones
+
+    def groups(self) -> list[frozenset[int]]:
+        """The seen lists at each position (MISSING's entry: none)."""
+        return self._groups
+
+    def distinct_groups(self) -> frozenset[frozenset[int]]:
+        """Every set of lists some contact of the book is in."""
+        return self._distinct_groups
+
+    def hlr(self) -> tuple[list[str | None], list[str | None]]:
+        """The HLR status and last check at each position."""
+        return self._hlr, self._checked
+
+    def field(self, fid: int) -> BookColumn:
+        """One field's values by position ("" where a contact lacks it)."""
+        return self._fields.get(fid, _NO_COLUMN)
+
+    def written_by_id(self) -> dict[int, Contact]:
+        """What this tool last wrote, by contact id, for the contacts it wrote."""
+        if self._made is not None:
+            return {cid: k.written for cid, k in zip(self._ids, self._made, strict=True)
+                    if k.written is not None}
+        ids = self._ids
+        return {ids[p]: c for p, c in self._written.items()}
+
+    def phones_by_id(self) -> dict[int, str]:
+        """The seen phone of each contact, by id."""
+        return dict(zip(self._ids, self._phones, strict=False))  # the extra phone: no id
+
+
+class KnownBuilder:
+    """Collects contacts into a KnownBook, one at a time (`add`, or `add_known` with keep)."""
+
+    def __init__(self, *, keep: bool = False) -> None:
+        self.ids: list[int] = []
+        self.seen_ids: list[int] = []
+        self.phones: list[str] = []
+        self.field_ids: list[tuple[int, ...]] = []  # each contact's field ids, in its order
+        self.fields: dict[int, tuple[list[int], list[str]]] = {}  # id -> positions, values
+        self.groups: list[frozenset[int]] = []
+        self.hlr: list[str | None] = []
+        self.checked: list[str | None] = []
+        self.written: dict[int, Contact] = {}  # by position
+        self.made: list[Known] | None = [] if keep else None  # keep: add_known's objects
+        self._shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._built = False
+
+    def add(self, cid: int, phone: str, field_ids: tuple[int, ...], values: Iterable[str],
+            groups: frozenset[int], hlr: str | None, checked: str | None,
+            written: Contact | None) -> None:
+        """One contact: `values` in the order of `field_ids` (a repeated id: the last wins)."""
+        p = len(self.ids)
+        self.ids.append(cid)
+        self.seen_ids.append(cid)
+        self.phones.append(phone)
+        keys = self._shared.setdefault(field_ids, field_ids)
+        self.field_ids.append(keys)
+        fields = self.fields
+        for fid, value in zip(keys, values, strict=True):
+            held = fields.get(fid)
+            if held is None:
+                held = fields[fid] = ([], [])
+            if held[0] and held[0][-1] == p:  # the same id twice in one contact
+                held[1][-1] = value
+            else:
+                held[0].append(p)
+                held[1].append(value)
+        self.groups.append(groups)
+        self.hlr.append(hlr)
+        self.checked.append(checked)
+        if written is not None:
+            self.written[p] = written
+
+    def add_known(self, cid: int, k: Known) -> None:
+        """A Known under `cid`, kept itself: the book gives back this very object."""
+        if self.made is None:
+            raise ValueError("add_known needs a KnownBuilder(keep=True)")
+        seen = k.seen
+        self.add(cid, seen.phone, tuple(seen.fields), seen.fields.values(), seen.groups,
+                 seen.hlr_status, seen.hlr_last_check, k.written)
+        self.seen_ids[-1] = seen.id
+        self.made.append(k)
+
+    def build(self) -> KnownBook:
+        """The book (once: it takes over the lists collected here)."""
+        if self._built:
+            raise ValueError("a KnownBuilder builds one KnownBook")
+        self._built = True
+        return KnownBook(self)
 
 
 # --------------------------------------------------------------------------- plan

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bsg_sync.client import BsgClient
-from bsg_sync.models import Account, Contact, Desired, DesiredRows, Known
+from bsg_sync.models import Account, Contact, Desired, DesiredRows, KnownBook
 from bsg_sync.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class _Live:
 
 
 def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desired],
-                  stats: RefreshStats | None = None) -> tuple[DesiredRows, dict[int, Known]]:
+                  stats: RefreshStats | None = None) -> tuple[DesiredRows, KnownBook]:
     """Resolve phones to ids, fetch the live state of exactly the referenced contacts, save it.
 
     Returns the rows with `contact_id` filled where a contact was found, the known state (live
@@ -62,9 +62,15 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     if gone:
         store.forget_contacts(gone)
     rows = rows.with_ids(resolved)
-    wanted = {cid for cid in rows.contact_ids() if cid is not None} & live.contacts.keys()
     log.info("refresh: %s", live.stats)
-    return rows, store.load_known(wanted)
+    return rows, store.load_known(_in_sheet_order(rows, live.contacts.keys()))
+
+
+def _in_sheet_order(rows: DesiredRows, among: Collection[int] | None = None) -> list[int]:
+    """The rows' contact ids (among these), each once, in the order of the rows: the book
+    comes back in the sheet's order (StateStore.load_known)."""
+    ids = (cid for cid in dict.fromkeys(rows.contact_ids()) if cid is not None)
+    return list(ids) if among is None else [cid for cid in ids if cid in among]
 
 
 def _unplaced_phones(rows: DesiredRows) -> set[str]:
@@ -136,12 +142,12 @@ def _resolve_phones(client: BsgClient, phones: Iterable[str], snapshot: dict[str
 
 
 def resolve_offline(store: StateStore, desired: Sequence[Desired]
-                    ) -> tuple[DesiredRows, dict[int, Known]]:
+                    ) -> tuple[DesiredRows, KnownBook]:
     """--offline: resolve phones and read known state from the snapshot alone (no requests)."""
     rows = DesiredRows.of(desired)
     phones = _unplaced_phones(rows)
     rows = rows.with_ids(store.ids_by_phone(phones) if phones else {})
-    return rows, store.load_known({cid for cid in rows.contact_ids() if cid is not None})
+    return rows, store.load_known(_in_sheet_order(rows))
 
 
 def load_account(client: BsgClient) -> Account:

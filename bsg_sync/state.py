@@ -21,7 +21,18 @@ from typing import Any, NamedTuple
 from platformdirs import user_data_dir
 
 from bsg_sync.errors import LockHeld, StateStoreError
-from bsg_sync.models import Account, Action, Contact, Field, Group, Known, RowResult, Status
+from bsg_sync.models import (
+    Account,
+    Action,
+    Contact,
+    Field,
+    Group,
+    Known,
+    KnownBook,
+    KnownBuilder,
+    RowResult,
+    Status,
+)
 from bsg_sync.scrub import scrub
 
 log = logging.getLogger(__name__)
@@ -162,21 +173,31 @@ def _known_from_row(row: Sequence[Any]) -> Known:
     return Known(seen, None if written is None else _contact_json(cid, written))
 
 
-def _known_by_id(rows: Sequence[Sequence[Any]]) -> dict[int, Known]:
-    """`_known_from_row` of each row, by id, each distinct groups text decoded once and the
-    fields by the JSON scanner: a json.loads per cell was most of loading the known state
-    of a 100k-contact book."""
+def _known_by_id(rows: Sequence[Sequence[Any]]) -> KnownBook:
+    """`_known_from_row` of each row, by id, held as a KnownBook (a Known made when read):
+    each distinct groups text decoded once, each distinct set of field keys converted once,
+    and the fields by the JSON scanner (a json.loads per cell was most of loading the known
+    state of a 100k-contact book)."""
     fields = _fields_of_rows([r[2] for r in rows])
     groups_of: dict[str, frozenset[int]] = {}
-    out: dict[int, Known] = {}
+    keys_of: dict[tuple[str, ...], tuple[int, ...]] = {}
+    book = KnownBuilder()
+    add = book.add
     for (cid, phone, _, groups, hlr, hlr_check, written), raw in zip(rows, fields, strict=True):
         g = groups_of.get(groups)
         if g is None:
             g = groups_of[groups] = frozenset(json.loads(groups))
-        f = {int(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
-        seen = Contact(cid, phone, f, g, hlr, hlr_check)
-        out[cid] = Known(seen, None if written is None else _contact_json(cid, written))
-    return out
+        if isinstance(raw, dict) and raw:
+            keys = tuple(raw)
+            ids = keys_of.get(keys)
+            if ids is None:
+                ids = keys_of[keys] = tuple(map(int, keys))
+            values: Iterable[str] = map(str, raw.values())
+        else:
+            ids, values = (), ()
+        add(cid, phone, ids, values, g, hlr, hlr_check,
+            None if written is None else _contact_json(cid, written))
+    return book.build()
 
 
 # what json.loads runs, without its wrappers (not in the stubs)
@@ -532,18 +553,23 @@ class StateStore:
         now = _now()
         cur.execute(_UPSERT_WRITTEN, (*_seen_row(contact, now), _written_json(contact), now))
 
-    def load_known(self, ids: Iterable[int] | None = None) -> dict[int, Known]:
+    def load_known(self, ids: Iterable[int] | None = None) -> KnownBook:
+        """The known state of these contacts (every contact: None), a Known made when read,
+        in the order the ids come (each at its first), so that a sheet's rows and the book
+        they are planned against are in one order (the plan then compares their columns
+        whole: differ._fields_differ)."""
         base = ("SELECT id, phone, fields, groups, hlr_status, hlr_last_check, written "
                 "FROM contacts")
         if ids is None:
             return _known_by_id(self._query(base))
-        wanted = sorted(set(ids))
-        out: dict[int, Known] = {}
+        order = list(dict.fromkeys(ids))
+        wanted = sorted(order)
+        by_id: dict[int, Sequence[Any]] = {}
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i:i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            out.update(_known_by_id(self._query(f"{base} WHERE id IN ({marks})", chunk)))
-        return out
+            by_id.update((r[0], r) for r in self._query(f"{base} WHERE id IN ({marks})", chunk))
+        return _known_by_id(list(filter(None, map(by_id.get, order))))
 
     def ids_by_phone(self, phones: Iterable[str]) -> dict[str, int]:
         """Snapshot lookup; where a phone appears twice, the most recently seen contact wins."""

@@ -321,7 +321,7 @@ def _plan(run: RunContext, rows: Sequence[Desired], account: Account) -> RunPlan
     else:
         desired, known = refresh.refresh_known(run.client, run.store, rows)
     # a row by id and a row by phone may be one contact: one write per contact per run
-    phones = {cid: k.seen.phone for cid, k in known.items()}
+    phones = known.phones_by_id()
     once = mapping_mod.dedupe(desired, [], phones)
     plan = plan_changes(
         once.desired,

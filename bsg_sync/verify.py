@@ -441,7 +441,7 @@ def sheet_numbers(opts: SyncOptions, client: BsgClient | None, store: StateStore
 
 
 def read_known(opts: SyncOptions, client: BsgClient | None, store: StateStore
-               ) -> tuple[Sequence[Desired], dict[int, Known]]:
+               ) -> tuple[Sequence[Desired], Mapping[int, Known]]:
     from bsg_sync import mapping as mapping_mod
     from bsg_sync import refresh
     from bsg_sync.isolate import read_sheet_isolated

@@ -62,14 +62,14 @@ def test_three_rows_use_three_gets(emu: Emulator, client: BsgClient,
                                    store: StateStore) -> None:
     before = _gets(emu)
     stats = RefreshStats()
-    rows, known = refresh_known(client, store, [_row(2, 1001), _row(3, 1002),
-                                                       _row(4, 1500)], stats=stats)
+    rows, known = refresh_known(client, store, [_row(2, 1500), _row(3, 1002),
+                                                       _row(4, 1001)], stats=stats)
     assert _gets(emu) - before == 3
     assert (stats.strategy, stats.gets, stats.list_pages, stats.counts) == ("get", 3, 0, 0)
-    assert set(known) == {1001, 1002, 1500}
+    assert list(known) == [1500, 1002, 1001]  # the sheet's order
     assert known[1500].seen.fields == {CITY: "City 500"}
     assert known[1500].seen.hlr_status == "active"
-    assert rows[0].contact_id == 1001
+    assert rows[2].contact_id == 1001
     assert store.contact_ids() == {1001, 1002, 1500}
 
 
@@ -167,3 +167,7 @@ def test_pull_all_and_offline(emu: Emulator, client: BsgClient, store: StateStor
     assert _gets(emu) == before
     assert [r.contact_id for r in rows] == [1009, 1010]
     assert set(known) == {1009, 1010}
+    # the book comes in the sheet's order (the plan then compares whole columns), each once
+    rows, known = resolve_offline(store, [_row(2, 1011), _row(3, None, _phone(9)),
+                                          _row(4, 77), _row(5, 1002), _row(6, 1011)])
+    assert list(known) == [1011, 1009, 1002]

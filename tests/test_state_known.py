@@ -28,6 +28,11 @@ def test_load_known_equals_the_row_by_row_decode(tmp_path: Path) -> None:
         ids = [100 + n for n in range(0, 1200, 2)] + [5]  # more than one chunk; 5 unknown
         assert store.load_known(ids) == {i: want[i] for i in ids if i in want}
         assert store.load_known([105])[105].written is not None
+        # the order asked for, each contact once (a sheet's order: the plan compares whole
+        # columns when the book is in it), across chunks
+        asked = [1199, 107, 5, 103, 107, 101, *range(100, 1100)]
+        assert list(store.load_known(asked)) == list(dict.fromkeys(
+            i for i in asked if i in want))
 
 
 OBJECT = st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=3).map(
