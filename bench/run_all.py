@@ -35,7 +35,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_resume": ["1000"],
     "bench_soak": ["--rows", "2000"],
     "bench_state_size": ["5000", "10"],
-    "bench_faults": ["300"],
+    "bench_faults": ["300", "--long", "600"],
     "bench_verify": ["500"],
 }
 TIMEOUT = 3600.0
