@@ -157,18 +157,23 @@ def details(measured: list[Measured]) -> str:
     return "\n".join([head, *rows])
 
 
+def _rate_line(label: str, m: Measured, base: float) -> tuple[str, bool]:
+    """One rows/s figure against the fault-free rate, with the issue's target at its rate."""
+    ratio, target = m.rows_per_s / base, TARGETS.get(m.rate)
+    ok = target is None or ratio >= target
+    return (f"| {label} | {m.rows_per_s:.0f} | fault-free {base:.0f} | {ratio:.2f} "
+            f"| {f'>= {target:.2f}' if target else '-'} | {ok if target else '-'} |"), ok
+
+
 def figures(measured: list[Measured], long: Sequence[Measured] = ()) -> tuple[str, bool]:
     """The figures with their anchors and targets, as the Markdown table run_all collects."""
     base = measured[0].rows_per_s
     lines = ["| figure | value | anchor | ratio | target | met? |", "|---|---|---|---|---|---|"]
     met = True
     for m in measured[1:]:
-        ratio, target = m.rows_per_s / base, TARGETS.get(m.rate)
-        ok = target is None or ratio >= target
+        line, ok = _rate_line(f"rows/s at 5xx {m.rate}", m, base)
+        lines.append(line)
         met &= ok
-        lines.append(f"| rows/s at 5xx {m.rate} | {m.rows_per_s:.0f} | fault-free {base:.0f} "
-                     f"| {ratio:.2f} | {f'>= {target:.2f}' if target else '-'} "
-                     f"| {ok if target else '-'} |")
     for m in measured[1:]:
         lines.append(f"| rows/s at 5xx {m.rate}, ended at the last row not waiting out the "
                      f"10 s window ({m.windowed} did) | {m.others_per_s:.0f} "
@@ -180,13 +185,10 @@ def figures(measured: list[Measured], long: Sequence[Measured] = ()) -> tuple[st
                      f"| longest chain {m.longest_chain:.1f} s | - | <= {TAIL_TARGET:g} "
                      f"| {ok} |")
     for m in long[1:]:
-        rows, base_long = m.rows, long[0].rows_per_s
-        ratio, target = m.rows_per_s / base_long, TARGETS.get(m.rate)
-        ok = target is None or ratio >= target
+        line, ok = _rate_line(f"{m.rows:,} rows: rows/s at 5xx {m.rate} ({m.windowed} waited "
+                              "out the window)", m, long[0].rows_per_s)
+        lines.append(line)
         met &= ok
-        lines.append(f"| {rows:,} rows: rows/s at 5xx {m.rate} ({m.windowed} waited out the "
-                     f"window) | {m.rows_per_s:.0f} | fault-free {base_long:.0f} | {ratio:.2f} "
-                     f"| {f'>= {target:.2f}' if target else '-'} | {ok if target else '-'} |")
     return "\n".join(lines), met
 
 
