@@ -82,6 +82,12 @@ def test_a_stop_ends_a_trickling_read_and_a_backoff_at_once(emu: Emulator) -> No
         assert len([p for _, p in failing.seen if p.startswith("/api/contacts")]) == 1
 
 
+def _trickle_later_pages(line: str) -> bool:
+    """Trickle the list's pages after the first (fetched by the pool's threads, four at a
+    time), forward the first page and the rest."""
+    return _trickle_lists(line) and "page%5Boffset%5D=0" not in line and "offset" in line
+
+
 def _trickle_gets(line: str) -> bool:
     """Trickle the GET of one contact (a warm refresh, in worker threads)."""
     return line.startswith("GET /api/contacts/2485")
@@ -92,16 +98,18 @@ def _trickle_login(line: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", ["login", "cold-list", "warm-gets"])
+@pytest.mark.parametrize("phase", ["login", "cold-list", "cold-list-pages", "warm-gets"])
 def test_sigterm_during_a_trickling_refresh_exits_130_with_the_report(tmp_path: Path,
                                                                       phase: str) -> None:
     """A login or refresh stuck on an answer that trickles (one byte every 5 s) ends on
     SIGTERM within seconds: exit 130, every row in the report as not sent, the lock free
-    again. Cold: the contact list, read by the main thread; warm (a snapshot of 2 contacts):
-    one GET per contact, read by worker threads."""
+    again. Cold: the contact list, read by the main thread, or (1,200 contacts) its later
+    pages, read by the list's worker threads; warm (a snapshot of 2 contacts): one GET per
+    contact, read by worker threads."""
     warm = phase == "warm-gets"
-    world = make_world(tmp_path / "w", 2 if warm else 8)
-    trickle = {"login": _trickle_login, "cold-list": _trickle_lists, "warm-gets": _trickle_gets}
+    world = make_world(tmp_path / "w", 2 if warm else 1200 if phase == "cold-list-pages" else 8)
+    trickle = {"login": _trickle_login, "cold-list": _trickle_lists,
+               "cold-list-pages": _trickle_later_pages, "warm-gets": _trickle_gets}
     with Emulator(EmulatorConfig(), seed=world.seed) as emu:
         if warm:
             first = run_cli(sync_args(world, emu.url, "--dry-run"), cli_env(world.state, KEY))
