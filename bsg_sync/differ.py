@@ -471,13 +471,6 @@ class PlannedRows(MadeWhenRead[PlannedRow]):
             else:
                 yield result_from_plan(_not_found(row, cid, phone))
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return f"PlannedRows({len(self._rows)} rows, {len(self._detailed)} planned in full)"
 

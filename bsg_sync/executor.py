@@ -561,13 +561,6 @@ class _Results(MadeWhenRead[RowResult]):
     def row_numbers(self) -> Sequence[int]:
         return row_numbers(self._plan)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 def _wait_for_workers(run: _Run, drain_timeout: float) -> None:
     """Until every worker is done (workers may start meanwhile), or a stop plus the drain."""

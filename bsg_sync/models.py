@@ -95,7 +95,8 @@ _T = TypeVar("_T")
 
 class MadeWhenRead(Sequence[_T]):
     """A sequence whose items are made when read: a subclass gives `__len__` and `_at(i)` (for
-    0 <= i < len); indexing, negative indexes and slices are done here once for all of them."""
+    0 <= i < len); indexing, negative indexes, slices and equality with any sequence of the
+    same items are done here once for all of them (unhashable, as a list)."""
 
     __slots__ = ()
     _item = "row"  # what an item is, for the IndexError
@@ -116,6 +117,13 @@ class MadeWhenRead(Sequence[_T]):
         if not 0 <= i < n:
             raise IndexError(f"{self._item} index out of range")
         return self._at(i)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return _same_items(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class CompactRows(MadeWhenRead[SheetRow]):
@@ -145,13 +153,6 @@ class CompactRows(MadeWhenRead[SheetRow]):
         rows = zip(*columns, strict=True) if columns else itertools.repeat((), len(self))
         for i, (number, values) in enumerate(zip(self._numbers, rows, strict=True)):
             yield SheetRow(number, values, problems[i]) if i in problems else SheetRow(number, values)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
 
     def cell(self, index: int, column: int) -> str:
         """One cell's text (row `index`, 0-based, of this sequence) without making the row."""
@@ -503,13 +504,6 @@ class DesiredRows(MadeWhenRead[Desired]):
 
     def __iter__(self) -> Iterator[Desired]:
         return map(self._at, range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"DesiredRows({len(self)} rows)"
@@ -1065,13 +1059,6 @@ class RowResults(MadeWhenRead[RowResult]):
                 seen[n] += 1
             self._index = index
         return self._index
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
-            return NotImplemented
-        return _same_items(self, other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"RowResults({len(self)} rows from {len(self._parts)} parts)"

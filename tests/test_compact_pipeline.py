@@ -335,3 +335,26 @@ def test_the_one_pass_summary_counts_as_the_separate_counts(results: list[RowRes
     assert s.error_codes == dict(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
     assert s.hlr == dict(sorted(hlr.items(), key=lambda kv: (-kv[1], kv[0])))
     assert list(s.ok_actions.items()) == list(report.ok_actions(results).items())
+
+
+def test_every_sequence_made_when_read_equals_exactly_the_same_items() -> None:
+    """One equality for CompactRows, DesiredRows, PlannedRows and RowResults (MadeWhenRead):
+    equal to a list of the same items, unequal to one item changed, to one item fewer and to
+    text; unhashable, as a list."""
+    builder = CompactBuilder()
+    for i in range(3):
+        builder.add(i + 2, (f"a{i}", f"b{i}"))
+    desired = [Desired(i + 2, None, f"44770090000{i}", {11: f"x{i}"}, None) for i in range(3)]
+    plan = plan_changes(desired, {}, account=ACCOUNT)
+    results = RowResults([[result(2), result(4)], [result(3)]])
+    made: list[Sequence[object]] = [builder.build(), DesiredRows.of(desired), plan, results]
+    for seq in made:
+        items = list(seq)
+        changed = [*items[:-1], "something else"]
+        assert seq == items and items == seq
+        assert seq != changed and changed != seq
+        assert seq != items[:-1] and seq != [*items, items[0]]
+        texts: list[object] = ["abc", b"abc"]
+        assert all(seq != text for text in texts)
+        with pytest.raises(TypeError):
+            hash(seq)
