@@ -28,6 +28,7 @@ from bsg_sync.models import (
     RowResult,
     Status,
     Threshold,
+    cell_run,
     paused_gc,
     result_from_plan,
 )
@@ -298,13 +299,6 @@ def _cells_differ(cells: list[str], held: list[str]) -> list[int]:
     return list(compress(count(), map(ne, cells, held)))
 
 
-def _cells_of(text: str, ends: array[int], a: int, n: int) -> list[str]:
-    """Values a..a+n-1, each cut out (in C)."""
-    stops = ends[a:a + n]
-    return list(map(text.__getitem__, map(slice, chain((ends[a - 1] if a else 0,), stops),
-                                          stops)))
-
-
 def _text_differs(text: str, ends: array[int], held: str, held_ends: array[int]) -> list[int]:
     """The rows where two columns of as many values differ (_spans_differ of one span)."""
     return _spans_differ(text, ends, held, held_ends, [(0, 0, 0, len(ends))])
@@ -334,8 +328,8 @@ def _spans_differ(text: str, ends: array[int], held: str, held_ends: array[int],
     resized = [] if mine == theirs else _nonzero_lanes(
         int.from_bytes(mine, "little") ^ int.from_bytes(theirs, "little"), rows, width)
     if len(resized) * few > rows:
-        mine_cells = chain.from_iterable(_cells_of(text, ends, s, n) for _, s, _, n in spans)
-        held_cells = chain.from_iterable(_cells_of(held, held_ends, p, n)
+        mine_cells = chain.from_iterable(cell_run(text, ends, s, n) for _, s, _, n in spans)
+        held_cells = chain.from_iterable(cell_run(held, held_ends, p, n)
                                          for _, _, p, n in spans)
         return list(compress(count(), map(ne, mine_cells, held_cells)))
     out: list[int] = []

@@ -172,6 +172,21 @@ def _cells(col: str, ends: array[int]) -> Iterator[str]:
         start = end
 
 
+def cell_run(text: str, ends: array[int], a: int = 0, n: int | None = None) -> list[str]:
+    """Cells a..a+n-1 (to the last, without `n`) of a column held as its cells end to end
+    (`text`) and where each ends, cut out in C."""
+    stops = ends[a:] if n is None else ends[a:a + n]
+    return list(map(text.__getitem__, map(slice, itertools.chain(
+        (ends[a - 1] if a else 0,), stops), stops)))
+
+
+def cells_at(text: str, ends: array[int], positions: Sequence[int]) -> list[str]:
+    """The cells at these positions of such a column, cut out in C (position -1 reads "")."""
+    starts = array(ends.typecode, bytes(ends.itemsize)) + ends  # starts[j]: cell j's start
+    return list(map(text.__getitem__, map(slice, map(starts.__getitem__, positions),
+                                          map(ends.__getitem__, positions))))
+
+
 class CompactBuilder:
     """Collects rows (padded to the widest) into CompactRows, FLUSH rows at a time."""
 
@@ -428,14 +443,9 @@ class SheetFields:
         rows, index = self._rows, self._index
         if isinstance(rows, CompactRows):
             _, texts, ends, _ = rows.parts()
-            text, cell_ends = texts[column], ends[column]
-            starts = array("q", bytes(8)) + array("q", cell_ends)  # starts[j]: cell j's start
             if len(index) == len(rows):
-                bounds = map(slice, starts, cell_ends)
-            else:
-                bounds = map(slice, map(starts.__getitem__, index),
-                             map(cell_ends.__getitem__, index))
-            return list(map(text.__getitem__, bounds))
+                return cell_run(texts[column], ends[column])
+            return cells_at(texts[column], ends[column], index)
         values = map(attrgetter("values"), map(rows.__getitem__, index))
         return list(map(itemgetter(column), values))
 
@@ -661,10 +671,7 @@ class BookColumn:
         """The value at each position, made in C (at MISSING: anything)."""
         if self.sparse is not None:
             return list(map(self.sparse.get, positions, itertools.repeat("")))
-        ends = self.ends
-        starts = array(ends.typecode, bytes(ends.itemsize)) + ends
-        return list(map(self.text.__getitem__, map(slice, map(starts.__getitem__, positions),
-                                                   map(ends.__getitem__, positions))))
+        return cells_at(self.text, self.ends, positions)
 
 
 _NO_COLUMN = BookColumn("", array("I"), {})
