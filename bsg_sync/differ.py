@@ -299,11 +299,6 @@ def _cells_differ(cells: list[str], held: list[str]) -> list[int]:
     return list(compress(count(), map(ne, cells, held)))
 
 
-def _text_differs(text: str, ends: array[int], held: str, held_ends: array[int]) -> list[int]:
-    """The rows where two columns of as many values differ (_spans_differ of one span)."""
-    return _spans_differ(text, ends, held, held_ends, [(0, 0, 0, len(ends))])
-
-
 def _spans_differ(text: str, ends: array[int], held: str, held_ends: array[int],
                   spans: list[Span], few: int = 8) -> list[int]:
     """The rows where two columns differ, each given as its values end to end (`text`) and

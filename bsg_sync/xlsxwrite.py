@@ -55,7 +55,7 @@ def split_sheets(name: str, heading: list[Cell], body: Iterable[list[Cell]], cou
     last = column_letter(max(len(heading), 1) - 1)
     sheets = []
     for k in range(max(1, -(-count // per))):
-        n = min(per, count - k * per) if count else 0
+        n = min(per, count - k * per)
         sheets.append(XlsxSheet(
             name if k == 0 else f"{name} ({k + 1})", _with_heading(heading, rows, per),
             widths=widths, autofilter=f"A1:{last}{n + 1}" if filtered else None))

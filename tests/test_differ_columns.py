@@ -20,7 +20,6 @@ from bsg_sync.differ import (
     _plan_one,
     _spans,
     _spans_differ,
-    _text_differs,
     plan_changes,
 )
 from bsg_sync.mapping import map_rows, parse_mapping, resolve_mapping
@@ -55,6 +54,12 @@ PHONES = ["447700900001", "447700900002"]
 # values of equal and of different lengths, non-ASCII ones, and the empty cell
 VALUES = st.sampled_from(["", "a", "b", "ab", "ba", "é", "Ωx", "abc"])
 ID_CELLS = st.sampled_from(["", "1", "2", "3", "4", "5", "9", "x"])  # "x": an invalid row
+
+
+
+def _text_differs(text: str, ends: array[int], held: str, held_ends: array[int]) -> list[int]:
+    """The rows where two whole columns of as many values differ: one span of them all."""
+    return _spans_differ(text, ends, held, held_ends, [(0, 0, 0, len(ends))])
 
 
 def digits(text: str) -> PhoneResult:
