@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -66,11 +66,12 @@ def refresh_known(client: BsgClient, store: StateStore, desired: Sequence[Desire
     return rows, store.load_known(_in_sheet_order(rows, live.contacts.keys()))
 
 
-def _in_sheet_order(rows: DesiredRows, among: Collection[int] | None = None) -> list[int]:
-    """The rows' contact ids (among these), each once, in the order of the rows: the book
-    comes back in the sheet's order (StateStore.load_known)."""
-    ids = (cid for cid in dict.fromkeys(rows.contact_ids()) if cid is not None)
-    return list(ids) if among is None else [cid for cid in ids if cid in among]
+def _in_sheet_order(rows: DesiredRows, among: Collection[int] | None = None) -> Iterator[int]:
+    """The rows' contact ids (among these) in the order of the rows, repeats included:
+    StateStore.load_known keeps each at its first, so the book comes back in the sheet's
+    order."""
+    ids = (cid for cid in rows.contact_ids() if cid is not None)
+    return ids if among is None else (cid for cid in ids if cid in among)
 
 
 def _unplaced_phones(rows: DesiredRows) -> set[str]:
