@@ -129,19 +129,32 @@ def peak_tree_rss(command: list[str], env: dict[str, str]) -> tuple[int, float, 
 
 
 def full_size_dry_run(rows: int) -> tuple[float, float, int]:
-    sheet = DATA_DIR / ("scale_1m.xlsx" if rows == ROWS_1M else f"scale_{rows}.xlsx")
-    make_xlsx(sheet, rows)
+    """(peak RSS MiB, seconds, exit code) of a dry run of the full sheet (JSONL report)."""
     seed = DATA_DIR / f"scale_seed_{SMALL_BOOK}.json"
     write_seed(seed, SMALL_BOOK)
+    peak, seconds, code, _ = _full_size_run(rows, seed, dry_run=True)
+    return peak, seconds, code
+
+
+def _full_size_run(rows: int, seed: Path, *, dry_run: bool) -> tuple[float, float, int, int]:
+    """(peak RSS MiB, seconds, exit code, rows ok) of `bsg-sync sync` of the full sheet,
+    phone and fields mapped, against `seed`'s book in an emulator (not measured)."""
+    sheet = DATA_DIR / ("scale_1m.xlsx" if rows == ROWS_1M else f"scale_{rows}.xlsx")
+    make_xlsx(sheet, rows)
     with tempfile.TemporaryDirectory() as tmp, emulator(seed) as url:
         mapping = Path(tmp) / "m.toml"
         write_mapping(mapping, with_id=False)
+        report = Path(tmp) / ("r.jsonl" if dry_run else "r.csv")
         command = [sys.executable, "-m", "bsg_sync", "sync", str(sheet), "--mapping", str(mapping),
-                   "--dry-run", "--state", str(Path(tmp) / "s.db"), "--report",
-                   str(Path(tmp) / "r.jsonl"), "--api-url", url, "--no-rate-limit", "-q"]
+                   *(["--dry-run"] if dry_run else []), "--state", str(Path(tmp) / "s.db"),
+                   "--report", str(report), "--api-url", url, "--no-rate-limit", "-q"]
         env = {**os.environ, "BSG_API_KEY": KEY}
         peak, seconds, code = peak_tree_rss(command, env)
-    return peak / 2**20, seconds, code
+        ok = 0
+        if not dry_run:
+            with report.open(encoding="utf-8-sig", newline="") as fh:
+                ok = sum(1 for r in csv.DictReader(fh) if r["status"] == "ok")
+    return peak / 2**20, seconds, code, ok
 
 
 def write_sync_seed(path: Path, rows: int, book: int) -> None:
@@ -178,22 +191,9 @@ def write_sync_seed(path: Path, rows: int, book: int) -> None:
 
 def full_size_sync(rows: int) -> tuple[float, float, int, int]:
     """(peak RSS MiB, seconds, exit code, rows written) of a real sync of the full sheet."""
-    sheet = DATA_DIR / ("scale_1m.xlsx" if rows == ROWS_1M else f"scale_{rows}.xlsx")
-    make_xlsx(sheet, rows)
     seed = DATA_DIR / f"scale_sync_seed_{rows}_{SYNC_BOOK}.json"
     write_sync_seed(seed, rows, SYNC_BOOK)
-    with tempfile.TemporaryDirectory() as tmp, emulator(seed) as url:
-        mapping = Path(tmp) / "m.toml"
-        write_mapping(mapping, with_id=False)
-        report = Path(tmp) / "r.csv"
-        command = [sys.executable, "-m", "bsg_sync", "sync", str(sheet), "--mapping", str(mapping),
-                   "--state", str(Path(tmp) / "s.db"), "--report", str(report),
-                   "--api-url", url, "--no-rate-limit", "-q"]
-        env = {**os.environ, "BSG_API_KEY": KEY}
-        peak, seconds, code = peak_tree_rss(command, env)
-        with report.open(encoding="utf-8-sig", newline="") as fh:
-            written = sum(1 for r in csv.DictReader(fh) if r["status"] == "ok")
-    return peak / 2**20, seconds, code, written
+    return _full_size_run(rows, seed, dry_run=False)
 
 
 # --------------------------------------------------------------------------- 2. 100k dry run
